@@ -1,0 +1,604 @@
+/* kd_artifact: encode, decode and verify the kdrec container (format in kd_artifact.h). */
+#include "kd_artifact.h"
+
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+#include <zlib.h>
+
+static const uint8_t MAGIC[8] = { 0x89, 'K', 'D', 'R', '\r', '\n', 0x1a, '\n' };
+
+/* deflate's best case is ~1032:1; anything claiming more is not a real stream */
+#define KD_MAX_INFLATE 1040u
+
+static const char *const KIND_NAMES[] = { NULL, "dataset", "model", "result", "ranking" };
+static const char *const TYPE_NAMES[] = { NULL, "f32", "f64", "i32", "u32", "u64", "csr", "text" };
+
+const char *kd_kind_name(uint32_t kind)
+{
+    return kind < sizeof KIND_NAMES / sizeof *KIND_NAMES ? KIND_NAMES[kind] : NULL;
+}
+
+int kd_kind_parse(const char *s)
+{
+    for (int k = 1; k < (int)(sizeof KIND_NAMES / sizeof *KIND_NAMES); k++)
+        if (!strcmp(s, KIND_NAMES[k]))
+            return k;
+    return -1;
+}
+
+const char *kd_type_name(uint32_t type)
+{
+    return type < sizeof TYPE_NAMES / sizeof *TYPE_NAMES ? TYPE_NAMES[type] : NULL;
+}
+
+size_t kd_type_size(uint32_t type)
+{
+    switch (type) {
+    case KD_F32: case KD_I32: case KD_U32: return 4;
+    case KD_F64: case KD_U64: return 8;
+    case KD_TEXT: return 1;
+    default: return 0;
+    }
+}
+
+void kd_id_hex(uint64_t id, char out[17])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, id >>= 4)
+        out[i] = hex[id & 15];
+    out[16] = 0;
+}
+
+void kd_shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t elem)
+{
+    size_t count = n / elem;
+    for (size_t k = 0; k < elem; k++)
+        for (size_t i = 0; i < count; i++)
+            dst[k * count + i] = src[i * elem + k];
+    memcpy(dst + count * elem, src + count * elem, n - count * elem);
+}
+
+void kd_unshuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t elem)
+{
+    size_t count = n / elem;
+    for (size_t k = 0; k < elem; k++)
+        for (size_t i = 0; i < count; i++)
+            dst[i * elem + k] = src[k * count + i];
+    memcpy(dst + count * elem, src + count * elem, n - count * elem);
+}
+
+/* ---------------------------------------------------------------- building */
+
+kd_art *kd_art_new(uint32_t kind)
+{
+    kd_art *a = calloc(1, sizeof *a);
+    if (a)
+        a->kind = kind;
+    return a;
+}
+
+void kd_art_free(kd_art *a)
+{
+    if (!a)
+        return;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->sec[i].owned)
+            free(a->sec[i].data);
+    free(a->sec);
+    free(a);
+}
+
+/* Expected raw size of a section from its type and shape; -1 if inconsistent/overflow. */
+static int expected_bytes(uint32_t type, uint64_t rows, uint64_t cols, uint64_t nnz, uint64_t *out)
+{
+    uint64_t n, m;
+    switch (type) {
+    case KD_F32: case KD_F64:
+        return kd_mul(rows, cols, &n) || kd_mul(n, kd_type_size(type), out) || nnz ? -1 : 0;
+    case KD_I32: case KD_U32: case KD_U64: case KD_TEXT:
+        return cols != 1 || nnz || kd_mul(rows, kd_type_size(type), out) ? -1 : 0;
+    case KD_CSR:
+        return kd_add(rows, 1, &n) || kd_mul(n, 8, &n) || kd_mul(nnz, 4, &m) || kd_add(n, m, out) ? -1 : 0;
+    default:
+        return -1;
+    }
+}
+
+static int valid_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > KD_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x21 || name[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+int kd_art_add(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
+               uint64_t nnz, void *data, uint64_t bytes, int take, kd_err *e)
+{
+    uint64_t want;
+    if (!valid_name(name) || kd_art_find(a, name)) {
+        if (take) free(data);
+        return kd_fail(e, "section '%s': bad or duplicate name", name);
+    }
+    if (expected_bytes(type, rows, cols, nnz, &want) || want != bytes || bytes > SIZE_MAX) {
+        if (take) free(data);
+        return kd_fail(e, "section '%s': shape does not match its size", name);
+    }
+    if (a->n == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 8;
+        kd_section *s = realloc(a->sec, cap * sizeof *s);
+        if (!s) {
+            if (take) free(data);
+            return kd_fail(e, "out of memory");
+        }
+        a->sec = s;
+        a->cap = cap;
+    }
+    kd_section *s = &a->sec[a->n];
+    memset(s, 0, sizeof *s);
+    strcpy(s->name, name);
+    s->type = type;
+    s->rows = rows;
+    s->cols = cols;
+    s->nnz = nnz;
+    s->bytes = bytes;
+    if (take) {
+        s->data = data;
+    } else {
+        s->data = malloc(bytes ? (size_t)bytes : 1);
+        if (!s->data)
+            return kd_fail(e, "out of memory");
+        if (bytes)
+            memcpy(s->data, data, (size_t)bytes);
+    }
+    s->owned = 1;
+    s->sum = XXH3_64bits(s->data, (size_t)bytes);
+    a->n++;
+    return 0;
+}
+
+int kd_art_add_f32(kd_art *a, const char *name, uint64_t rows, uint64_t cols, const float *x, kd_err *e)
+{
+    return kd_art_add(a, name, KD_F32, rows, cols, 0, (void *)x, rows * cols * 4, 0, e);
+}
+
+int kd_art_add_f64(kd_art *a, const char *name, uint64_t rows, uint64_t cols, const double *x, kd_err *e)
+{
+    return kd_art_add(a, name, KD_F64, rows, cols, 0, (void *)x, rows * cols * 8, 0, e);
+}
+
+int kd_art_add_u32(kd_art *a, const char *name, uint64_t n, const uint32_t *x, kd_err *e)
+{
+    return kd_art_add(a, name, KD_U32, n, 1, 0, (void *)x, n * 4, 0, e);
+}
+
+int kd_art_add_u64(kd_art *a, const char *name, uint64_t n, const uint64_t *x, kd_err *e)
+{
+    return kd_art_add(a, name, KD_U64, n, 1, 0, (void *)x, n * 8, 0, e);
+}
+
+int kd_art_add_text(kd_art *a, const char *name, const char *text, size_t len, kd_err *e)
+{
+    return kd_art_add(a, name, KD_TEXT, len, 1, 0, (void *)text, len, 0, e);
+}
+
+int kd_art_add_csr(kd_art *a, const char *name, uint64_t rows, uint64_t cols,
+                   const uint64_t *indptr, const uint32_t *indices, kd_err *e)
+{
+    uint64_t nnz = indptr[rows], bytes;
+    if (expected_bytes(KD_CSR, rows, cols, nnz, &bytes) || bytes > SIZE_MAX)
+        return kd_fail(e, "section '%s': too large", name);
+    uint8_t *buf = malloc(bytes ? (size_t)bytes : 1);
+    if (!buf)
+        return kd_fail(e, "out of memory");
+    memcpy(buf, indptr, 8 * (rows + 1));
+    if (nnz)
+        memcpy(buf + 8 * (rows + 1), indices, 4 * nnz);
+    return kd_art_add(a, name, KD_CSR, rows, cols, nnz, buf, bytes, 1, e);
+}
+
+const kd_section *kd_art_find(const kd_art *a, const char *name)
+{
+    for (uint32_t i = 0; i < a->n; i++)
+        if (!strcmp(a->sec[i].name, name))
+            return &a->sec[i];
+    return NULL;
+}
+
+const kd_section *kd_art_need(const kd_art *a, const char *name, uint32_t type, kd_err *e)
+{
+    const kd_section *s = kd_art_find(a, name);
+    if (!s || s->type != type) {
+        kd_fail(e, "%s: no %s section '%s'", a->src[0] ? a->src : "artifact", kd_type_name(type), name);
+        return NULL;
+    }
+    return s;
+}
+
+int kd_art_prov_get(const kd_art *a, const char *key, char *buf, size_t size)
+{
+    const kd_section *s = kd_art_find(a, "provenance");
+    if (!s || s->type != KD_TEXT || size == 0)
+        return -1;
+    const char *p = s->data, *end = p + s->bytes;
+    size_t klen = strlen(key);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        if ((size_t)(eol - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+            size_t vlen = (size_t)(eol - p) - klen - 1;
+            if (vlen >= size)
+                vlen = size - 1;
+            memcpy(buf, p + klen + 1, vlen);
+            buf[vlen] = 0;
+            return 0;
+        }
+        p = eol + 1;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- identity */
+
+static void put_entry_identity(uint8_t *b, const kd_section *s)
+{
+    memset(b, 0, 32);
+    memcpy(b, s->name, strlen(s->name));
+    kd_put_u32(b + 32, s->type);
+    kd_put_u64(b + 36, s->rows);
+    kd_put_u64(b + 44, s->cols);
+    kd_put_u64(b + 52, s->nnz);
+    kd_put_u64(b + 60, s->bytes);
+    kd_put_u64(b + 68, s->sum);
+}
+
+uint64_t kd_art_content_id(kd_art *a)
+{
+    XXH3_state_t st;
+    uint8_t b[76];
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, "kdrec-content-v1", 16);
+    kd_put_u32(b, a->kind);
+    kd_put_u32(b + 4, a->n);
+    XXH3_64bits_update(&st, b, 8);
+    for (uint32_t i = 0; i < a->n; i++) {
+        put_entry_identity(b, &a->sec[i]);
+        XXH3_64bits_update(&st, b, sizeof b);
+    }
+    a->content_id = XXH3_64bits_digest(&st);
+    return a->content_id;
+}
+
+/* ---------------------------------------------------------------- encode */
+
+int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
+{
+    if (zlevel < 0 || zlevel > 9)
+        return kd_fail_usage(e, "compression level %d is not in 0..9", zlevel);
+    size_t start = out->len;
+    uint64_t table = (uint64_t)a->n * KD_ENTRY_BYTES;
+    if (kd_buf_reserve(out, KD_HEADER_BYTES + (size_t)table))
+        return kd_fail(e, "out of memory");
+    out->len += KD_HEADER_BYTES + (size_t)table;
+    kd_art_content_id(a);
+
+    uint8_t *scratch = NULL;
+    for (uint32_t i = 0; i < a->n; i++) {
+        kd_section *s = &a->sec[i];
+        size_t elem = (s->type == KD_F32 || s->type == KD_F64) ? kd_type_size(s->type) : 0;
+        const uint8_t *src = s->data;
+        s->flags = 0;
+        if (elem && s->bytes >= 2 * elem) {
+            free(scratch);
+            scratch = malloc((size_t)s->bytes);
+            if (!scratch)
+                return kd_fail(e, "out of memory");
+            kd_shuffle(scratch, src, (size_t)s->bytes, elem);
+            src = scratch;
+            s->flags = KD_FLAG_SHUFFLE;
+        }
+        uLongf bound = compressBound((uLong)s->bytes);
+        if (kd_buf_reserve(out, bound)) {
+            free(scratch);
+            return kd_fail(e, "out of memory");
+        }
+        uLongf clen = bound;
+        if (compress2(out->p + out->len, &clen, src, (uLong)s->bytes, zlevel) != Z_OK) {
+            free(scratch);
+            return kd_fail(e, "section '%s': compression failed", s->name);
+        }
+        out->len += clen;
+        s->comp_bytes = clen;
+    }
+    free(scratch);
+
+    uint8_t *h = out->p + start;
+    memcpy(h, MAGIC, 8);
+    kd_put_u32(h + 8, KD_FORMAT_VERSION);
+    kd_put_u32(h + 12, a->kind);
+    kd_put_u32(h + 16, a->n);
+    kd_put_u32(h + 20, (uint32_t)zlevel);
+    kd_put_u64(h + 24, a->content_id);
+    kd_put_u64(h + 32, 0);
+    for (uint32_t i = 0; i < a->n; i++) {
+        const kd_section *s = &a->sec[i];
+        uint8_t *t = h + KD_HEADER_BYTES + (size_t)i * KD_ENTRY_BYTES;
+        memset(t, 0, KD_ENTRY_BYTES);
+        memcpy(t, s->name, strlen(s->name));
+        kd_put_u32(t + 32, s->type);
+        kd_put_u32(t + 36, s->flags);
+        kd_put_u64(t + 40, s->rows);
+        kd_put_u64(t + 48, s->cols);
+        kd_put_u64(t + 56, s->nnz);
+        kd_put_u64(t + 64, s->bytes);
+        kd_put_u64(t + 72, s->comp_bytes);
+        kd_put_u64(t + 80, s->sum);
+    }
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, h, 40);
+    XXH3_64bits_update(&st, h + KD_HEADER_BYTES, (size_t)table);
+    kd_put_u64(h + 40, XXH3_64bits_digest(&st));
+    a->zlevel = (uint32_t)zlevel;
+    return 0;
+}
+
+int kd_art_save(kd_art *a, const char *path, int zlevel, kd_err *e)
+{
+    kd_buf b = { 0 };
+    kd_out o;
+    if (kd_out_open(&o, path, KD_OUT_BINARY, e))
+        return -1;
+    if (kd_art_encode(a, zlevel, &b, e) || kd_out_write(&o, b.p, b.len, e) || kd_out_commit(&o, e)) {
+        kd_out_abort(&o);
+        kd_buf_free(&b);
+        return -1;
+    }
+    kd_buf_free(&b);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+static int valid_utf8(const uint8_t *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n;) {
+        uint8_t c = p[i];
+        int len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!len || c == 0 || c == 0xc0 || c == 0xc1 || n - i < (uint64_t)len)
+            return 0;
+        for (int k = 1; k < len; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += (uint64_t)len;
+    }
+    return 1;
+}
+
+static int check_csr(const kd_section *s, const char *name, kd_err *e)
+{
+    const uint64_t *ip = kd_csr_indptr(s);
+    const uint32_t *ix = kd_csr_indices(s);
+    if (ip[0] != 0 || ip[s->rows] != s->nnz)
+        return kd_fail(e, "%s: section '%s': bad CSR row offsets", name, s->name);
+    for (uint64_t r = 0; r < s->rows; r++)
+        if (ip[r + 1] < ip[r])
+            return kd_fail(e, "%s: section '%s': CSR row offsets decrease at row %llu", name,
+                           s->name, (unsigned long long)r);
+    for (uint64_t k = 0; k < s->nnz; k++)
+        if (ix[k] >= s->cols)
+            return kd_fail(e, "%s: section '%s': CSR column %u out of range (%llu columns)", name,
+                           s->name, ix[k], (unsigned long long)s->cols);
+    return 0;
+}
+
+/* Parses and checks the header and table; fills a (without payloads).  `avail` is the
+ * number of bytes present (for a peek, only header+table need to be). */
+static int parse_head(const uint8_t *p, size_t n, const char *name, kd_art *a, int whole, kd_err *e)
+{
+    if (n == 0)
+        return kd_fail(e, "%s: empty file", name);
+    if (n < 8 || memcmp(p, MAGIC, 8))
+        return kd_fail(e, "%s: not a kdrec artifact (bad magic)", name);
+    if (n < KD_HEADER_BYTES)
+        return kd_fail(e, "%s: truncated header", name);
+    uint32_t version = kd_get_u32(p + 8);
+    if (version > KD_FORMAT_VERSION)
+        return kd_fail(e, "%s: format version %u is newer than this kdrec reads (%u); upgrade kdrec",
+                       name, version, KD_FORMAT_VERSION);
+    if (version == 0)
+        return kd_fail(e, "%s: bad format version 0", name);
+    uint32_t nsec = kd_get_u32(p + 16);
+    if (nsec > KD_MAX_SECTIONS)
+        return kd_fail(e, "%s: header claims %u sections (corrupt header)", name, nsec);
+    size_t table = (size_t)nsec * KD_ENTRY_BYTES;
+    if (n - KD_HEADER_BYTES < table)
+        return kd_fail(e, "%s: truncated section table", name);
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, p, 40);
+    XXH3_64bits_update(&st, p + KD_HEADER_BYTES, table);
+    if (XXH3_64bits_digest(&st) != kd_get_u64(p + 40))
+        return kd_fail(e, "%s: header checksum mismatch (corrupt file)", name);
+    a->kind = kd_get_u32(p + 12);
+    if (!kd_kind_name(a->kind))
+        return kd_fail(e, "%s: unknown artifact kind %u (written by a newer kdrec?)", name, a->kind);
+    a->zlevel = kd_get_u32(p + 20);
+    a->content_id = kd_get_u64(p + 24);
+    if (a->zlevel > 9 || kd_get_u64(p + 32) != 0)
+        return kd_fail(e, "%s: bad header fields", name);
+    a->sec = calloc(nsec ? nsec : 1, sizeof *a->sec);
+    if (!a->sec)
+        return kd_fail(e, "%s: out of memory", name);
+    a->cap = nsec;
+    uint64_t total = KD_HEADER_BYTES + (uint64_t)table;
+    for (uint32_t i = 0; i < nsec; i++) {
+        const uint8_t *t = p + KD_HEADER_BYTES + (size_t)i * KD_ENTRY_BYTES;
+        kd_section *s = &a->sec[i];
+        if (memchr(t, 0, 32) == NULL)
+            return kd_fail(e, "%s: section %u: name not terminated", name, i);
+        memcpy(s->name, t, 32);
+        if (!valid_name(s->name) || kd_art_find(a, s->name))
+            return kd_fail(e, "%s: section %u: bad or duplicate name", name, i);
+        s->type = kd_get_u32(t + 32);
+        s->flags = kd_get_u32(t + 36);
+        s->rows = kd_get_u64(t + 40);
+        s->cols = kd_get_u64(t + 48);
+        s->nnz = kd_get_u64(t + 56);
+        s->bytes = kd_get_u64(t + 64);
+        s->comp_bytes = kd_get_u64(t + 72);
+        s->sum = kd_get_u64(t + 80);
+        a->n = i + 1; /* counted now, so kd_art_find sees it; data stays NULL */
+        if (!kd_type_name(s->type))
+            return kd_fail(e, "%s: section '%s': unknown section type %u", name, s->name, s->type);
+        uint64_t want, maxraw;
+        if (expected_bytes(s->type, s->rows, s->cols, s->nnz, &want) || want != s->bytes)
+            return kd_fail(e, "%s: section '%s': shape does not match its size (corrupt or absurd)",
+                           name, s->name);
+        if (s->flags & ~KD_FLAG_SHUFFLE || kd_get_u64(t + 88) != 0)
+            return kd_fail(e, "%s: section '%s': unknown flags", name, s->name);
+        if (kd_mul(s->comp_bytes, KD_MAX_INFLATE, &maxraw) || kd_add(maxraw, 64, &maxraw) ||
+            s->bytes > maxraw || s->bytes > SIZE_MAX)
+            return kd_fail(e, "%s: section '%s': size %llu is more than its %llu compressed bytes can hold",
+                           name, s->name, (unsigned long long)s->bytes, (unsigned long long)s->comp_bytes);
+        if (kd_add(total, s->comp_bytes, &total))
+            return kd_fail(e, "%s: section sizes overflow", name);
+    }
+    if (whole && total != n)
+        return kd_fail(e, total > n ? "%s: truncated (%llu of %llu bytes)" : "%s: trailing bytes after the last section (%llu, expected %llu)",
+                       name, (unsigned long long)n, (unsigned long long)total);
+    return 0;
+}
+
+int kd_art_parse(const uint8_t *p, size_t n, const char *name, kd_art **out, kd_err *e)
+{
+    *out = NULL;
+    kd_art *a = kd_art_new(0);
+    if (!a)
+        return kd_fail(e, "%s: out of memory", name);
+    snprintf(a->src, sizeof a->src, "%s", name);
+    if (parse_head(p, n, name, a, 1, e))
+        goto fail;
+    size_t off = KD_HEADER_BYTES + (size_t)a->n * KD_ENTRY_BYTES;
+    uint8_t *scratch = NULL;
+    for (uint32_t i = 0; i < a->n; i++) {
+        kd_section *s = &a->sec[i];
+        s->data = malloc(s->bytes ? (size_t)s->bytes : 1);
+        if (!s->data) {
+            free(scratch);
+            kd_fail(e, "%s: section '%s': out of memory", name, s->name);
+            goto fail;
+        }
+        s->owned = 1;
+        uint8_t *dst = s->data;
+        size_t elem = kd_type_size(s->type);
+        int shuffled = (s->flags & KD_FLAG_SHUFFLE) && elem > 1;
+        if (shuffled) {
+            free(scratch);
+            scratch = malloc(s->bytes ? (size_t)s->bytes : 1);
+            if (!scratch) {
+                kd_fail(e, "%s: out of memory", name);
+                goto fail;
+            }
+            dst = scratch;
+        }
+        uLongf dlen = (uLongf)s->bytes;
+        int zr = uncompress(dst, &dlen, p + off, (uLong)s->comp_bytes);
+        if (zr != Z_OK || dlen != s->bytes) {
+            free(scratch);
+            kd_fail(e, "%s: section '%s': corrupt compressed data", name, s->name);
+            goto fail;
+        }
+        if (shuffled)
+            kd_unshuffle(s->data, scratch, (size_t)s->bytes, elem);
+        off += (size_t)s->comp_bytes;
+        if (XXH3_64bits(s->data, (size_t)s->bytes) != s->sum) {
+            free(scratch);
+            kd_fail(e, "%s: section '%s': checksum mismatch", name, s->name);
+            goto fail;
+        }
+        if ((s->type == KD_CSR && check_csr(s, name, e)) ||
+            (s->type == KD_TEXT && !valid_utf8(s->data, s->bytes) &&
+             kd_fail(e, "%s: section '%s': text is not valid UTF-8", name, s->name))) {
+            free(scratch);
+            goto fail;
+        }
+    }
+    free(scratch);
+    uint64_t claimed = a->content_id;
+    if (kd_art_content_id(a) != claimed) {
+        kd_fail(e, "%s: content ID mismatch (corrupt header)", name);
+        goto fail;
+    }
+    *out = a;
+    return 0;
+fail:
+    kd_art_free(a);
+    return -1;
+}
+
+int kd_art_load(const char *path, uint32_t want_kind, kd_art **out, kd_err *e)
+{
+    kd_buf b = { 0 };
+    *out = NULL;
+    if (kd_read_all(path, &b, e))
+        return -1;
+    int r = kd_art_parse(b.p, b.len, kd_in_name(path), out, e);
+    kd_buf_free(&b);
+    if (r == 0 && want_kind && (*out)->kind != want_kind) {
+        kd_fail(e, "%s: is a %s, not a %s", kd_in_name(path), kd_kind_name((*out)->kind),
+                kd_kind_name(want_kind));
+        kd_art_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return r;
+}
+
+int kd_art_peek(const char *path, uint32_t *kind, uint64_t *content_id, kd_err *e)
+{
+    FILE *f = kd_open_in(path, e);
+    if (!f)
+        return -1;
+    uint8_t head[KD_HEADER_BYTES];
+    size_t got = fread(head, 1, sizeof head, f);
+    const char *name = kd_in_name(path);
+    kd_art *a = kd_art_new(0);
+    int r = -1;
+    if (!a) {
+        kd_fail(e, "%s: out of memory", name);
+        goto done;
+    }
+    if (got < sizeof head) {
+        parse_head(head, got, name, a, 0, e);
+        goto done;
+    }
+    uint32_t nsec = kd_get_u32(head + 16);
+    if (memcmp(head, MAGIC, 8) || nsec > KD_MAX_SECTIONS) {
+        parse_head(head, got, name, a, 0, e);
+        goto done;
+    }
+    size_t n = KD_HEADER_BYTES + (size_t)nsec * KD_ENTRY_BYTES;
+    uint8_t *buf = malloc(n);
+    if (!buf) {
+        kd_fail(e, "%s: out of memory", name);
+        goto done;
+    }
+    memcpy(buf, head, sizeof head);
+    got += fread(buf + sizeof head, 1, n - sizeof head, f);
+    r = parse_head(buf, got, name, a, 0, e);
+    free(buf);
+    if (r == 0) {
+        *kind = a->kind;
+        *content_id = a->content_id;
+    }
+done:
+    kd_art_free(a);
+    kd_close_in(f);
+    return r;
+}

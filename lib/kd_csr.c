@@ -1,0 +1,108 @@
+/* kd_csr: building and querying sparse interaction matrices. */
+#include "kd_csr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* LSD radix sort on the 64-bit key (row << 32 | col): linear time, stable, no comparator
+ * calls; pairs are sorted for every dataset import, so this is worth the 30 lines. */
+uint64_t kd_pairs_sort_unique(kd_pair *p, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    kd_pair *tmp = kd_alloc_array(n, sizeof *tmp);
+    size_t *count = kd_alloc_array(65537, sizeof *count);
+    if (!tmp || !count) {
+        free(tmp);
+        free(count);
+        return 0; /* out of memory: the caller reports it (n > 0 never sorts to 0) */
+    }
+    kd_pair *src = p, *dst = tmp;
+    for (int pass = 0; pass < 4; pass++) {
+        /* 16-bit digits: col low, col high, row low, row high */
+        memset(count, 0, 65537 * sizeof *count);
+        int shift = (pass & 1) * 16;
+        for (uint64_t k = 0; k < n; k++) {
+            uint32_t v = pass < 2 ? src[k].col : src[k].row;
+            count[((v >> shift) & 0xffff) + 1]++;
+        }
+        for (int d = 0; d < 65536; d++)
+            count[d + 1] += count[d];
+        for (uint64_t k = 0; k < n; k++) {
+            uint32_t v = pass < 2 ? src[k].col : src[k].row;
+            dst[count[(v >> shift) & 0xffff]++] = src[k];
+        }
+        kd_pair *t = src; src = dst; dst = t;
+    }
+    /* after 4 passes the sorted data is back in p */
+    free(tmp);
+    free(count);
+    uint64_t m = 1;
+    for (uint64_t k = 1; k < n; k++)
+        if (p[k].row != p[m - 1].row || p[k].col != p[m - 1].col)
+            p[m++] = p[k];
+    return m;
+}
+
+int kd_csr_empty(kd_csr *m, uint32_t rows, uint32_t cols, kd_err *e)
+{
+    m->rows = rows;
+    m->cols = cols;
+    m->indptr = kd_calloc_array((uint64_t)rows + 1, sizeof *m->indptr);
+    m->idx = malloc(4);
+    if (!m->indptr || !m->idx) {
+        kd_csr_free(m);
+        return kd_fail(e, "out of memory");
+    }
+    return 0;
+}
+
+int kd_csr_from_pairs(kd_csr *m, uint32_t rows, uint32_t cols, kd_pair *pairs, uint64_t n, kd_err *e)
+{
+    memset(m, 0, sizeof *m);
+    if (n) {
+        uint64_t u = kd_pairs_sort_unique(pairs, n);
+        if (u == 0)
+            return kd_fail(e, "out of memory");
+        n = u;
+    }
+    m->rows = rows;
+    m->cols = cols;
+    m->indptr = kd_calloc_array((uint64_t)rows + 1, sizeof *m->indptr);
+    m->idx = kd_alloc_array(n ? n : 1, sizeof *m->idx);
+    if (!m->indptr || !m->idx) {
+        kd_csr_free(m);
+        return kd_fail(e, "out of memory");
+    }
+    for (uint64_t k = 0; k < n; k++) {
+        if (pairs[k].row >= rows || pairs[k].col >= cols) {
+            kd_csr_free(m);
+            return kd_fail(e, "pair (%u, %u) outside a %u x %u matrix", pairs[k].row, pairs[k].col, rows, cols);
+        }
+        m->indptr[pairs[k].row + 1]++;
+        m->idx[k] = pairs[k].col;
+    }
+    for (uint32_t r = 0; r < rows; r++)
+        m->indptr[r + 1] += m->indptr[r];
+    return 0;
+}
+
+void kd_csr_free(kd_csr *m)
+{
+    free(m->indptr);
+    free(m->idx);
+    m->indptr = NULL;
+    m->idx = NULL;
+}
+
+int kd_csr_has(const kd_csr *m, uint32_t r, uint32_t c)
+{
+    const uint32_t *lo = m->idx + m->indptr[r], *hi = m->idx + m->indptr[r + 1];
+    while (lo < hi) {
+        const uint32_t *mid = lo + (hi - lo) / 2;
+        if (*mid < c) lo = mid + 1;
+        else if (*mid > c) hi = mid;
+        else return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,185 @@
+/* kd_dataset: splits, id maps, statistics; load/save as artifact sections. */
+#include "kd_dataset.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_prov.h"
+#include "kd_rng.h"
+
+void kd_dataset_free(kd_dataset *d)
+{
+    kd_csr_free(&d->train);
+    kd_csr_free(&d->valid);
+    kd_csr_free(&d->test);
+    free(d->user_ids);
+    free(d->item_ids);
+    memset(d, 0, sizeof *d);
+}
+
+static int add_csr(kd_art *a, const char *name, const kd_csr *m, kd_err *e)
+{
+    return kd_art_add_csr(a, name, m->rows, m->cols, m->indptr, m->idx, e);
+}
+
+int kd_dataset_to_art(const kd_dataset *d, kd_art *a, kd_err *e)
+{
+    return add_csr(a, "train", &d->train, e) || add_csr(a, "valid", &d->valid, e) ||
+           add_csr(a, "test", &d->test, e) || kd_art_add_u64(a, "user_ids", d->n_users, d->user_ids, e) ||
+           kd_art_add_u64(a, "item_ids", d->n_items, d->item_ids, e) ? -1 : 0;
+}
+
+static int get_csr(kd_csr *m, const kd_art *a, const char *name, uint64_t rows, uint64_t cols, kd_err *e)
+{
+    const kd_section *s = kd_art_need(a, name, KD_CSR, e);
+    if (!s)
+        return -1;
+    if (s->rows != rows || s->cols != cols)
+        return kd_fail(e, "%s: split '%s' is %" PRIu64 " x %" PRIu64 ", expected %" PRIu64 " x %" PRIu64,
+                       a->src, name, s->rows, s->cols, rows, cols);
+    const uint64_t *ip = kd_csr_indptr(s);
+    const uint32_t *ix = kd_csr_indices(s);
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t k = ip[r] + 1; k < ip[r + 1]; k++)
+            if (ix[k] <= ix[k - 1])
+                return kd_fail(e, "%s: split '%s': row %" PRIu64 " is not sorted and unique", a->src, name, r);
+    m->rows = (uint32_t)rows;
+    m->cols = (uint32_t)cols;
+    m->indptr = kd_alloc_array(rows + 1, 8);
+    m->idx = kd_alloc_array(s->nnz ? s->nnz : 1, 4);
+    if (!m->indptr || !m->idx)
+        return kd_fail(e, "out of memory");
+    memcpy(m->indptr, ip, (rows + 1) * 8);
+    memcpy(m->idx, ix, s->nnz * 4);
+    return 0;
+}
+
+int kd_dataset_from_art(kd_dataset *d, const kd_art *a, kd_err *e)
+{
+    memset(d, 0, sizeof *d);
+    if (a->kind != KD_KIND_DATASET)
+        return kd_fail(e, "%s: is a %s, not a dataset", a->src, kd_kind_name(a->kind));
+    const kd_section *u = kd_art_need(a, "user_ids", KD_U64, e), *i;
+    if (!u || !(i = kd_art_need(a, "item_ids", KD_U64, e)))
+        return -1;
+    if (u->rows == 0 || i->rows == 0 || u->rows > UINT32_MAX - 1 || i->rows > UINT32_MAX - 1)
+        return kd_fail(e, "%s: dataset has %" PRIu64 " users and %" PRIu64 " items", a->src, u->rows, i->rows);
+    d->n_users = (uint32_t)u->rows;
+    d->n_items = (uint32_t)i->rows;
+    d->content_id = a->content_id;
+    d->user_ids = kd_alloc_array(d->n_users, 8);
+    d->item_ids = kd_alloc_array(d->n_items, 8);
+    if (!d->user_ids || !d->item_ids) {
+        kd_dataset_free(d);
+        return kd_fail(e, "out of memory");
+    }
+    memcpy(d->user_ids, u->data, (size_t)u->bytes);
+    memcpy(d->item_ids, i->data, (size_t)i->bytes);
+    if (get_csr(&d->train, a, "train", d->n_users, d->n_items, e) ||
+        get_csr(&d->valid, a, "valid", d->n_users, d->n_items, e) ||
+        get_csr(&d->test, a, "test", d->n_users, d->n_items, e)) {
+        kd_dataset_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+int kd_dataset_load(kd_dataset *d, const char *path, kd_err *e)
+{
+    kd_art *a;
+    if (kd_art_load(path, KD_KIND_DATASET, &a, e))
+        return -1;
+    int r = kd_dataset_from_art(d, a, e);
+    kd_art_free(a);
+    return r;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int split_stats(const char *name, const kd_csr *m, kd_buf *b)
+{
+    uint32_t *len = kd_alloc_array(m->rows ? m->rows : 1, 4);
+    if (!len)
+        return -1;
+    uint32_t users = 0;
+    for (uint32_t r = 0; r < m->rows; r++)
+        if ((len[users] = kd_csr_len(m, r)) > 0)
+            users++;
+    qsort(len, users, 4, cmp_u32);
+    char key[64];
+    int r = 0;
+    snprintf(key, sizeof key, "stat.%s.interactions", name);
+    r |= kd_prov_u64(b, key, kd_csr_nnz(m));
+    snprintf(key, sizeof key, "stat.%s.users", name);
+    r |= kd_prov_u64(b, key, users);
+    snprintf(key, sizeof key, "stat.%s.per_user_min_median_max", name);
+    r |= kd_buf_printf(b, "%s=%u/%u/%u\n", key, users ? len[0] : 0, users ? len[users / 2] : 0,
+                       users ? len[users - 1] : 0);
+    free(len);
+    return r;
+}
+
+int kd_dataset_stats(const kd_dataset *d, kd_buf *prov)
+{
+    uint64_t all = kd_csr_nnz(&d->train) + kd_csr_nnz(&d->valid) + kd_csr_nnz(&d->test);
+    return kd_prov_u64(prov, "stat.users", d->n_users) || kd_prov_u64(prov, "stat.items", d->n_items) ||
+           kd_buf_printf(prov, "stat.density=%.6g\n", (double)all / ((double)d->n_users * d->n_items)) ||
+           split_stats("train", &d->train, prov) || split_stats("valid", &d->valid, prov) ||
+           split_stats("test", &d->test, prov) ? -1 : 0;
+}
+
+/* floor(x + u) for u uniform in [0,1): an unbiased integer rounding of x */
+static uint32_t stoch_round(double x, kd_rng *r)
+{
+    return (uint32_t)(x + kd_rng_unif(r));
+}
+
+int kd_split_random(kd_dataset *d, kd_csr *all, double test_ratio, double valid_ratio,
+                    uint64_t seed, kd_err *e)
+{
+    uint64_t nnz = kd_csr_nnz(all);
+    kd_pair *tr = kd_alloc_array(nnz ? nnz : 1, sizeof *tr), *va = kd_alloc_array(nnz ? nnz : 1, sizeof *va),
+            *te = kd_alloc_array(nnz ? nnz : 1, sizeof *te);
+    uint32_t *perm = kd_alloc_array(all->cols ? all->cols : 1, 4);
+    uint64_t ntr = 0, nva = 0, nte = 0;
+    int ret = -1;
+    if (!tr || !va || !te || !perm) {
+        kd_fail(e, "out of memory");
+        goto done;
+    }
+    kd_rng rng = kd_rng_seed(kd_key(seed, 0x53504c4954ULL /* "SPLIT" */, 0));
+    for (uint32_t u = 0; u < all->rows; u++) {
+        uint32_t n = kd_csr_len(all, u);
+        const uint32_t *row = all->idx + all->indptr[u];
+        memcpy(perm, row, (size_t)n * 4);
+        for (uint32_t k = n; k > 1; k--) { /* Fisher-Yates */
+            uint32_t j = kd_rng_below(&rng, k), t = perm[k - 1];
+            perm[k - 1] = perm[j];
+            perm[j] = t;
+        }
+        uint32_t nt = stoch_round(n * test_ratio, &rng);
+        if (nt >= n) nt = n ? n - 1 : 0;
+        uint32_t nv = stoch_round((n - nt) * valid_ratio, &rng);
+        if (nt + nv >= n) nv = n - nt ? n - nt - 1 : 0;
+        for (uint32_t k = 0; k < n; k++) {
+            kd_pair p = { u, perm[k] };
+            if (k < nt) te[nte++] = p;
+            else if (k < nt + nv) va[nva++] = p;
+            else tr[ntr++] = p;
+        }
+    }
+    kd_csr_free(all);
+    if (kd_csr_from_pairs(&d->train, d->n_users, d->n_items, tr, ntr, e) ||
+        kd_csr_from_pairs(&d->valid, d->n_users, d->n_items, va, nva, e) ||
+        kd_csr_from_pairs(&d->test, d->n_users, d->n_items, te, nte, e))
+        goto done;
+    ret = 0;
+done:
+    free(tr); free(va); free(te); free(perm);
+    return ret;
+}

@@ -1,0 +1,85 @@
+/* kd_io: bytes in and out.  Little-endian fields, a growable buffer, whole-input reads
+ * from a path or '-', and an atomic output writer.
+ *
+ * Atomic output: kd_out_open("x.kd") creates a hidden temporary beside x.kd
+ * (".x.kd.kdtmp.<pid>.XXXXXX"); kd_out_commit() flushes, closes and renames it over x.kd;
+ * kd_out_abort() (and SIGINT/SIGTERM/SIGHUP) removes it.  So x.kd is always either the old
+ * complete file or the new complete file.  A temporary left by a SIGKILLed process is
+ * removed by the next kd_out_open of the same path once its pid is gone.
+ */
+#ifndef KD_IO_H
+#define KD_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kd_err.h"
+
+/* ---- little-endian on disk, whatever the host ---- */
+static inline void kd_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void kd_put_u64(uint8_t *p, uint64_t v)
+{
+    kd_put_u32(p, (uint32_t)v);
+    kd_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint32_t kd_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t kd_get_u64(const uint8_t *p)
+{
+    return (uint64_t)kd_get_u32(p) | (uint64_t)kd_get_u32(p + 4) << 32;
+}
+
+/* ---- growable byte buffer (owned memory in p[0..len)) ---- */
+typedef struct kd_buf {
+    uint8_t *p;
+    size_t   len, cap;
+} kd_buf;
+
+int  kd_buf_reserve(kd_buf *b, size_t extra);            /* 0, or -1 when out of memory */
+int  kd_buf_append(kd_buf *b, const void *data, size_t n); /* 0 or -1 */
+int  kd_buf_printf(kd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kd_buf_free(kd_buf *b);
+
+/* The name to show in messages for a path: "<stdin>"/"<stdout>" for "-". */
+const char *kd_in_name(const char *path);
+const char *kd_out_name(const char *path);
+
+/* Reads all of path ("-" = stdin) into b (appending).  Errors: missing file, a directory,
+ * unreadable, I/O error.  Memory grows only with bytes actually read. */
+int kd_read_all(const char *path, kd_buf *b, kd_err *e);
+
+/* Opens path ("-" = stdin) for streaming reads; refuses directories.  Returns NULL and
+ * fills e on error.  Close with kd_close_in(). */
+FILE *kd_open_in(const char *path, kd_err *e);
+void  kd_close_in(FILE *f);
+
+/* ---- atomic output ---- */
+typedef struct kd_out {
+    FILE *f;
+    char *path;   /* final path, or NULL for stdout */
+    char *tmp;    /* temporary beside it */
+    int   slot;   /* index in the signal-cleanup table, or -1 */
+} kd_out;
+
+enum { KD_OUT_TEXT = 0, KD_OUT_BINARY = 1 };
+
+/* Opens "-" (stdout) or a temporary beside path.  With KD_OUT_BINARY, a terminal on
+ * stdout is refused (usage error).  Errors: directory not writable, path is a directory. */
+int  kd_out_open(kd_out *o, const char *path, int mode, kd_err *e);
+int  kd_out_write(kd_out *o, const void *p, size_t n, kd_err *e);
+/* Flushes and renames into place; on failure the temporary is removed. */
+int  kd_out_commit(kd_out *o, kd_err *e);
+/* Removes the temporary (no-op on stdout or after commit). */
+void kd_out_abort(kd_out *o);
+
+/* Installs the SIGINT/SIGTERM/SIGHUP cleanup of temporaries and ignores SIGXFSZ so that
+ * a file-size limit shows up as a write error.  Called by kd_out_open; idempotent. */
+void kd_io_install_signals(void);
+
+#endif

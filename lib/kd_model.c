@@ -1,0 +1,137 @@
+/* kd_model: MF parameters in one allocation; load/save as artifact sections. */
+#include "kd_model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_rng.h"
+
+int kd_model_alloc(kd_model *m, uint32_t n_users, uint32_t n_items, uint32_t dim, kd_err *e)
+{
+    memset(m, 0, sizeof *m);
+    if (dim == 0 || dim > KD_MAX_DIM)
+        return kd_fail_usage(e, "dimension %u is not in 1..%u", dim, KD_MAX_DIM);
+    uint32_t stride = (dim + 15) & ~15u;
+    uint64_t rows = (uint64_t)n_users + n_items, emb, total;
+    if (kd_mul(rows, stride, &emb) || kd_add(emb, rows + 32, &total) || kd_mul(total, 4, &total) ||
+        total > SIZE_MAX)
+        return kd_fail(e, "model too large");
+    void *mem;
+    if (posix_memalign(&mem, 64, (size_t)total))
+        return kd_fail(e, "out of memory (%llu bytes of parameters)", (unsigned long long)total);
+    memset(mem, 0, (size_t)total);
+    m->n_users = n_users;
+    m->n_items = n_items;
+    m->dim = dim;
+    m->stride = stride;
+    m->mem = mem;
+    m->P = mem;
+    m->Q = m->P + (size_t)n_users * stride;
+    m->bu = m->Q + (size_t)n_items * stride;
+    m->bi = m->bu + n_users + 16; /* keep a gap: biases never share a line with P/Q tails */
+    return 0;
+}
+
+void kd_model_free(kd_model *m)
+{
+    free(m->mem);
+    memset(m, 0, sizeof *m);
+}
+
+void kd_model_init_normal(kd_model *m, uint64_t seed, float std)
+{
+    kd_rng r = kd_rng_seed(seed);
+    for (uint32_t u = 0; u < m->n_users; u++)
+        for (uint32_t k = 0; k < m->dim; k++)
+            m->P[(size_t)u * m->stride + k] = (float)(std * kd_rng_normal(&r));
+    for (uint32_t i = 0; i < m->n_items; i++)
+        for (uint32_t k = 0; k < m->dim; k++)
+            m->Q[(size_t)i * m->stride + k] = (float)(std * kd_rng_normal(&r));
+}
+
+void kd_model_copy(kd_model *dst, const kd_model *src)
+{
+    size_t rows = (size_t)src->n_users + src->n_items;
+    memcpy(dst->P, src->P, rows * src->stride * sizeof(float));
+    memcpy(dst->bu, src->bu, src->n_users * sizeof(float));
+    memcpy(dst->bi, src->bi, src->n_items * sizeof(float));
+}
+
+uint64_t kd_model_param_count(const kd_art *a)
+{
+    const char *names[] = { "user_emb", "item_emb", "user_bias", "item_bias" };
+    uint64_t n = 0;
+    for (int k = 0; k < 4; k++) {
+        const kd_section *s = kd_art_find(a, names[k]);
+        if (s && s->type == KD_F32)
+            n += s->rows * s->cols;
+    }
+    return n;
+}
+
+static int add_rows(kd_art *a, const char *name, const float *x, uint32_t rows, uint32_t dim,
+                    uint32_t stride, kd_err *e)
+{
+    float *buf = kd_alloc_array((uint64_t)rows * dim, sizeof(float));
+    if (!buf)
+        return kd_fail(e, "out of memory");
+    for (uint32_t r = 0; r < rows; r++)
+        memcpy(buf + (size_t)r * dim, x + (size_t)r * stride, dim * sizeof(float));
+    return kd_art_add(a, name, KD_F32, rows, dim, 0, buf, (uint64_t)rows * dim * 4, 1, e);
+}
+
+int kd_model_to_art(const kd_model *m, kd_art *a, kd_err *e)
+{
+    return add_rows(a, "user_emb", m->P, m->n_users, m->dim, m->stride, e) ||
+           add_rows(a, "item_emb", m->Q, m->n_items, m->dim, m->stride, e) ||
+           kd_art_add_f32(a, "user_bias", m->n_users, 1, m->bu, e) ||
+           kd_art_add_f32(a, "item_bias", m->n_items, 1, m->bi, e) ? -1 : 0;
+}
+
+int kd_model_from_art(kd_model *m, const kd_art *a, kd_err *e)
+{
+    const kd_section *P = kd_art_need(a, "user_emb", KD_F32, e), *Q, *bu, *bi;
+    if (!P || !(Q = kd_art_need(a, "item_emb", KD_F32, e)) || !(bu = kd_art_need(a, "user_bias", KD_F32, e)) ||
+        !(bi = kd_art_need(a, "item_bias", KD_F32, e)))
+        return -1;
+    if (P->cols != Q->cols || bu->rows != P->rows || bi->rows != Q->rows || bu->cols != 1 ||
+        bi->cols != 1 || P->rows > UINT32_MAX || Q->rows > UINT32_MAX || P->cols > KD_MAX_DIM)
+        return kd_fail(e, "%s: model sections have inconsistent shapes", a->src);
+    if (kd_model_alloc(m, (uint32_t)P->rows, (uint32_t)Q->rows, (uint32_t)P->cols, e))
+        return -1;
+    const float *p = P->data, *q = Q->data;
+    for (uint32_t u = 0; u < m->n_users; u++)
+        memcpy(m->P + (size_t)u * m->stride, p + (size_t)u * m->dim, m->dim * sizeof(float));
+    for (uint32_t i = 0; i < m->n_items; i++)
+        memcpy(m->Q + (size_t)i * m->stride, q + (size_t)i * m->dim, m->dim * sizeof(float));
+    memcpy(m->bu, bu->data, m->n_users * sizeof(float));
+    memcpy(m->bi, bi->data, m->n_items * sizeof(float));
+    if (!kd_model_finite(m)) {
+        kd_model_free(m);
+        return kd_fail(e, "%s: model has NaN or infinite parameters", a->src);
+    }
+    return 0;
+}
+
+float kd_model_score(const kd_model *m, uint32_t u, uint32_t i)
+{
+    const float *p = m->P + (size_t)u * m->stride, *q = m->Q + (size_t)i * m->stride;
+    float s = 0;
+    for (uint32_t k = 0; k < m->dim; k++)
+        s += p[k] * q[k];
+    return s + m->bu[u] + m->bi[i];
+}
+
+int kd_model_finite(const kd_model *m)
+{
+    size_t n = ((size_t)m->n_users + m->n_items) * m->stride;
+    float acc = 0;
+    for (size_t k = 0; k < n; k++)
+        acc += m->P[k] * 0.0f; /* NaN/Inf * 0 = NaN: one branch-free pass */
+    for (uint32_t u = 0; u < m->n_users; u++)
+        acc += m->bu[u] * 0.0f;
+    for (uint32_t i = 0; i < m->n_items; i++)
+        acc += m->bi[i] * 0.0f;
+    return acc == 0.0f;
+}

@@ -1,0 +1,72 @@
+/* kd_rng: explicit, seedable random streams; never rand() or time().
+ *
+ * Two ways to draw:
+ *  - kd_rng: a sequential SplitMix64 stream for code that runs on one thread;
+ *  - kd_rng_at(key, counter): a counter-based draw, so the n-th sample of a block gets
+ *    the same number whichever thread computes it (what makes training bit-identical
+ *    across thread counts).  kd_key(seed, a, b) derives independent keys.
+ */
+#ifndef KD_RNG_H
+#define KD_RNG_H
+
+#include <math.h>
+#include <stdint.h>
+
+static inline uint64_t kd_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A key for stream (a, b) of a seed: e.g. kd_key(seed, epoch, block). */
+static inline uint64_t kd_key(uint64_t seed, uint64_t a, uint64_t b)
+{
+    return kd_mix64(kd_mix64(kd_mix64(seed + 0x9e3779b97f4a7c15ULL) ^ a) + b * 0x9e3779b97f4a7c15ULL);
+}
+
+/* The counter-th 64-bit draw of stream `key`. */
+static inline uint64_t kd_rng_at(uint64_t key, uint64_t counter)
+{
+    return kd_mix64(key + (counter + 1) * 0x9e3779b97f4a7c15ULL);
+}
+
+/* An unbiased integer in [0, n) from 64 random bits and a retry source (Lemire). */
+static inline uint32_t kd_below(uint64_t r, uint32_t n)
+{
+    return (uint32_t)(((r >> 32) * (uint64_t)n) >> 32);
+}
+
+typedef struct kd_rng {
+    uint64_t s;
+} kd_rng;
+
+static inline kd_rng kd_rng_seed(uint64_t seed) { kd_rng r = { kd_mix64(seed ^ 0x6a09e667f3bcc909ULL) }; return r; }
+
+static inline uint64_t kd_rng_next(kd_rng *r)
+{
+    r->s += 0x9e3779b97f4a7c15ULL;
+    return kd_mix64(r->s);
+}
+
+/* Uniform double in [0, 1) with 53 random bits. */
+static inline double kd_rng_unif(kd_rng *r) { return (double)(kd_rng_next(r) >> 11) * 0x1.0p-53; }
+
+/* Uniform integer in [0, n), n >= 1 (32-bit multiply-shift; bias below 2^-32 * n). */
+static inline uint32_t kd_rng_below(kd_rng *r, uint32_t n) { return kd_below(kd_rng_next(r), n); }
+
+/* Standard normal (Box-Muller, one value per call: simple and deterministic). */
+static inline double kd_rng_normal(kd_rng *r)
+{
+    double u = 1.0 - kd_rng_unif(r), v = kd_rng_unif(r);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* Gumbel(0,1) noise, for sampling without replacement by perturbed top-k. */
+static inline double kd_rng_gumbel(kd_rng *r)
+{
+    double u = ((double)(kd_rng_next(r) >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
+    return -log(-log(u));
+}
+
+#endif

@@ -62,7 +62,7 @@ int kd_cli_list(const char *opt, const char *arg, uint64_t min, uint64_t max, ui
     *n = 0;
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        uint64_t v;
+        uint64_t v = 0;
         if (*n == cap)
             return kd_fail_usage(e, "%s: at most %d values", opt, cap);
         if (kd_cli_u64(opt, t, min, max, &v, e))

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     kd_import_params ip = kd_import_defaults();
     const char *out = "-";
     int level = 6, c;
-    uint64_t v;
+    uint64_t v = 0;
     kd_err e = { 0 };
 
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) { usage(stdout); return 0; }
@@ -147,6 +147,12 @@ int main(int argc, char **argv)
         ip.input_path = argv[optind];
         if (kd_import_run(&d, &ip, &prov, &e))
             goto fail;
+        if (ip.dropped_valid)
+            fprintf(stderr, "%s: warning: %s: %llu interactions with a user or item not in train were dropped\n",
+                    prog, kd_in_name(ip.valid_path), (unsigned long long)ip.dropped_valid);
+        if (ip.dropped_test)
+            fprintf(stderr, "%s: warning: %s: %llu interactions with a user or item not in train were dropped\n",
+                    prog, kd_in_name(ip.test_path), (unsigned long long)ip.dropped_test);
     }
     kd_dataset_stats(&d, &prov);
     a = kd_art_new(KD_KIND_DATASET);

@@ -257,16 +257,31 @@ static void put_entry_identity(uint8_t *b, const kd_section *s)
     kd_put_u64(b + 68, s->sum);
 }
 
+int kd_art_set_volatile(kd_art *a, const char *name)
+{
+    for (uint32_t i = 0; i < a->n; i++)
+        if (!strcmp(a->sec[i].name, name)) {
+            a->sec[i].flags |= KD_FLAG_VOLATILE;
+            return 0;
+        }
+    return -1;
+}
+
 uint64_t kd_art_content_id(kd_art *a)
 {
     XXH3_state_t st;
     uint8_t b[76];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->n; i++)
+        n += !(a->sec[i].flags & KD_FLAG_VOLATILE);
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, "kdrec-content-v1", 16);
     kd_put_u32(b, a->kind);
-    kd_put_u32(b + 4, a->n);
+    kd_put_u32(b + 4, n);
     XXH3_64bits_update(&st, b, 8);
     for (uint32_t i = 0; i < a->n; i++) {
+        if (a->sec[i].flags & KD_FLAG_VOLATILE)
+            continue;
         put_entry_identity(b, &a->sec[i]);
         XXH3_64bits_update(&st, b, sizeof b);
     }
@@ -292,7 +307,7 @@ int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
         kd_section *s = &a->sec[i];
         size_t elem = (s->type == KD_F32 || s->type == KD_F64) ? kd_type_size(s->type) : 0;
         const uint8_t *src = s->data;
-        s->flags = 0;
+        s->flags &= KD_FLAG_VOLATILE;
         if (elem && s->bytes >= 2 * elem) {
             free(scratch);
             scratch = malloc((size_t)s->bytes);
@@ -300,7 +315,7 @@ int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
                 return kd_fail(e, "out of memory");
             kd_shuffle(scratch, src, (size_t)s->bytes, elem);
             src = scratch;
-            s->flags = KD_FLAG_SHUFFLE;
+            s->flags |= KD_FLAG_SHUFFLE;
         }
         uLongf bound = compressBound((uLong)s->bytes);
         if (kd_buf_reserve(out, bound)) {
@@ -460,7 +475,7 @@ static int parse_head(const uint8_t *p, size_t n, const char *name, kd_art *a, i
         if (expected_bytes(s->type, s->rows, s->cols, s->nnz, &want) || want != s->bytes)
             return kd_fail(e, "%s: section '%s': shape does not match its size (corrupt or absurd)",
                            name, s->name);
-        if (s->flags & ~KD_FLAG_SHUFFLE || kd_get_u64(t + 88) != 0)
+        if (s->flags & ~(KD_FLAG_SHUFFLE | KD_FLAG_VOLATILE) || kd_get_u64(t + 88) != 0)
             return kd_fail(e, "%s: section '%s': unknown flags", name, s->name);
         if (kd_mul(s->comp_bytes, KD_MAX_INFLATE, &maxraw) || kd_add(maxraw, 64, &maxraw) ||
             s->bytes > maxraw || s->bytes > SIZE_MAX)

@@ -13,12 +13,13 @@
  *    40  hdr_sum    u64      XXH3-64 of bytes 0..40 and of the section table
  *   section table, 96 bytes per section
  *     0  name[32]   NUL-padded UTF-8, 1..31 bytes
- *    32  type u32, 36 flags u32 (bit 0: bytes shuffled before deflate)
+ *    32  type u32, 36 flags u32 (bit 0: bytes shuffled before deflate; bit 1: volatile)
  *    40  rows u64, 48 cols u64, 56 nnz u64 (CSR only)
  *    64  raw_bytes u64, 72 comp_bytes u64, 80 raw_sum u64 (XXH3-64 of raw bytes), 88 reserved u64
  *   payloads: each section's zlib stream, in table order, and nothing after the last one.
  *
- * Content ID: XXH3-64 over the kind and, per section, name, type, shape and raw_sum.
+ * Content ID: XXH3-64 over the kind and, per non-volatile section, name, type, shape
+ * and raw_sum.  Volatile sections hold measurements (timings) that differ run to run.
  * Provenance is a text section, so it is part of the content; zlevel and flags are not,
  * so the same content at another compression level has the same ID.
  *
@@ -51,12 +52,14 @@
 
 enum kd_kind { KD_KIND_DATASET = 1, KD_KIND_MODEL = 2, KD_KIND_RESULT = 3, KD_KIND_RANKING = 4 };
 enum kd_type { KD_F32 = 1, KD_F64, KD_I32, KD_U32, KD_U64, KD_CSR, KD_TEXT };
-enum { KD_FLAG_SHUFFLE = 1u };
+/* flags: SHUFFLE is an encoding; VOLATILE marks a measurement (a timing) that is kept in
+ * the file but left out of the content ID, so measured figures never change identity */
+enum { KD_FLAG_SHUFFLE = 1u, KD_FLAG_VOLATILE = 2u };
 
 typedef struct kd_section {
     char     name[KD_NAME_MAX + 1];
     uint32_t type;
-    uint32_t flags;       /* on-disk encoding, as read (KD_FLAG_SHUFFLE) */
+    uint32_t flags;       /* KD_FLAG_SHUFFLE (set by encode), KD_FLAG_VOLATILE (by the writer) */
     uint64_t rows, cols;  /* shape; see the table above */
     uint64_t nnz;         /* CSR: number of stored entries */
     void    *data;        /* raw bytes (8-byte aligned) */
@@ -96,6 +99,9 @@ int kd_art_add_u64(kd_art *a, const char *name, uint64_t n, const uint64_t *x, k
 int kd_art_add_text(kd_art *a, const char *name, const char *text, size_t len, kd_err *e);
 int kd_art_add_csr(kd_art *a, const char *name, uint64_t rows, uint64_t cols,
                    const uint64_t *indptr, const uint32_t *indices, kd_err *e);
+
+/* Marks a section volatile (see flags); 0, or -1 if there is no such section. */
+int kd_art_set_volatile(kd_art *a, const char *name);
 
 /* Encodes to bytes (appended to out), setting a->content_id. */
 int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e);

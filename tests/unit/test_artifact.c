@@ -82,6 +82,27 @@ static void test_identity_changes_with_content(void)
     kd_art_free(b);
 }
 
+static void test_volatile_outside_identity(void)
+{
+    kd_err e;
+    kd_art *a = sample(), *b = sample();
+    double t1 = 1.5e7, t2 = 1.7e7;
+    CHECK(kd_art_add_f64(a, "timing", 1, 1, &t1, &e) == 0 && kd_art_set_volatile(a, "timing") == 0);
+    CHECK(kd_art_add_f64(b, "timing", 1, 1, &t2, &e) == 0 && kd_art_set_volatile(b, "timing") == 0);
+    kd_art *c = sample();
+    CHECK(kd_art_content_id(a) == kd_art_content_id(b));
+    CHECK(kd_art_content_id(a) == kd_art_content_id(c));
+    kd_buf buf = { 0 };
+    kd_art *r = NULL;
+    CHECK(kd_art_encode(a, 6, &buf, &e) == 0 && kd_art_parse(buf.p, buf.len, "v", &r, &e) == 0);
+    CHECK(r && (kd_art_find(r, "timing")->flags & KD_FLAG_VOLATILE) && r->content_id == kd_art_content_id(c));
+    kd_art_free(r);
+    kd_buf_free(&buf);
+    kd_art_free(a);
+    kd_art_free(b);
+    kd_art_free(c);
+}
+
 static void test_shuffle(void)
 {
     uint8_t src[37], mid[37], back[37];
@@ -126,7 +147,7 @@ static void edit_huge_raw(uint8_t *p, size_t *n)
 static void edit_sections(uint8_t *p, size_t *n) { (void)n; kd_put_u32(p + 16, 4000); }
 static void edit_comp(uint8_t *p, size_t *n) { (void)n; kd_put_u64(entry(p, 1) + 72, kd_get_u64(entry(p, 1) + 72) + 1); }
 static void edit_sum(uint8_t *p, size_t *n) { (void)n; kd_put_u64(entry(p, 3) + 80, 12345); }
-static void edit_flags(uint8_t *p, size_t *n) { (void)n; kd_put_u32(entry(p, 0) + 36, 6); }
+static void edit_flags(uint8_t *p, size_t *n) { (void)n; kd_put_u32(entry(p, 0) + 36, 5); }
 static void edit_dup_name(uint8_t *p, size_t *n) { (void)n; memcpy(entry(p, 1), "dense\0\0", 7); }
 static void edit_cid(uint8_t *p, size_t *n) { (void)n; kd_put_u64(p + 24, 42); }
 
@@ -191,6 +212,7 @@ int main(void)
     test_round_trip();
     test_identity_changes_with_content();
     test_shuffle();
+    test_volatile_outside_identity();
     test_crafted_files();
     test_bad_csr();
     test_add_rejects();

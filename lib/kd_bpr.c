@@ -1,0 +1,103 @@
+/* kd_bpr: uniform positive and negative sampling, the BPR loss and its records. */
+#include "kd_bpr.h"
+
+#include <stdlib.h>
+
+#include "kd_rng.h"
+#include "kd_vec.h"
+
+static int in_row(const uint32_t *row, uint32_t len, uint32_t x)
+{
+    uint32_t lo = 0, hi = len;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (row[mid] < x) lo = mid + 1;
+        else if (row[mid] > x) hi = mid;
+        else return 1;
+    }
+    return 0;
+}
+
+uint32_t kd_sample_negative(const uint32_t *row, uint32_t len, uint32_t n_items, uint64_t key)
+{
+    /* rejection: expected 1/(1 - density) draws; bounded, then an exact fallback */
+    for (uint64_t t = 0; t < 32; t++) {
+        uint32_t j = kd_below(kd_rng_at(key, t), n_items);
+        if (!in_row(row, len, j)) return j;
+    }
+    /* the r-th item not in the row, walking the sorted row */
+    uint32_t r = kd_below(kd_rng_at(key, 32), n_items - len), j = r;
+    for (uint32_t k = 0; k < len && row[k] <= j; k++) j++;
+    return j;
+}
+
+int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_err *e)
+{
+    b->d = d;
+    b->neg = neg;
+    b->seed = seed;
+    b->row_of = NULL;
+    uint64_t nnz = kd_csr_nnz(&d->train);
+    if (nnz == 0)
+        return kd_fail(e, "dataset has no train interactions");
+    if (neg == 0)
+        return kd_fail_usage(e, "--neg must be at least 1");
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        uint32_t len = kd_csr_len(&d->train, u);
+        if (len && d->n_items - len < neg)
+            return kd_fail(e, "user %llu has %u train items of %u: fewer than --neg %u negatives are left",
+                           (unsigned long long)d->user_ids[u], len, d->n_items, neg);
+    }
+    b->row_of = kd_alloc_array(nnz, 4);
+    if (!b->row_of)
+        return kd_fail(e, "out of memory");
+    for (uint32_t u = 0; u < d->n_users; u++)
+        for (uint64_t k = d->train.indptr[u]; k < d->train.indptr[u + 1]; k++) b->row_of[k] = u;
+    return 0;
+}
+
+void kd_bpr_free(kd_bpr *b)
+{
+    free(b->row_of);
+    b->row_of = NULL;
+}
+
+void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js)
+{
+    const kd_csr *tr = &b->d->train;
+    uint64_t key = kd_key(b->seed, epoch, unit);
+    uint64_t r = kd_rng_at(key, 0), nnz = kd_csr_nnz(tr);
+    uint64_t k = (uint64_t)(((unsigned __int128)r * nnz) >> 64);
+    *u = b->row_of[k];
+    *i = tr->idx[k];
+    const uint32_t *row = tr->idx + tr->indptr[*u];
+    uint32_t len = kd_csr_len(tr, *u);
+    for (uint32_t n = 0; n < b->neg; n++)
+        js[n] = kd_sample_negative(row, len, b->d->n_items, kd_key(key, 1, n));
+}
+
+KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, kd_rec *recs, void *scratch)
+{
+    const kd_bpr *b = ctx;
+    uint32_t u, i, js[64], *j = b->neg <= 64 ? js : scratch;
+    kd_bpr_sample(b, epoch, unit, &u, &i, j);
+    const float *pu = m->P + (size_t)u * m->stride;
+    float si = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
+    double loss = 0;
+    for (uint32_t n = 0; n < b->neg; n++) {
+        float sj = kd_dot(pu, m->Q + (size_t)j[n] * m->stride, m->stride) + m->bi[j[n]];
+        double x = (double)si - (double)sj;
+        loss += kd_softplus_neg(x);
+        kd_bpr_records(recs + 2 * n, u, i, j[n], (float)kd_sigmoid_neg(x));
+    }
+    return loss;
+}
+
+kd_sgd_task kd_bpr_task(kd_bpr *b)
+{
+    kd_sgd_task t = {
+        .units = kd_csr_nnz(&b->d->train), .recs_per_unit = 2 * b->neg, .samples_per_unit = b->neg,
+        .scratch_bytes = b->neg > 64 ? (size_t)b->neg * 4 : 0, .produce = bpr_produce, .ctx = b,
+    };
+    return t;
+}

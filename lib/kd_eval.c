@@ -1,0 +1,188 @@
+/* kd_eval: threaded full-ranking evaluation and single-user latency. */
+#include "kd_eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_par.h"
+#include "kd_rank.h"
+#include "kd_rng.h"
+
+int kd_eval_check(const kd_model *m, const kd_dataset *d, int split, const char *model_name, kd_err *e)
+{
+    if (m->n_users != d->n_users || m->n_items != d->n_items)
+        return kd_fail(e, "%s: model is %u users x %u items, the dataset %u x %u (a model for another dataset?)",
+                       model_name, m->n_users, m->n_items, d->n_users, d->n_items);
+    const kd_csr *s = split == KD_SPLIT_VALID ? &d->valid : &d->test;
+    if (kd_csr_nnz(s) == 0)
+        return kd_fail(e, "dataset has no %s split (no interactions in it)", split == KD_SPLIT_VALID ? "valid" : "test");
+    return 0;
+}
+
+typedef struct eval_job {
+    const kd_model *m;
+    const kd_dataset *d;
+    const kd_eval_opts *o;
+    kd_ranker rk;
+    uint32_t kmax;
+    double *per_user;
+    uint32_t *top_items;
+    float *top_scores;
+    int failed;
+} eval_job;
+
+static void eval_thread(void *ctx, int t, int T)
+{
+    eval_job *j = ctx;
+    const kd_dataset *d = j->d;
+    const kd_csr *truth = j->o->split == KD_SPLIT_VALID ? &d->valid : &d->test;
+    int nk = j->o->nk, nm = KD_N_METRICS * nk;
+    uint32_t nblocks = (d->n_users + KD_RANK_BLOCK - 1) / KD_RANK_BLOCK;
+    unsigned long long b0, b1;
+    kd_par_range(nblocks, t, T, &b0, &b1);
+    float *scores = NULL;
+    uint32_t *items = malloc((size_t)j->kmax * 4);
+    float *vals = malloc((size_t)j->kmax * 4);
+    if (posix_memalign((void **)&scores, 64, (size_t)KD_RANK_BLOCK * j->rk.items_pad * 4) || !items || !vals) {
+        j->failed = 1;
+        free(items); free(vals);
+        return;
+    }
+    for (uint64_t b = b0; b < b1; b++) {
+        uint32_t u0 = (uint32_t)b * KD_RANK_BLOCK;
+        uint32_t nu = d->n_users - u0 < KD_RANK_BLOCK ? d->n_users - u0 : KD_RANK_BLOCK;
+        /* score only users that will be evaluated: most blocks have all of them */
+        kd_rank_score_block(&j->rk, u0, nu, scores);
+        for (uint32_t x = 0; x < nu; x++) {
+            uint32_t u = u0 + x;
+            double *out = j->per_user + (size_t)u * nm;
+            uint32_t T_u = kd_csr_len(truth, u);
+            if (T_u == 0) {
+                for (int k = 0; k < nm; k++) out[k] = NAN;
+                continue;
+            }
+            const uint32_t *ex[2] = { d->train.idx + d->train.indptr[u], d->valid.idx + d->valid.indptr[u] };
+            uint32_t exl[2] = { kd_csr_len(&d->train, u), kd_csr_len(&d->valid, u) };
+            int nx = j->o->split == KD_SPLIT_TEST ? 2 : 1;
+            uint32_t n = kd_topk(scores + (size_t)x * j->rk.items_pad, d->n_items, ex, exl, nx, j->kmax, items, vals);
+            kd_metrics_user(items, n, truth->idx + truth->indptr[u], T_u, j->o->ks, nk, out);
+            if (j->top_items) {
+                uint32_t keep = j->o->topk_keep;
+                for (uint32_t r = 0; r < keep; r++) {
+                    j->top_items[(size_t)u * keep + r] = r < n ? items[r] : UINT32_MAX;
+                    j->top_scores[(size_t)u * keep + r] = r < n ? vals[r] : NAN;
+                }
+            }
+        }
+    }
+    free(scores);
+    free(items);
+    free(vals);
+}
+
+int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, kd_eval_result *r, kd_err *e)
+{
+    memset(r, 0, sizeof *r);
+    double t0 = kd_now();
+    if (o->nk < 1 || o->nk > KD_MAX_KS)
+        return kd_fail_usage(e, "between 1 and %d values of K", KD_MAX_KS);
+    eval_job j = { .m = m, .d = d, .o = o };
+    for (int x = 0; x < o->nk; x++) {
+        if (o->ks[x] == 0 || o->ks[x] > d->n_items)
+            return kd_fail_usage(e, "K = %u is not in 1..%u (the number of items)", o->ks[x], d->n_items);
+        if (o->ks[x] > j.kmax) j.kmax = o->ks[x];
+    }
+    if (o->topk_keep > j.kmax) j.kmax = o->topk_keep;
+    int nm = KD_N_METRICS * o->nk;
+    j.per_user = kd_alloc_array((uint64_t)d->n_users * nm, 8);
+    if (o->topk_keep) {
+        j.top_items = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
+        j.top_scores = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
+    }
+    if (!j.per_user || (o->topk_keep && (!j.top_items || !j.top_scores)) || kd_ranker_init(&j.rk, m, e)) {
+        free(j.per_user); free(j.top_items); free(j.top_scores);
+        return e->code ? -1 : kd_fail(e, "out of memory");
+    }
+    int T = o->threads < 1 ? 1 : o->threads;
+    if (kd_par_run(T, eval_thread, &j, e) || j.failed) {
+        kd_ranker_free(&j.rk);
+        free(j.per_user); free(j.top_items); free(j.top_scores);
+        return e->code ? -1 : kd_fail(e, "out of memory");
+    }
+    kd_ranker_free(&j.rk);
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        const double *v = j.per_user + (size_t)u * nm;
+        if (isnan(v[0])) {
+            r->users_skipped++;
+            continue;
+        }
+        r->users_eval++;
+        for (int mi = 0; mi < KD_N_METRICS; mi++)
+            for (int x = 0; x < o->nk; x++) r->mean[mi][x] += v[mi * o->nk + x];
+    }
+    for (int mi = 0; mi < KD_N_METRICS; mi++)
+        for (int x = 0; x < o->nk; x++) r->mean[mi][x] = r->users_eval ? r->mean[mi][x] / r->users_eval : 0;
+    if (o->keep_per_user) r->per_user = j.per_user;
+    else free(j.per_user);
+    r->top_items = j.top_items;
+    r->top_scores = j.top_scores;
+    r->seconds = kd_now() - t0;
+    return 0;
+}
+
+void kd_eval_result_free(kd_eval_result *r)
+{
+    free(r->per_user);
+    free(r->top_items);
+    free(r->top_scores);
+    memset(r, 0, sizeof *r);
+}
+
+uint32_t kd_eval_latency(const kd_model *m, const kd_dataset *d, int split, uint32_t K, uint32_t n,
+                         uint64_t seed, double **us, kd_err *e)
+{
+    *us = NULL;
+    const kd_csr *truth = split == KD_SPLIT_VALID ? &d->valid : &d->test;
+    kd_ranker rk;
+    uint32_t *users = kd_alloc_array(d->n_users, 4), cnt = 0;
+    if (!users) { kd_fail(e, "out of memory"); return 0; }
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (kd_csr_len(truth, u)) users[cnt++] = u;
+    if (n && n < cnt) { /* a seeded sample, in random order */
+        kd_rng r = kd_rng_seed(kd_key(seed, 0x4c4154ULL /* "LAT" */, 0));
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t j = k + kd_rng_below(&r, cnt - k), t = users[k];
+            users[k] = users[j];
+            users[j] = t;
+        }
+        cnt = n;
+    }
+    float *scores = NULL, *vals = kd_alloc_array(K, 4);
+    uint32_t *items = kd_alloc_array(K, 4);
+    double *t = kd_alloc_array(cnt ? cnt : 1, 8);
+    if (!vals || !items || !t || kd_ranker_init(&rk, m, e) ||
+        posix_memalign((void **)&scores, 64, (size_t)rk.items_pad * 4)) {
+        free(users); free(vals); free(items); free(t);
+        if (!e->code) kd_fail(e, "out of memory");
+        return 0;
+    }
+    int nx = split == KD_SPLIT_TEST ? 2 : 1;
+    for (int pass = 0; pass < 2; pass++) { /* pass 0 warms caches and branch predictors */
+        uint32_t lim = pass == 0 ? (cnt < 200 ? cnt : 200) : cnt;
+        for (uint32_t k = 0; k < lim; k++) {
+            uint32_t u = users[k];
+            const uint32_t *ex[2] = { d->train.idx + d->train.indptr[u], d->valid.idx + d->valid.indptr[u] };
+            uint32_t exl[2] = { kd_csr_len(&d->train, u), kd_csr_len(&d->valid, u) };
+            double t0 = kd_now();
+            kd_rank_score_user(&rk, u, scores);
+            kd_topk(scores, d->n_items, ex, exl, nx, K, items, vals);
+            double t1 = kd_now();
+            if (pass) t[k] = (t1 - t0) * 1e6;
+        }
+    }
+    kd_ranker_free(&rk);
+    free(scores); free(vals); free(items); free(users);
+    *us = t;
+    return cnt;
+}

@@ -1,0 +1,146 @@
+/* kd_train: shared trainer flags, defaults, provenance and output. */
+#include "kd_train.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kd_cli.h"
+#include "kd_metrics.h"
+#include "kd_prov.h"
+
+enum {
+    O_DIM = KD_TRAIN_OPT_BASE, O_EPOCHS, O_LR, O_LR_DECAY, O_REG, O_REG_BIAS, O_NEG, O_OPTIM, O_THREADS,
+    O_SEED, O_INIT_STD, O_VALID_EVERY, O_PATIENCE, O_SELECT, O_HOGWILD, O_NO_TIMING, O_LEVEL, O_QUIET, O_VERBOSE,
+};
+
+const struct option kd_train_options[] = {
+    { "dim", 1, 0, O_DIM }, { "epochs", 1, 0, O_EPOCHS }, { "lr", 1, 0, O_LR },
+    { "lr-decay", 1, 0, O_LR_DECAY }, { "reg", 1, 0, O_REG }, { "reg-bias", 1, 0, O_REG_BIAS },
+    { "neg", 1, 0, O_NEG }, { "optim", 1, 0, O_OPTIM }, { "threads", 1, 0, O_THREADS },
+    { "seed", 1, 0, O_SEED }, { "init-std", 1, 0, O_INIT_STD }, { "valid-every", 1, 0, O_VALID_EVERY },
+    { "patience", 1, 0, O_PATIENCE }, { "select-metric", 1, 0, O_SELECT }, { "hogwild", 0, 0, O_HOGWILD },
+    { "no-timing", 0, 0, O_NO_TIMING }, { "level", 1, 0, O_LEVEL }, { "quiet", 0, 0, O_QUIET },
+    { "verbose", 0, 0, O_VERBOSE },
+};
+
+void kd_train_defaults(kd_train_opts *o, uint32_t dim)
+{
+    memset(o, 0, sizeof *o);
+    o->dim = dim;
+    o->neg = 1;
+    o->seed = 1;
+    o->init_std = 0.1;
+    o->sgd = (kd_sgd_params){
+        .epochs = 50, .lr = 0.05, .lr_decay = 1.0, .reg = 0.005, .reg_bias = 0.005, .optim = KD_OPT_SGD,
+        .threads = kd_cli_default_threads(), .verbosity = 1, .valid_every = 0, .patience = 5,
+    };
+    o->select = "ndcg@10";
+    o->out = "-";
+    o->level = 6;
+}
+
+int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
+{
+    uint64_t v = 0;
+    int r = 0;
+    switch (c) {
+    case 'o': o->out = arg; return 1;
+    case 'q': o->sgd.verbosity = 0; return 1;
+    case 'v': o->sgd.verbosity = 2; return 1;
+    case O_QUIET: o->sgd.verbosity = 0; return 1;
+    case O_VERBOSE: o->sgd.verbosity = 2; return 1;
+    case O_DIM: r = kd_cli_u64("--dim", arg, 1, KD_MAX_DIM, &v, e); o->dim = (uint32_t)v; break;
+    case O_EPOCHS: r = kd_cli_u64("--epochs", arg, 1, 100000, &v, e); o->sgd.epochs = (uint32_t)v; break;
+    case O_LR: r = kd_cli_double("--lr", arg, 1e-12, 1e3, &o->sgd.lr, e); break;
+    case O_LR_DECAY: r = kd_cli_double("--lr-decay", arg, 1e-6, 1, &o->sgd.lr_decay, e); break;
+    case O_REG: r = kd_cli_double("--reg", arg, 0, 1e3, &o->sgd.reg, e); break;
+    case O_REG_BIAS: r = kd_cli_double("--reg-bias", arg, 0, 1e3, &o->sgd.reg_bias, e); break;
+    case O_NEG: r = kd_cli_u64("--neg", arg, 1, 1000, &v, e); o->neg = (uint32_t)v; break;
+    case O_OPTIM:
+        if (!strcmp(arg, "sgd")) o->sgd.optim = KD_OPT_SGD;
+        else if (!strcmp(arg, "adagrad")) o->sgd.optim = KD_OPT_ADAGRAD;
+        else r = kd_fail_usage(e, "--optim: '%s' is not sgd or adagrad", arg);
+        break;
+    case O_THREADS: r = kd_cli_u64("--threads", arg, 1, 256, &v, e); o->sgd.threads = (int)v; break;
+    case O_SEED: r = kd_cli_u64("--seed", arg, 0, UINT64_MAX, &o->seed, e); break;
+    case O_INIT_STD: r = kd_cli_double("--init-std", arg, 0, 10, &o->init_std, e); break;
+    case O_VALID_EVERY: r = kd_cli_u64("--valid-every", arg, 1, 100000, &v, e); o->sgd.valid_every = (uint32_t)v; break;
+    case O_PATIENCE: r = kd_cli_u64("--patience", arg, 1, 100000, &v, e); o->sgd.patience = (uint32_t)v; break;
+    case O_SELECT: o->select = arg; return 1;
+    case O_HOGWILD: o->sgd.hogwild = 1; return 1;
+    case O_NO_TIMING: o->no_timing = 1; return 1;
+    case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
+    default: return 0;
+    }
+    return r ? -1 : 1;
+}
+
+int kd_train_finish(kd_train_opts *o, kd_err *e)
+{
+    if (kd_metric_parse(o->select, &o->sgd.select_metric, &o->sgd.select_k))
+        return kd_fail_usage(e, "--select-metric: '%s' is not METRIC@K (recall, ndcg, precision, hitrate, mrr, map)",
+                             o->select);
+    return 0;
+}
+
+void kd_train_help(FILE *f, const kd_train_opts *d)
+{
+    fprintf(f,
+        "training (defaults in brackets):\n"
+        "  --dim D          embedding dimension [%u]\n"
+        "  --epochs N       epochs (an epoch = one positive per train interaction) [%u]\n"
+        "  --lr X           learning rate [%g]        --lr-decay X  lr *= X each epoch [%g]\n"
+        "  --reg X          L2 on embeddings [%g]    --reg-bias X  L2 on item biases [%g]\n"
+        "  --neg N          negatives per positive [%u]\n"
+        "  --optim sgd|adagrad [sgd]                --init-std X  N(0, X^2) init [%g]\n"
+        "  --seed N         [%llu]                    --threads N   [number of CPUs]; never changes the result\n"
+        "  --hogwild        lock-free updates: faster, NOT reproducible (recorded in provenance)\n"
+        "early stopping (needs a validation split):\n"
+        "  --valid-every N  evaluate on valid every N epochs, keep the best parameters\n"
+        "  --patience P     stop after P evaluations without improvement [%u]\n"
+        "  --select-metric M@K  [%s] (recall, ndcg, precision, hitrate, mrr, map)\n"
+        "output:\n"
+        "  -o OUT           the model artifact [stdout, never a terminal]\n"
+        "  --no-timing      leave out the measured throughput section (byte-identical files)\n"
+        "  --level N        zlib level [%d];  -q/--quiet, -v/--verbose (a line per epoch)\n",
+        d->dim, d->sgd.epochs, d->sgd.lr, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
+        d->init_std, (unsigned long long)d->seed, d->sgd.patience, d->select, d->level);
+}
+
+int kd_train_prov(const kd_train_opts *o, kd_buf *b)
+{
+    return kd_prov_u64(b, "dim", o->dim) || kd_prov_u64(b, "epochs", o->sgd.epochs) ||
+           kd_prov_f64(b, "lr", o->sgd.lr) || kd_prov_f64(b, "lr_decay", o->sgd.lr_decay) ||
+           kd_prov_f64(b, "reg", o->sgd.reg) || kd_prov_f64(b, "reg_bias", o->sgd.reg_bias) ||
+           kd_prov_u64(b, "neg", o->neg) || kd_prov_str(b, "optim", o->sgd.optim == KD_OPT_ADAGRAD ? "adagrad" : "sgd") ||
+           kd_prov_f64(b, "init_std", o->init_std) || kd_prov_u64(b, "seed", o->seed) ||
+           kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK) || kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild) ||
+           kd_prov_u64(b, "valid_every", o->sgd.valid_every) ||
+           kd_prov_u64(b, "patience", o->sgd.valid_every ? o->sgd.patience : 0) ||
+           kd_prov_str(b, "select_metric", o->sgd.valid_every ? o->select : "none") ? -1 : 0;
+}
+
+int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
+{
+    return kd_prov_u64(b, "result.epochs_run", log->epochs_run) ||
+           kd_prov_u64(b, "result.best_epoch", log->best_epoch ? log->best_epoch : log->epochs_run) ||
+           kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early) ? -1 : 0;
+}
+
+int kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
+                  kd_out *out, kd_err *e)
+{
+    kd_art *a = kd_art_new(KD_KIND_MODEL);
+    kd_buf enc = { 0 };
+    int r = -1;
+    if (!a) return kd_fail(e, "out of memory");
+    if (kd_model_to_art(m, a, e) || kd_train_log_to_art(log, a, o->no_timing, e) ||
+        kd_art_add_text(a, "provenance", (const char *)prov->p, prov->len, e) ||
+        kd_art_encode(a, o->level, &enc, e) || kd_out_write(out, enc.p, enc.len, e) || kd_out_commit(out, e))
+        goto done;
+    r = 0;
+done:
+    kd_buf_free(&enc);
+    kd_art_free(a);
+    return r;
+}

@@ -32,7 +32,9 @@
 #include "kd_dataset.h"
 #include "kd_model.h"
 
+#ifndef KD_SGD_BLOCK
 #define KD_SGD_BLOCK  1024u         /* records per block: part of the algorithm */
+#endif
 #define KD_NO_ITEM    UINT32_MAX    /* an empty record slot */
 
 enum kd_optim { KD_OPT_SGD, KD_OPT_ADAGRAD };

@@ -11,8 +11,8 @@
 kd_synth_params kd_synth_defaults(void)
 {
     kd_synth_params p = {
-        .users = 1000, .items = 500, .mean = 30, .spread = 0.5, .rank = 64, .decay = 0.97,
-        .clusters = 10, .cluster_share = 0.3, .beta = 3.0, .zipf = 0.6, .noise = 0.05,
+        .users = 1000, .items = 500, .mean = 30, .spread = 0.5, .rank = 128, .decay = 0.99,
+        .clusters = 128, .cluster_share = 0.95, .beta = 4.0, .zipf = 0.6, .noise = 0.05,
         .test_ratio = 0.2, .valid_ratio = 0.1, .seed = 1,
     };
     return p;
@@ -64,7 +64,7 @@ static void latent(float *x, uint32_t n, uint32_t rank, const float *centres, ui
     }
 }
 
-int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_err *e)
+int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_model *truth, kd_err *e)
 {
     if (kd_synth_check(p, e))
         return -1;
@@ -98,6 +98,14 @@ int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_err *e)
     }
     for (uint32_t i = 0; i < I; i++)
         for (uint32_t r = 0; r < R; r++) Yt[(size_t)r * I + i] = Y[(size_t)i * R + r];
+    if (truth) {
+        if (kd_model_alloc(truth, U, I, R, e))
+            goto done;
+        for (uint32_t u = 0; u < U; u++)
+            memcpy(truth->P + (size_t)u * truth->stride, X + (size_t)u * R, (size_t)R * 4);
+        for (uint32_t i = 0; i < I; i++)
+            memcpy(truth->Q + (size_t)i * truth->stride, Y + (size_t)i * R, (size_t)R * 4);
+    }
     for (uint32_t i = 0; i < I; i++) perm[i] = i;
     for (uint32_t k = I; k > 1; k--) {
         uint32_t j = kd_rng_below(&rng, k), t = perm[k - 1];
@@ -105,6 +113,8 @@ int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_err *e)
         perm[j] = t;
     }
     for (uint32_t k = 0; k < I; k++) logpop[perm[k]] = (float)(-p->zipf * log(1.0 + k));
+    if (truth)
+        memcpy(truth->bi, logpop, (size_t)I * 4);
 
     for (uint32_t u = 0; u < U; u++) {
         double z = kd_rng_normal(&rng);
@@ -187,8 +197,10 @@ int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_err *e)
         goto done;
     ret = 0;
 done:
-    if (ret)
+    if (ret) {
         kd_dataset_free(d);
+        if (truth) kd_model_free(truth);
+    }
     free(cu); free(ci); free(X); free(Y); free(Yt); free(logpop); free(logit); free(cdf);
     free(perm); free(chosen); free(taken); free(pairs);
     return ret;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "kd_dataset.h"
+#include "kd_model.h"
 
 typedef struct kd_synth_params {
     uint32_t users, items;
@@ -36,8 +37,10 @@ kd_synth_params kd_synth_defaults(void);
 /* Checks ranges; usage error naming the bad parameter. */
 int kd_synth_check(const kd_synth_params *p, kd_err *e);
 
-/* Generates a dataset (ids are 0..n-1). */
-int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_err *e);
+/* Generates a dataset (ids are 0..n-1).  If truth is not NULL it receives the generating
+ * model itself as MF parameters of dimension rank (P = scaled user factors, Q = item
+ * factors, item bias = log popularity): the ceiling any learned model can reach. */
+int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_model *truth, kd_err *e);
 
 /* Writes every parameter as provenance lines (synth.*=...). */
 int kd_synth_prov(const kd_synth_params *p, kd_buf *prov);

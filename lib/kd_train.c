@@ -31,7 +31,7 @@ void kd_train_defaults(kd_train_opts *o, uint32_t dim)
     o->seed = 1;
     o->init_std = 0.1;
     o->sgd = (kd_sgd_params){
-        .epochs = 50, .lr = 0.05, .lr_decay = 1.0, .reg = 0.005, .reg_bias = 0.005, .optim = KD_OPT_SGD,
+        .epochs = 50, .lr = 0.05, .lr_decay = 1.0, .reg = 0.01, .reg_bias = 0.01, .optim = KD_OPT_SGD,
         .threads = kd_cli_default_threads(), .verbosity = 1, .valid_every = 0, .patience = 5,
     };
     o->select = "ndcg@10";

@@ -8,6 +8,7 @@
 #include "kd_cli.h"       /* checked option parsing */
 #include "kd_dataset.h"   /* kd_dataset_to_art, kd_dataset_stats */
 #include "kd_import.h"    /* kd_import_params, kd_import_run */
+#include "kd_model.h"     /* the generating model (--truth) */
 #include "kd_prov.h"      /* provenance lines */
 #include "kd_synth.h"     /* kd_synth_params, kd_synth_generate */
 
@@ -28,6 +29,8 @@ static void usage(FILE *f)
         "  --clusters K user/item clusters [%u]   --cluster-share S  variance from clusters [%g]\n"
         "  --beta B     affinity scale [%g]       --zipf Z   popularity exponent [%g]\n"
         "  --noise P    share of uniform-noise interactions [%g]\n"
+        "  --truth FILE also write the generating model as a model artifact (dim = rank):\n"
+        "               the ceiling of what a learned model can reach (kd-eval it)\n"
         "\nimport options:\n"
         "  --format F        tsv: 'user item rating timestamp' (tab/space); csv: header then\n"
         "                    userId,movieId,rating,timestamp; adj: 'user item item ...';\n"
@@ -46,7 +49,7 @@ static void usage(FILE *f)
 enum {
     O_USERS = 256, O_ITEMS, O_MEAN, O_SPREAD, O_RANK, O_DECAY, O_CLUSTERS, O_SHARE, O_BETA, O_ZIPF,
     O_NOISE, O_TEST_RATIO, O_VALID_RATIO, O_SEED, O_LEVEL, O_FORMAT, O_MIN_RATING, O_KCORE,
-    O_VALID, O_TEST, O_LOO, O_VERSION,
+    O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH,
 };
 
 int main(int argc, char **argv)
@@ -58,11 +61,11 @@ int main(int argc, char **argv)
         { "zipf", 1, 0, O_ZIPF }, { "noise", 1, 0, O_NOISE }, { "test-ratio", 1, 0, O_TEST_RATIO },
         { "valid-ratio", 1, 0, O_VALID_RATIO }, { "seed", 1, 0, O_SEED }, { "level", 1, 0, O_LEVEL },
         { "format", 1, 0, O_FORMAT }, { "min-rating", 1, 0, O_MIN_RATING }, { "kcore", 1, 0, O_KCORE },
-        { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO },
+        { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO }, { "truth", 1, 0, O_TRUTH },
         { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
     kd_synth_params sp = kd_synth_defaults();
     kd_import_params ip = kd_import_defaults();
-    const char *out = "-";
+    const char *out = "-", *truth_path = NULL;
     int level = 6, c;
     uint64_t v = 0;
     kd_err e = { 0 };
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
         case O_VALID: ip.valid_path = optarg; break;
         case O_TEST: ip.test_path = optarg; break;
         case O_LOO: ip.leave_one_out = 1; break;
+        case O_TRUTH: truth_path = optarg; break;
         default: usage(stderr); return KD_EXIT_USAGE;
         }
         if (r)
@@ -140,9 +144,28 @@ int main(int argc, char **argv)
     opened = 1;
     kd_prov_begin(&prov, "kd-gen");
     if (synth) {
-        if (kd_synth_generate(&d, &sp, &e))
+        kd_model truth;
+        if (kd_synth_generate(&d, &sp, truth_path ? &truth : NULL, &e))
             goto fail;
         kd_synth_prov(&sp, &prov);
+        if (truth_path) {
+            kd_buf tp = { 0 };
+            kd_art *ta = kd_art_new(KD_KIND_MODEL);
+            kd_prov_begin(&tp, "kd-gen");
+            kd_prov_str(&tp, "role", "truth");
+            kd_synth_prov(&sp, &tp);
+            int r = !ta || kd_model_to_art(&truth, ta, &e) ||
+                    kd_art_add_text(ta, "provenance", (const char *)tp.p, tp.len, &e) ||
+                    kd_art_save(ta, truth_path, level, &e);
+            kd_art_free(ta);
+            kd_buf_free(&tp);
+            kd_model_free(&truth);
+            if (r) {
+                kd_dataset_free(&d);
+                if (!e.code) kd_fail(&e, "out of memory");
+                goto fail;
+            }
+        }
     } else {
         ip.input_path = argv[optind];
         if (kd_import_run(&d, &ip, &prov, &e))

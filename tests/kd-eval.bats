@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# kd-eval: the table, its determinism, timings, side outputs, and refusals.
+load test_helper
+
+setup() {
+    small_dataset 1 small.kd
+    kd-train -q --dim 16 --epochs 5 small.kd -o m.kd
+}
+
+col() { # col NAME FILE: the column NAME of the first data row
+    awk -F'\t' -v n="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == n) c = i } NR == 2 { print $c }' "$2"
+}
+
+@test "the table has one row per model, every metric at every K, and timings" {
+    kd-train -q --dim 8 --epochs 5 small.kd -o s.kd
+    kd-eval -k 5,10 small.kd m.kd s.kd >out.tsv
+    [ "$(wc -l <out.tsv)" -eq 3 ]
+    head -1 out.tsv | grep -q $'recall@5\trecall@10\tndcg@5\tndcg@10\tprecision@5'
+    head -1 out.tsv | grep -q $'map@10\tusers\tskipped\tlat_mean_us\tlat_p50_us\tlat_p90_us\tlat_p99_us\tusers_per_s'
+    for c in lat_mean_us lat_p50_us lat_p90_us lat_p99_us users_per_s; do
+        awk -v v="$(col $c out.tsv)" 'BEGIN { exit !(v > 0) }'
+    done
+    [ "$(col model out.tsv)" = m ]
+    [ "$(col dim out.tsv)" = 16 ]
+    [ "$(col params out.tsv)" = $(( (60 + 40) * 17 )) ]
+}
+
+@test "--no-timing output is identical across runs and thread counts" {
+    kd-eval --no-timing --threads 1 small.kd m.kd >a.tsv
+    kd-eval --no-timing --threads 2 small.kd m.kd >b.tsv
+    kd-eval --no-timing --threads 7 small.kd m.kd >c.tsv
+    cmp a.tsv b.tsv
+    cmp a.tsv c.tsv
+    ! grep -q lat_ a.tsv
+}
+
+@test "--reference gives the compression ratio; the study's 97.5K / 49.5K = 1.97" {
+    kd-gen synth -o d.kd
+    kd-train -q --dim 64 --epochs 1 d.kd -o t.kd
+    kd-train -q --dim 32 --epochs 1 d.kd -o s.kd
+    kd-eval --no-timing --reference t.kd d.kd s.kd >out.tsv
+    [ "$(col params out.tsv)" = 49500 ]
+    [ "$(col compression out.tsv)" = 1.9697 ]
+}
+
+@test "--per-user writes one row per evaluated user whose mean is the table's" {
+    kd-eval --no-timing -k 10 --per-user pu.tsv small.kd m.kd >out.tsv
+    users=$(col users out.tsv)
+    [ "$(($(wc -l <pu.tsv) - 1))" -eq "$users" ]
+    mean=$(awk -F'\t' 'NR > 1 { s += $3 } END { printf "%.6f", s / (NR - 1) }' pu.tsv)
+    [ "$mean" = "$(col recall@10 out.tsv)" ]
+}
+
+@test "--topk lists ranked recommendations in original ids, never a train item" {
+    printf '10 100\n10 101\n10 102\n11 100\n11 103\n11 104\n12 101\n12 104\n12 105\n13 102\n13 103\n13 105\n' >t.txt
+    kd-gen import --format triples --test-ratio 0.3 --valid-ratio 0 t.txt -o d.kd
+    kd-train -q --dim 4 --epochs 3 d.kd -o x.kd
+    kd-eval --no-timing -k 3 --topk top.tsv d.kd x.kd >/dev/null
+    awk -F'\t' '$4 < 100 || $4 > 105 || $3 < 1 || $3 > 3 { exit 1 }' top.tsv
+    kd-cat --original-ids d.kd train | sed 's/\t/ /' | sort >train.pairs
+    awk -F'\t' '{ print $2 " " $4 }' top.tsv | sort >rec.pairs
+    [ -z "$(comm -12 train.pairs rec.pairs)" ]
+}
+
+@test "--split valid evaluates on the validation split" {
+    kd-eval --no-timing --split valid small.kd m.kd >v.tsv
+    kd-eval --no-timing small.kd m.kd >t.tsv
+    ! cmp -s v.tsv t.tsv
+}
+
+@test "early stopping keeps the best epoch's parameters" {
+    kd-train -q --dim 16 --epochs 40 --lr 0.3 --reg 0 --valid-every 1 --patience 40 --select-metric recall@10 small.kd -o es.kd
+    best=$(kd-cat es.kd train.valid | sort -t$'\t' -k2,2g | tail -1 | cut -f2)
+    last=$(kd-cat es.kd train.valid | tail -1 | cut -f2)
+    kd-eval --no-timing -k 10 --split valid small.kd es.kd >v.tsv
+    awk -v a="$best" -v b="$(col recall@10 v.tsv)" 'BEGIN { exit !(a - b < 1e-6 && b - a < 1e-6) }'
+    # the learning rate overfits: the best epoch is not the last one
+    awk -v a="$best" -v b="$last" 'BEGIN { exit !(a > b) }'
+    kd-cat es.kd provenance | grep -q '^result.best_epoch='
+}
+
+@test "a model for another dataset is refused" {
+    kd-gen synth --users 61 --items 40 --mean 8 -o other.kd
+    run --separate-stderr -1 kd-eval other.kd m.kd
+    [ "$stderr" = "kd-eval: m.kd: model is 60 users x 40 items, the dataset 61 x 40 (a model for another dataset?)" ]
+}
+
+@test "K out of range, a missing split and a dataset given as model are refused" {
+    run --separate-stderr -2 kd-eval -k 0 small.kd m.kd
+    [[ $stderr == "kd-eval: -k: 0 is out of range"* ]]
+    run --separate-stderr -2 kd-eval -k 41 small.kd m.kd
+    [ "$stderr" = "kd-eval: K = 41 is not in 1..40 (the number of items)" ]
+    kd-gen synth --users 60 --items 40 --mean 8 --rank 4 --valid-ratio 0 -o nv.kd
+    kd-train -q --dim 4 --epochs 1 nv.kd -o nvm.kd
+    run --separate-stderr -1 kd-eval --split valid nv.kd nvm.kd
+    [ "$stderr" = "kd-eval: dataset has no valid split (no interactions in it)" ]
+    run --separate-stderr -1 kd-eval small.kd small.kd
+    [ "$stderr" = "kd-eval: small.kd: is a dataset, not a model" ]
+}
+
+@test "a failing model leaves no partial output" {
+    echo old >out.tsv
+    run --separate-stderr -1 kd-eval -o out.tsv small.kd m.kd nope.kd
+    [ "$(cat out.tsv)" = old ]
+    no_temporaries
+}

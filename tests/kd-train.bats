@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# kd-train: reproducible BPR training, its record, and its refusals.
+load test_helper
+
+setup() { small_dataset 1 small.kd; }
+
+train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
+
+@test "the same flags give the same model whatever --threads (content ID and bytes)" {
+    for t in 1 2 8; do
+        train_small --threads "$t" -o "m$t.kd"
+        train_small --threads "$t" --no-timing -o "n$t.kd"
+    done
+    [ "$(content_id m1.kd)" = "$(content_id m2.kd)" ]
+    [ "$(content_id m1.kd)" = "$(content_id m8.kd)" ]
+    [ "$(content_id m1.kd)" = "$(content_id n1.kd)" ]
+    cmp n1.kd n2.kd
+    cmp n1.kd n8.kd
+}
+
+@test "another seed gives another model" {
+    train_small --seed 1 -o a.kd
+    train_small --seed 2 -o b.kd
+    [ "$(content_id a.kd)" != "$(content_id b.kd)" ]
+}
+
+@test "the checkpoint records per-epoch loss, throughput and provenance" {
+    train_small -o m.kd
+    run --separate-stderr -0 kd-cat m.kd train.loss
+    [ "${#lines[@]}" -eq 5 ]
+    run --separate-stderr -0 kd-cat m.kd train.throughput
+    [ "${#lines[@]}" -eq 5 ]
+    awk '$1 <= 0 { exit 1 }' <<<"$output"
+    kd-cat m.kd provenance >prov
+    grep -qx 'tool=kd-train' prov
+    grep -qx 'dim=16' prov
+    grep -qx "input.dataset=$(content_id small.kd)" prov
+    grep -qx 'params=1700' prov
+    ! grep -q thread prov
+}
+
+@test "the loss falls on a small dataset (steadily, up to SGD noise)" {
+    kd-train -q --dim 16 --epochs 12 small.kd -o m.kd
+    kd-cat m.kd train.loss >loss
+    # every epoch below the first, each third of the run below the one before, and the
+    # last epoch at least 15% below the first
+    awk '{ l[NR] = $1 } END {
+        for (i = 2; i <= NR; i++) if (l[i] >= l[1]) exit 1
+        a = (l[1] + l[2] + l[3] + l[4]) / 4; b = (l[5] + l[6] + l[7] + l[8]) / 4; c = (l[9] + l[10] + l[11] + l[12]) / 4
+        exit !(b < a && c < b && l[12] < 0.85 * l[1]) }' loss
+}
+
+@test "a dim-64 model reaches a lower training loss than a dim-32 model (default data)" {
+    kd-gen synth -o d.kd
+    kd-train -q --dim 64 --epochs 20 d.kd -o t.kd
+    kd-train -q --dim 32 --epochs 20 d.kd -o s.kd
+    t=$(kd-cat t.kd train.loss | tail -1)
+    s=$(kd-cat s.kd train.loss | tail -1)
+    awk -v t="$t" -v s="$s" 'BEGIN { exit !(t < s) }'
+}
+
+@test "params: 97,500 at dim 64 and 49,500 at dim 32 on 1,000 users x 500 items" {
+    kd-gen synth -o d.kd
+    kd-train -q --dim 64 --epochs 1 d.kd -o t.kd
+    kd-train -q --dim 32 --epochs 1 d.kd -o s.kd
+    kd-info t.kd | grep -qx 'params:      97500'
+    kd-info s.kd | grep -qx 'params:      49500'
+}
+
+@test "reads the dataset from a pipe" {
+    train_small --no-timing -o a.kd
+    kd-gen synth --users 60 --items 40 --mean 8 --rank 4 --seed 1 | kd-train -q --dim 16 --epochs 5 --no-timing - -o b.kd
+    cmp a.kd b.kd
+}
+
+@test "divergence stops with a clear error and writes nothing" {
+    run --separate-stderr -1 train_small --lr 900 -o m.kd
+    [[ $stderr == "kd-train: training diverged at epoch "*"; try a smaller --lr" ]]
+    [ ! -e m.kd ]
+    no_temporaries
+}
+
+@test "bad flags are usage errors" {
+    run --separate-stderr -2 train_small --dim 0 -o m.kd
+    [[ $stderr == "kd-train: --dim: 0 is out of range"* ]]
+    run --separate-stderr -2 train_small --dim 100000 -o m.kd
+    [[ $stderr == "kd-train: --dim: 100000 is out of range"* ]]
+    run --separate-stderr -2 train_small --lr -0.1 -o m.kd
+    [[ $stderr == "kd-train: --lr: -0.1 is out of range"* ]]
+    run --separate-stderr -2 train_small --optim adam -o m.kd
+    [ "$stderr" = "kd-train: --optim: 'adam' is not sgd or adagrad" ]
+    run --separate-stderr -2 train_small --valid-every 1 --select-metric ndcg -o m.kd
+    [[ $stderr == "kd-train: --select-metric: 'ndcg' is not METRIC@K"* ]]
+    [ ! -e m.kd ]
+}
+
+@test "a dataset without train interactions is refused" {
+    run --separate-stderr -1 kd-train -q "$FIXTURES/kd-train/empty-train.kd" -o m.kd
+    [ "$stderr" = "kd-train: dataset has no train interactions" ]
+    [ ! -e m.kd ]
+}
+
+@test "more negatives than a user has items left is refused" {
+    printf '1 1\n1 2\n1 3\n2 1\n' >t.txt
+    kd-gen import --format triples --test-ratio 0.01 --valid-ratio 0 t.txt -o d.kd
+    run --separate-stderr -1 kd-train -q --neg 2 d.kd -o m.kd
+    [[ $stderr == "kd-train: user 1 has 3 train items of 3: fewer than --neg 2 negatives are left" ]]
+}
+
+@test "a model given as dataset is refused" {
+    train_small -o m.kd
+    run --separate-stderr -1 kd-train -q m.kd -o x.kd
+    [ "$stderr" = "kd-train: m.kd: is a model, not a dataset" ]
+}
+
+@test "early stopping without a validation split is refused" {
+    kd-gen synth --users 60 --items 40 --mean 8 --valid-ratio 0 -o nv.kd
+    run --separate-stderr -2 kd-train -q --valid-every 1 nv.kd -o m.kd
+    [ "$stderr" = "kd-train: early stopping needs a validation split, and this dataset has none" ]
+}
+
+@test "--hogwild runs and says so in provenance" {
+    train_small --hogwild -o m.kd
+    kd-cat m.kd provenance | grep -qx 'hogwild=1'
+}
+
+@test "adagrad trains and lowers the loss" {
+    kd-train -q --dim 16 --epochs 8 --optim adagrad --lr 0.1 small.kd -o m.kd
+    kd-cat m.kd train.loss >loss
+    [ "$(awk 'NR == 1 { a = $1 } END { print ($1 < a) }' loss)" = 1 ]
+}
+
+@test "progress: nothing on stderr when it is not a terminal, a line per epoch with --verbose" {
+    run --separate-stderr -0 kd-train --dim 8 --epochs 3 small.kd -o m.kd
+    [ -z "$stderr" ]
+    run --separate-stderr -0 kd-train --verbose --dim 8 --epochs 3 small.kd -o m.kd
+    [ "$(printf '%s\n' "$stderr" | grep -c '^kd-train: epoch [0-9]/3 loss ')" -eq 3 ]
+}

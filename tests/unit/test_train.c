@@ -1,0 +1,138 @@
+/* Unit tests of training: the BPR records against finite differences of the loss, the
+ * negative sampler, and the engine's thread-count independence. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_bpr.h"
+#include "kd_rng.h"
+#include "kd_sgd.h"
+#include "kd_synth.h"
+#include "kd_test.h"
+
+/* loss of one triple in double precision */
+static double triple_loss(const kd_model *m, uint32_t u, uint32_t i, uint32_t j)
+{
+    double x = 0;
+    for (uint32_t k = 0; k < m->dim; k++)
+        x += (double)m->P[u * m->stride + k] * (m->Q[i * m->stride + k] - (double)m->Q[j * m->stride + k]);
+    x += (double)m->bi[i] - m->bi[j];
+    return kd_softplus_neg(x);
+}
+
+/* The records (u,i,+g), (u,j,-g) say dL/dscore(u,i) = -g, dL/dscore(u,j) = +g, so
+ * dL/dp_u = -g (q_i - q_j), dL/dq_i = -g p_u, dL/dq_j = g p_u, dL/db_i = -g, dL/db_j = g. */
+static void test_bpr_gradient(void)
+{
+    kd_err e;
+    kd_model m;
+    CHECK(kd_model_alloc(&m, 3, 5, 7, &e) == 0);
+    kd_model_init_normal(&m, 11, 0.7f);
+    for (uint32_t i = 0; i < 5; i++) m.bi[i] = 0.1f * (float)i - 0.2f;
+    uint32_t u = 1, i = 2, j = 4;
+    float si = kd_model_score(&m, u, i), sj = kd_model_score(&m, u, j);
+    kd_rec r[2];
+    kd_bpr_records(r, u, i, j, (float)kd_sigmoid_neg((double)si - sj));
+    CHECK(r[0].u == u && r[0].item == i && r[1].item == j && r[0].ureg == 1 && r[1].ureg == 0);
+    CHECK(r[0].coef == -r[1].coef && r[0].coef > 0);
+    const double h = 1e-3;
+    double worst = 0;
+    for (uint32_t k = 0; k < m.dim; k++) {
+        float *params[3] = { &m.P[u * m.stride + k], &m.Q[i * m.stride + k], &m.Q[j * m.stride + k] };
+        double analytic[3] = { -r[0].coef * (m.Q[i * m.stride + k] - m.Q[j * m.stride + k]),
+                               -r[0].coef * m.P[u * m.stride + k], -r[1].coef * m.P[u * m.stride + k] };
+        for (int p = 0; p < 3; p++) {
+            float keep = *params[p];
+            *params[p] = keep + (float)h;
+            double lp = triple_loss(&m, u, i, j);
+            *params[p] = keep - (float)h;
+            double lm = triple_loss(&m, u, i, j);
+            *params[p] = keep;
+            double num = (lp - lm) / (2 * h), err = fabs(num - analytic[p]);
+            worst = err > worst ? err : worst;
+        }
+    }
+    for (int b = 0; b < 2; b++) {
+        float *param = b ? &m.bi[j] : &m.bi[i];
+        float keep = *param;
+        *param = keep + (float)h;
+        double lp = triple_loss(&m, u, i, j);
+        *param = keep - (float)h;
+        double lm = triple_loss(&m, u, i, j);
+        *param = keep;
+        double err = fabs((lp - lm) / (2 * h) - (-r[b].coef));
+        worst = err > worst ? err : worst;
+    }
+    CHECK(worst < 1e-4);
+    kd_model_free(&m);
+}
+
+static void test_negatives_never_positive(void)
+{
+    /* rows from almost empty to almost full, including the exact fallback path */
+    uint32_t n_items = 50, row[50];
+    int bad = 0;
+    uint32_t hist[50] = { 0 };
+    for (uint32_t len = 0; len < n_items; len++) {
+        for (uint32_t k = 0; k < len; k++) row[k] = (k * 7 + len) % n_items;
+        /* sort and dedupe the row */
+        for (uint32_t a = 0; a < len; a++)
+            for (uint32_t b = a + 1; b < len; b++)
+                if (row[b] < row[a]) { uint32_t t = row[a]; row[a] = row[b]; row[b] = t; }
+        uint32_t m = 0;
+        for (uint32_t k = 0; k < len; k++) if (!m || row[k] != row[m - 1]) row[m++] = row[k];
+        for (uint32_t draw = 0; draw < 2000; draw++) {
+            uint32_t j = kd_sample_negative(row, m, n_items, kd_key(3, len, draw));
+            for (uint32_t k = 0; k < m; k++) bad |= row[k] == j;
+            bad |= j >= n_items;
+            if (len == 40) hist[j]++;
+        }
+    }
+    CHECK(!bad);
+    /* with 40 draws-worth of a row, the 10 free items are hit about uniformly */
+    uint32_t lo = 1u << 30, hi = 0, free_items = 0;
+    for (uint32_t k = 0; k < n_items; k++)
+        if (hist[k]) { free_items++; lo = hist[k] < lo ? hist[k] : lo; hi = hist[k] > hi ? hist[k] : hi; }
+    CHECK(free_items > 0 && hi < 2 * lo);
+}
+
+static void test_threads_do_not_change_the_model(void)
+{
+    kd_err e;
+    kd_dataset d;
+    kd_synth_params sp = kd_synth_defaults();
+    sp.users = 200; sp.items = 120; sp.mean = 12; sp.rank = 8; sp.clusters = 4;
+    CHECK(kd_synth_generate(&d, &sp, NULL, &e) == 0);
+    kd_model ref = { 0 };
+    for (int T = 1; T <= 5; T += 2) {
+        kd_model m;
+        kd_bpr b;
+        kd_train_log log;
+        kd_sgd_params p = { .epochs = 3, .lr = 0.05, .lr_decay = 1, .reg = 0.01, .reg_bias = 0.01, .threads = T };
+        CHECK(kd_model_alloc(&m, d.n_users, d.n_items, 16, &e) == 0);
+        kd_model_init_normal(&m, 5, 0.1f);
+        CHECK(kd_bpr_init(&b, &d, 2, 9, &e) == 0);
+        kd_sgd_task task = kd_bpr_task(&b);
+        CHECK(kd_sgd_train(&m, &d, &task, &p, &log, &e) == 0);
+        CHECK(log.epochs_run == 3 && log.loss[2] < log.loss[0]);
+        if (T == 1) {
+            ref = m;
+        } else {
+            size_t n = ((size_t)m.n_users + m.n_items) * m.stride;
+            CHECK(!memcmp(ref.P, m.P, n * 4) && !memcmp(ref.bi, m.bi, m.n_items * 4));
+            kd_model_free(&m);
+        }
+        kd_train_log_free(&log);
+        kd_bpr_free(&b);
+    }
+    kd_model_free(&ref);
+    kd_dataset_free(&d);
+}
+
+int main(void)
+{
+    test_bpr_gradient();
+    test_negatives_never_positive();
+    test_threads_do_not_change_the_model();
+    return kd_test_done("test_train");
+}

@@ -76,11 +76,13 @@ void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, 
         js[n] = kd_sample_negative(row, len, b->d->n_items, kd_key(key, 1, n));
 }
 
-KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, kd_rec *recs, void *scratch)
+KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                    kd_rec *recs, void *scratch)
 {
     const kd_bpr *b = ctx;
     uint32_t u, i, js[64], *j = b->neg <= 64 ? js : scratch;
     kd_bpr_sample(b, epoch, unit, &u, &i, j);
+    *user = u;
     const float *pu = m->P + (size_t)u * m->stride;
     float si = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
     double loss = 0;
@@ -88,7 +90,7 @@ KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch
         float sj = kd_dot(pu, m->Q + (size_t)j[n] * m->stride, m->stride) + m->bi[j[n]];
         double x = (double)si - (double)sj;
         loss += kd_softplus_neg(x);
-        kd_bpr_records(recs + 2 * n, u, i, j[n], (float)kd_sigmoid_neg(x));
+        kd_bpr_records(recs + 2 * n, i, j[n], (float)kd_sigmoid_neg(x));
     }
     return loss;
 }

@@ -2,8 +2,8 @@
  *
  * A unit is one positive (u, i) drawn uniformly from the train interactions, with `neg`
  * negatives j drawn uniformly from the items u has not interacted with in train.  Each
- * triple contributes -log sigmoid(x), x = score(u,i) - score(u,j), as two records:
- * (u, i, +g) and (u, j, -g) with g = sigmoid(-x).  An epoch is as many units as train
+ * triple contributes -log sigmoid(x), x = score(u,i) - score(u,j), as two records of
+ * user u: (i, +g) and (j, -g) with g = sigmoid(-x).  An epoch is as many units as train
  * interactions (so neg triples per interaction).
  */
 #ifndef KD_BPR_H
@@ -34,10 +34,10 @@ void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, 
 uint32_t kd_sample_negative(const uint32_t *row, uint32_t len, uint32_t n_items, uint64_t key);
 
 /* Plain BPR records for a triple with margin x = s_ui - s_uj (g = sigmoid(-x)). */
-static inline void kd_bpr_records(kd_rec *r, uint32_t u, uint32_t i, uint32_t j, float g)
+static inline void kd_bpr_records(kd_rec *r, uint32_t i, uint32_t j, float g)
 {
-    r[0] = (kd_rec){ u, i, g, 1 };
-    r[1] = (kd_rec){ u, j, -g, 0 };
+    r[0] = (kd_rec){ i, g };
+    r[1] = (kd_rec){ j, -g };
 }
 
 #endif

@@ -17,19 +17,26 @@ double kd_sigmoid_neg(double x) { return x > 0 ? exp(-x) / (1 + exp(-x)) : 1 / (
 
 typedef struct sgd_run {
     kd_model *m;
-    const kd_sgd_task *task;
     const kd_sgd_params *p;
     kd_barrier bar;
     uint64_t epoch;
     float lr;
-    kd_rec *recs;       /* (units_per_block * R) */
-    double *loss;       /* (units_per_block) */
-    float *pu_old;      /* (units_per_block * R, stride) user rows as B1 read them */
-    uint8_t **scratch;  /* per thread */
-    float *G;           /* Adagrad accumulators, same layout as the model's P|Q|...|bi, or NULL */
-    uint64_t units_per_block;
-    double epoch_loss;
-    double *hog_loss;   /* per thread, hogwild */
+    /* the block being trained */
+    const kd_sgd_task *task;
+    uint64_t b0, nb;      /* units [b0, b0 + nb) of task */
+    uint32_t *users;      /* (units per block) user of each unit, KD_NO_ITEM = none */
+    kd_rec *recs;         /* (units per block * R) */
+    double *loss;         /* (units per block) */
+    float *pu_old;        /* (units per block, stride) p_u as B1 read it */
+    float **delta;        /* per thread (stride) */
+    uint8_t **scratch;    /* per thread */
+    float *G;             /* Adagrad accumulators (P | Q | pad | bi), or NULL */
+    /* the schedule of one epoch: blocks of each task, interleaved */
+    const kd_sgd_task *tasks;
+    int ntasks;
+    uint64_t upb[KD_MAX_TASKS];    /* units per block of each task */
+    double task_loss[KD_MAX_TASKS];
+    double *hog_loss;     /* per thread and task, hogwild */
 } sgd_run;
 
 /* Adagrad step on one row: x += lr * g / sqrt(G + eps), G += g^2, g = s*v - decay*x */
@@ -42,17 +49,20 @@ static inline void ada_row(float *x, float *G, float lr, float s, const float *v
     }
 }
 
-static inline void apply_user(sgd_run *r, const kd_rec *c, float *save)
+/* The user step of a unit: p_u += lr * (sum coef_k q_k - reg p_u); saves p_u first. */
+static inline void apply_user(sgd_run *r, uint32_t u, const kd_rec *recs, uint32_t R, float *delta, float *save)
 {
     kd_model *m = r->m;
-    float *pu = m->P + (size_t)c->u * m->stride;
-    const float *q = m->Q + (size_t)c->item * m->stride;
+    float *pu = m->P + (size_t)u * m->stride;
     kd_copy16(save, pu, m->stride);
-    float reg = c->ureg ? (float)r->p->reg : 0.0f;
+    for (uint32_t k = 0; k < m->stride; k += 16) *(kd_v16 *)(delta + k) = (kd_v16){ 0 };
+    for (uint32_t k = 0; k < R; k++)
+        if (recs[k].item != KD_NO_ITEM)
+            kd_axpy(delta, recs[k].coef, m->Q + (size_t)recs[k].item * m->stride, m->stride);
     if (r->G)
-        ada_row(pu, r->G + (size_t)c->u * m->stride, r->lr, c->coef, q, reg, m->dim);
+        ada_row(pu, r->G + (size_t)u * m->stride, r->lr, 1.0f, delta, (float)r->p->reg, m->dim);
     else
-        kd_scale_axpy(pu, 1.0f - r->lr * reg, r->lr * c->coef, q, m->stride);
+        kd_scale_axpy(pu, 1.0f - r->lr * (float)r->p->reg, r->lr, delta, m->stride);
 }
 
 static inline void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
@@ -62,7 +72,7 @@ static inline void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
     float *bi = m->bi + c->item;
     if (r->G) {
         float *Gq = r->G + ((size_t)m->n_users + c->item) * m->stride;
-        float *Gb = r->G + ((size_t)m->n_users + m->n_items) * m->stride + c->item;
+        float *Gb = r->G + ((size_t)m->n_users + m->n_items + 1) * m->stride + c->item;
         ada_row(q, Gq, r->lr, c->coef, pu_old, (float)r->p->reg, m->dim);
         float g = c->coef - (float)r->p->reg_bias * *bi;
         *Gb += g * g;
@@ -73,58 +83,88 @@ static inline void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
     }
 }
 
-KD_CLONES static void epoch_blocked(void *ctx, int t, int T)
+/* One block of one task, on thread t of T (all threads call it between barriers). */
+static void run_block(sgd_run *r, int t, int T)
 {
-    sgd_run *r = ctx;
     const kd_sgd_task *task = r->task;
     kd_model *m = r->m;
     uint32_t R = task->recs_per_unit;
-    uint64_t units = task->units, B = r->units_per_block;
-    for (uint64_t b0 = 0; b0 < units; b0 += B) {
-        uint64_t nb = units - b0 < B ? units - b0 : B, lo, hi;
-        /* A: produce records from the parameters as they stand */
-        kd_par_range(nb, t, T, (unsigned long long *)&lo, (unsigned long long *)&hi);
-        for (uint64_t s = lo; s < hi; s++)
-            r->loss[s] = task->produce(task->ctx, m, r->epoch, b0 + s, r->recs + s * R, r->scratch[t]);
-        kd_barrier_wait(&r->bar);
-        /* B1: users, by owner, in record order */
-        uint64_t nrec = nb * R;
-        for (uint64_t k = 0; k < nrec; k++) {
-            const kd_rec *c = &r->recs[k];
-            if (c->item == KD_NO_ITEM || (int)(c->u % (uint32_t)T) != t) continue;
-            apply_user(r, c, r->pu_old + k * m->stride);
+    unsigned long long lo, hi;
+    /* A: produce records from the parameters as they stand */
+    kd_par_range(r->nb, t, T, &lo, &hi);
+    for (uint64_t s = lo; s < hi; s++)
+        r->loss[s] = task->produce(task->ctx, m, r->epoch, r->b0 + s, &r->users[s], r->recs + s * R, r->scratch[t]);
+    kd_barrier_wait(&r->bar);
+    /* B1: users, by owner, in unit order */
+    for (uint64_t s = 0; s < r->nb; s++) {
+        uint32_t u = r->users[s];
+        if (u == KD_NO_ITEM || (int)(u % (uint32_t)T) != t) continue;
+        apply_user(r, u, r->recs + s * R, R, r->delta[t], r->pu_old + s * m->stride);
+    }
+    kd_barrier_wait(&r->bar);
+    /* B2: items, by owner, in record order */
+    for (uint64_t s = 0; s < r->nb; s++) {
+        if (r->users[s] == KD_NO_ITEM) continue;
+        const kd_rec *c = r->recs + s * R;
+        for (uint32_t k = 0; k < R; k++)
+            if (c[k].item != KD_NO_ITEM && (int)(c[k].item % (uint32_t)T) == t)
+                apply_item(r, &c[k], r->pu_old + s * m->stride);
+    }
+    kd_barrier_wait(&r->bar);
+}
+
+KD_CLONES static void epoch_blocked(void *ctx, int t, int T)
+{
+    sgd_run *r = ctx;
+    uint64_t done[KD_MAX_TASKS] = { 0 }, nblocks[KD_MAX_TASKS];
+    for (int k = 0; k < r->ntasks; k++)
+        nblocks[k] = (r->tasks[k].units + r->upb[k] - 1) / r->upb[k];
+    for (;;) {
+        /* next: the task least far along its own blocks (ties: the first) */
+        int next = -1;
+        double best = 2;
+        for (int k = 0; k < r->ntasks; k++)
+            if (done[k] < nblocks[k] && (double)(done[k] + 1) / (double)nblocks[k] < best) {
+                best = (double)(done[k] + 1) / (double)nblocks[k];
+                next = k;
+            }
+        if (next < 0) break;
+        /* every thread computes the same schedule; thread 0 publishes the block */
+        if (t == 0) {
+            r->task = &r->tasks[next];
+            r->b0 = done[next] * r->upb[next];
+            r->nb = r->task->units - r->b0 < r->upb[next] ? r->task->units - r->b0 : r->upb[next];
         }
         kd_barrier_wait(&r->bar);
-        /* B2: items, by owner, in record order */
-        for (uint64_t k = 0; k < nrec; k++) {
-            const kd_rec *c = &r->recs[k];
-            if (c->item == KD_NO_ITEM || (int)(c->item % (uint32_t)T) != t) continue;
-            apply_item(r, c, r->pu_old + k * m->stride);
-        }
+        run_block(r, t, T);
         if (t == 0)
-            for (uint64_t s = 0; s < nb; s++) r->epoch_loss += r->loss[s];
-        kd_barrier_wait(&r->bar);
+            for (uint64_t s = 0; s < r->nb; s++) r->task_loss[next] += r->loss[s];
+        done[next]++;
     }
 }
 
 KD_CLONES static void epoch_hogwild(void *ctx, int t, int T)
 {
     sgd_run *r = ctx;
-    const kd_sgd_task *task = r->task;
-    uint32_t R = task->recs_per_unit;
-    uint64_t lo, hi;
-    kd_rec *recs = r->recs + (size_t)t * R;
-    float *save = r->pu_old + (size_t)t * R * r->m->stride;
-    kd_par_range(task->units, t, T, (unsigned long long *)&lo, (unsigned long long *)&hi);
-    double loss = 0;
-    for (uint64_t s = lo; s < hi; s++) {
-        loss += task->produce(task->ctx, r->m, r->epoch, s, recs, r->scratch[t]);
-        for (uint32_t k = 0; k < R; k++)
-            if (recs[k].item != KD_NO_ITEM) apply_user(r, &recs[k], save + (size_t)k * r->m->stride);
-        for (uint32_t k = 0; k < R; k++)
-            if (recs[k].item != KD_NO_ITEM) apply_item(r, &recs[k], save + (size_t)k * r->m->stride);
+    kd_model *m = r->m;
+    for (int k = 0; k < r->ntasks; k++) {
+        const kd_sgd_task *task = &r->tasks[k];
+        uint32_t R = task->recs_per_unit;
+        kd_rec *recs = r->recs + (size_t)t * R;
+        float *save = r->pu_old + (size_t)t * m->stride;
+        unsigned long long lo, hi;
+        kd_par_range(task->units, t, T, &lo, &hi);
+        double loss = 0;
+        for (uint64_t s = lo; s < hi; s++) {
+            uint32_t u;
+            loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, r->scratch[t]);
+            if (u == KD_NO_ITEM) continue;
+            apply_user(r, u, recs, R, r->delta[t], save);
+            for (uint32_t j = 0; j < R; j++)
+                if (recs[j].item != KD_NO_ITEM) apply_item(r, &recs[j], save);
+        }
+        r->hog_loss[(size_t)t * KD_MAX_TASKS + k] = loss;
     }
-    r->hog_loss[t] = loss;
 }
 
 void kd_train_log_free(kd_train_log *log)
@@ -157,39 +197,55 @@ static void progress(const kd_sgd_params *p, uint64_t epoch, double loss, double
                 (unsigned long long)epoch, p->epochs, loss, rate, extra);
 }
 
-int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *task, const kd_sgd_params *p,
-                 kd_train_log *log, kd_err *e)
+int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
+                 const kd_sgd_params *p, kd_train_log *log, kd_err *e)
 {
     memset(log, 0, sizeof *log);
     if (!(p->lr > 0) || !isfinite(p->lr)) return kd_fail_usage(e, "--lr must be positive");
     if (p->valid_every && kd_csr_nnz(&d->valid) == 0)
         return kd_fail_usage(e, "early stopping needs a validation split, and this dataset has none");
+    if (ntasks < 1 || ntasks > KD_MAX_TASKS) return kd_fail(e, "bad number of training tasks");
     int T = p->threads < 1 ? 1 : p->threads;
-    uint32_t R = task->recs_per_unit;
-    sgd_run r = { .m = m, .task = task, .p = p };
-    r.units_per_block = KD_SGD_BLOCK / R ? KD_SGD_BLOCK / R : 1;
-    uint64_t slots = p->hogwild ? (uint64_t)T : r.units_per_block;
-    r.recs = kd_alloc_array(slots * R, sizeof *r.recs);
-    r.loss = kd_alloc_array(r.units_per_block, sizeof *r.loss);
-    r.hog_loss = kd_calloc_array((uint64_t)T, sizeof *r.hog_loss);
+    sgd_run r = { .m = m, .p = p, .tasks = tasks, .ntasks = ntasks };
+    uint64_t max_units = 0, max_recs = 0, max_scratch = 0, samples = 0;
+    for (int k = 0; k < ntasks; k++) {
+        uint32_t R = tasks[k].recs_per_unit;
+        r.upb[k] = KD_SGD_BLOCK / R ? KD_SGD_BLOCK / R : 1;
+        uint64_t units = p->hogwild ? (uint64_t)T : r.upb[k];
+        max_units = units > max_units ? units : max_units;
+        max_recs = units * R > max_recs ? units * R : max_recs;
+        max_scratch = tasks[k].scratch_bytes > max_scratch ? tasks[k].scratch_bytes : max_scratch;
+        samples += (uint64_t)((double)tasks[k].units * tasks[k].samples_per_unit);
+    }
+    r.users = kd_alloc_array(max_units, 4);
+    r.recs = kd_alloc_array(max_recs, sizeof *r.recs);
+    r.loss = kd_alloc_array(max_units, sizeof *r.loss);
+    r.hog_loss = kd_calloc_array((uint64_t)T * KD_MAX_TASKS, sizeof *r.hog_loss);
     r.scratch = kd_calloc_array((uint64_t)T, sizeof *r.scratch);
+    r.delta = kd_calloc_array((uint64_t)T, sizeof *r.delta);
     void *pu_old = NULL;
     kd_model best = { 0 };
     int ret = -1;
     log->loss = kd_alloc_array(p->epochs ? p->epochs : 1, 8);
     log->throughput = kd_alloc_array(p->epochs ? p->epochs : 1, 8);
     log->valid = kd_alloc_array(2 * (uint64_t)(p->epochs ? p->epochs : 1), 8);
-    if (!r.recs || !r.loss || !r.hog_loss || !r.scratch || !log->loss || !log->throughput || !log->valid ||
-        posix_memalign(&pu_old, 64, (size_t)(slots * R * m->stride * 4 + 64))) {
+    if (!r.users || !r.recs || !r.loss || !r.hog_loss || !r.scratch || !r.delta || !log->loss ||
+        !log->throughput || !log->valid || posix_memalign(&pu_old, 64, (size_t)(max_units * m->stride * 4 + 64))) {
         kd_fail(e, "out of memory");
         goto done;
     }
     r.pu_old = pu_old;
-    for (int t = 0; t < T; t++)
-        if (task->scratch_bytes && !(r.scratch[t] = aligned_alloc(64, (task->scratch_bytes + 63) & ~(size_t)63))) {
+    for (int t = 0; t < T; t++) {
+        if (max_scratch && !(r.scratch[t] = aligned_alloc(64, (max_scratch + 63) & ~(size_t)63))) {
             kd_fail(e, "out of memory");
             goto done;
         }
+        if (posix_memalign((void **)&r.delta[t], 64, (size_t)m->stride * 4)) {
+            r.delta[t] = NULL;
+            kd_fail(e, "out of memory");
+            goto done;
+        }
+    }
     if (p->optim == KD_OPT_ADAGRAD) {
         r.G = kd_calloc_array(((uint64_t)m->n_users + m->n_items + 1) * m->stride + m->n_items, 4);
         if (!r.G) { kd_fail(e, "out of memory"); goto done; }
@@ -202,18 +258,22 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *task, cons
     for (uint64_t ep = 0; ep < p->epochs; ep++) {
         r.epoch = ep;
         r.lr = (float)(p->lr * pow(p->lr_decay, (double)ep));
-        r.epoch_loss = 0;
-        if (task->epoch_begin && task->epoch_begin(task->ctx, m, ep, e))
-            goto done;
+        for (int k = 0; k < ntasks; k++) {
+            r.task_loss[k] = 0;
+            if (tasks[k].epoch_begin && tasks[k].epoch_begin(tasks[k].ctx, m, ep, e))
+                goto done;
+        }
         double t0 = kd_now();
         if (kd_par_run(T, p->hogwild ? epoch_hogwild : epoch_blocked, &r, e))
             goto done;
-        double secs = kd_now() - t0;
-        if (p->hogwild)
-            for (int t = 0; t < T; t++) r.epoch_loss += r.hog_loss[t];
-        double loss = r.epoch_loss / (double)(task->units ? task->units : 1);
+        double secs = kd_now() - t0, loss = 0;
+        for (int k = 0; k < ntasks; k++) {
+            if (p->hogwild)
+                for (int t = 0; t < T; t++) r.task_loss[k] += r.hog_loss[(size_t)t * KD_MAX_TASKS + k];
+            loss += r.task_loss[k] / (double)(tasks[k].units ? tasks[k].units : 1);
+        }
         log->loss[ep] = loss;
-        log->throughput[ep] = secs > 0 ? (double)task->units * task->samples_per_unit / secs : 0;
+        log->throughput[ep] = secs > 0 ? (double)samples / secs : 0;
         log->epochs_run = (uint32_t)ep + 1;
         if (!isfinite(loss) || !kd_model_finite(m)) {
             if (kd_cli_progress_ok(p->verbosity) && p->verbosity < 2) fputc('\n', stderr);
@@ -252,7 +312,11 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *task, cons
 done:
     if (ret) kd_train_log_free(log);
     kd_model_free(&best);
-    for (int t = 0; r.scratch && t < T; t++) free(r.scratch[t]);
-    free(r.scratch); free(r.recs); free(r.loss); free(r.hog_loss); free(pu_old); free(r.G);
+    for (int t = 0; t < T; t++) {
+        if (r.scratch) free(r.scratch[t]);
+        if (r.delta) free(r.delta[t]);
+    }
+    free(r.scratch); free(r.delta); free(r.users); free(r.recs); free(r.loss); free(r.hog_loss);
+    free(pu_old); free(r.G);
     return ret;
 }

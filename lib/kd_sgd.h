@@ -1,28 +1,30 @@
 /* kd_sgd: the training engine under kd-train and kd-distill: deterministic block-parallel
  * SGD (or Adagrad) on MF parameters, with validation-based early stopping.
  *
- * A loss is described by a task that turns a "unit" (a sampled positive, a user, ...)
- * into a fixed number of records (u, item, coef): "move score(u, item) up by coef", i.e.
- * coef = -dLoss/dscore(u, item).  From a record the engine applies
- *     p_u    += lr * (coef * q_item - [ureg] reg * p_u)
- *     q_item += lr * (coef * p_u    -        reg * q_item)
- *     b_item += lr * (coef          -   reg_bias * b_item)
- * (user biases get no gradient from any ranking loss, which is invariant to them).
+ * A loss is described by tasks.  A task turns a "unit" (one sampled positive with its
+ * negatives, one user's distillation list, ...) into one user u and a fixed number of
+ * records (item, coef): "move score(u, item) up by coef", i.e. coef = -dLoss/dscore(u,item).
+ * From a unit the engine applies one user step and one step per record:
+ *     p_u    += lr * (sum_k coef_k * q_k  - reg * p_u)
+ *     q_k    += lr * (coef_k * p_u_old    - reg * q_k)
+ *     b_k    += lr * (coef_k              - reg_bias * b_k)
+ * (user biases get no gradient from any ranking loss, which is invariant to them).  For
+ * BPR this is the classic update of a triple.  Several tasks (BPR plus a distillation
+ * term) are interleaved block by block in a fixed order within each epoch.
  *
- * Determinism whatever the thread count: an epoch is cut into blocks of KD_SGD_BLOCK
- * records, a fixed number independent of threads.  For each block
+ * Determinism whatever the thread count: an epoch is cut into blocks of about
+ * KD_SGD_BLOCK records, a number independent of threads.  For each block
  *   A. every unit's records are produced from the parameters as they stand at the start of
  *      the block (threads split the units; a unit's random numbers come from a counter-
  *      based stream keyed by (seed, epoch, unit), so it does not matter who computes it);
- *   B1. user rows are updated: thread t owns users u % T == t and applies their records in
- *      record order, saving each p_u it read for B2;
- *   B2. item rows likewise, owner item % T, using the saved p_u.
+ *   B1. user rows are updated: thread t owns users u % T == t and applies their units in
+ *      unit order, saving each p_u it read for B2;
+ *   B2. item rows likewise, owner item % T, records in order, using the saved p_u.
  * Every row therefore sees the same updates, from the same values, in the same order for
  * any T; barriers separate the phases.  The price against plain sequential SGD is that a
- * gradient may be up to one block stale (a few hundred samples; the effect on accuracy is
- * what make bench and the tests measure).  --hogwild instead lets threads update shared
- * rows without ordering: faster where barriers dominate, not reproducible, and recorded in
- * provenance.
+ * gradient may be one block stale (measured: no accuracy change between 2-record and
+ * 1024-record blocks on the default data).  --hogwild instead lets threads update shared
+ * rows without ordering: not reproducible, and recorded in provenance.
  */
 #ifndef KD_SGD_H
 #define KD_SGD_H
@@ -35,28 +37,31 @@
 #ifndef KD_SGD_BLOCK
 #define KD_SGD_BLOCK  1024u         /* records per block: part of the algorithm */
 #endif
-#define KD_NO_ITEM    UINT32_MAX    /* an empty record slot */
+#define KD_NO_ITEM    UINT32_MAX    /* an empty record slot, or a unit with no user */
 
 enum kd_optim { KD_OPT_SGD, KD_OPT_ADAGRAD };
 
 typedef struct kd_rec {
-    uint32_t u, item;
+    uint32_t item;
     float    coef;
-    uint32_t ureg;   /* 1: apply the user's L2 decay with this record */
 } kd_rec;
 
 typedef struct kd_sgd_task {
     uint64_t units;            /* per epoch */
-    uint32_t recs_per_unit;
+    uint32_t recs_per_unit;    /* the most records a unit produces */
     double   samples_per_unit; /* for throughput: BPR triples a unit stands for */
     size_t   scratch_bytes;    /* per-thread scratch handed to produce() */
-    /* Fills recs[0..recs_per_unit) (unused slots: item = KD_NO_ITEM) for `unit` of
-     * `epoch`, reading the model only; returns the unit's loss. */
-    double (*produce)(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, kd_rec *recs, void *scratch);
+    /* Sets *user (KD_NO_ITEM to skip the unit) and fills recs[0..recs_per_unit) (unused
+     * slots: item = KD_NO_ITEM) for `unit` of `epoch`, reading the model only; returns
+     * the unit's loss. */
+    double (*produce)(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                      kd_rec *recs, void *scratch);
     /* Optional: called before each epoch on one thread (for per-epoch state). */
     int (*epoch_begin)(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e);
     void *ctx;
 } kd_sgd_task;
+
+#define KD_MAX_TASKS 4
 
 typedef struct kd_sgd_params {
     uint32_t epochs;
@@ -82,9 +87,10 @@ typedef struct kd_train_log {
     int      stopped_early;
 } kd_train_log;
 
-/* Trains m in place.  On error (divergence, out of memory) m is unspecified. */
-int  kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *task, const kd_sgd_params *p,
-                  kd_train_log *log, kd_err *e);
+/* Trains m in place with ntasks tasks interleaved.  On error (divergence, out of
+ * memory) m is unspecified.  The reported loss is the sum of the tasks' mean unit losses. */
+int  kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
+                  const kd_sgd_params *p, kd_train_log *log, kd_err *e);
 void kd_train_log_free(kd_train_log *log);
 
 /* Adds train.loss, train.valid and (unless no_timing) the volatile train.throughput. */

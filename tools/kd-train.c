@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         goto fail;
     kd_model_init_normal(&m, kd_key(o.seed, 0, 0), (float)o.init_std);
     kd_sgd_task task = kd_bpr_task(&b);
-    if (kd_sgd_train(&m, &d, &task, &o.sgd, &log, &e)) goto fail;
+    if (kd_sgd_train(&m, &d, &task, 1, &o.sgd, &log, &e)) goto fail;
     kd_prov_begin(&prov, prog);
     kd_prov_str(&prov, "role", "bpr");
     kd_prov_id(&prov, "input.dataset", d.content_id);

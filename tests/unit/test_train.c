@@ -32,8 +32,8 @@ static void test_bpr_gradient(void)
     uint32_t u = 1, i = 2, j = 4;
     float si = kd_model_score(&m, u, i), sj = kd_model_score(&m, u, j);
     kd_rec r[2];
-    kd_bpr_records(r, u, i, j, (float)kd_sigmoid_neg((double)si - sj));
-    CHECK(r[0].u == u && r[0].item == i && r[1].item == j && r[0].ureg == 1 && r[1].ureg == 0);
+    kd_bpr_records(r, i, j, (float)kd_sigmoid_neg((double)si - sj));
+    CHECK(r[0].item == i && r[1].item == j);
     CHECK(r[0].coef == -r[1].coef && r[0].coef > 0);
     const double h = 1e-3;
     double worst = 0;
@@ -113,7 +113,7 @@ static void test_threads_do_not_change_the_model(void)
         kd_model_init_normal(&m, 5, 0.1f);
         CHECK(kd_bpr_init(&b, &d, 2, 9, &e) == 0);
         kd_sgd_task task = kd_bpr_task(&b);
-        CHECK(kd_sgd_train(&m, &d, &task, &p, &log, &e) == 0);
+        CHECK(kd_sgd_train(&m, &d, &task, 1, &p, &log, &e) == 0);
         CHECK(log.epochs_run == 3 && log.loss[2] < log.loss[0]);
         if (T == 1) {
             ref = m;

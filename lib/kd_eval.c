@@ -58,7 +58,8 @@ static void eval_thread(void *ctx, int t, int T)
             uint32_t u = u0 + x;
             double *out = j->per_user + (size_t)u * nm;
             uint32_t T_u = kd_csr_len(truth, u);
-            if (T_u == 0) {
+            int none = j->o->split == KD_SPLIT_NONE;
+            if (T_u == 0 && !none) {
                 for (int k = 0; k < nm; k++) out[k] = NAN;
                 continue;
             }
@@ -66,7 +67,8 @@ static void eval_thread(void *ctx, int t, int T)
             uint32_t exl[2] = { kd_csr_len(&d->train, u), kd_csr_len(&d->valid, u) };
             int nx = j->o->split == KD_SPLIT_TEST ? 2 : 1;
             uint32_t n = kd_topk(scores + (size_t)x * j->rk.items_pad, d->n_items, ex, exl, nx, j->kmax, items, vals);
-            kd_metrics_user(items, n, truth->idx + truth->indptr[u], T_u, j->o->ks, nk, out);
+            if (none) for (int k = 0; k < nm; k++) out[k] = NAN;
+            else kd_metrics_user(items, n, truth->idx + truth->indptr[u], T_u, j->o->ks, nk, out);
             if (j->top_items) {
                 uint32_t keep = j->o->topk_keep;
                 for (uint32_t r = 0; r < keep; r++) {
@@ -85,7 +87,7 @@ int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, k
 {
     memset(r, 0, sizeof *r);
     double t0 = kd_now();
-    if (o->nk < 1 || o->nk > KD_MAX_KS)
+    if ((o->nk < 1 && o->split != KD_SPLIT_NONE) || o->nk > KD_MAX_KS)
         return kd_fail_usage(e, "between 1 and %d values of K", KD_MAX_KS);
     eval_job j = { .m = m, .d = d, .o = o };
     for (int x = 0; x < o->nk; x++) {
@@ -95,7 +97,7 @@ int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, k
     }
     if (o->topk_keep > j.kmax) j.kmax = o->topk_keep;
     int nm = KD_N_METRICS * o->nk;
-    j.per_user = kd_alloc_array((uint64_t)d->n_users * nm, 8);
+    j.per_user = kd_alloc_array((uint64_t)d->n_users * (nm ? nm : 1), 8);
     if (o->topk_keep) {
         j.top_items = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
         j.top_scores = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
@@ -113,7 +115,7 @@ int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, k
     kd_ranker_free(&j.rk);
     for (uint32_t u = 0; u < d->n_users; u++) {
         const double *v = j.per_user + (size_t)u * nm;
-        if (isnan(v[0])) {
+        if (nm == 0 || isnan(v[0])) {
             r->users_skipped++;
             continue;
         }
@@ -137,6 +139,23 @@ void kd_eval_result_free(kd_eval_result *r)
     free(r->top_items);
     free(r->top_scores);
     memset(r, 0, sizeof *r);
+}
+
+int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,
+                 float **scores, kd_err *e)
+{
+    kd_eval_opts o = { .nk = 0, .split = KD_SPLIT_NONE, .threads = threads, .topk_keep = M };
+    kd_eval_result r;
+    *items = NULL;
+    *scores = NULL;
+    if (M == 0 || M > d->n_items)
+        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
+    if (kd_evaluate(m, d, &o, &r, e))
+        return -1;
+    *items = r.top_items;
+    *scores = r.top_scores;
+    free(r.per_user);
+    return 0;
 }
 
 uint32_t kd_eval_latency(const kd_model *m, const kd_dataset *d, int split, uint32_t K, uint32_t n,

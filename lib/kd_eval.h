@@ -16,7 +16,8 @@
 
 #define KD_MAX_KS 8
 
-enum kd_split { KD_SPLIT_TEST, KD_SPLIT_VALID };
+/* NONE: rank every user, excluding train items only, and keep the top lists (no metrics) */
+enum kd_split { KD_SPLIT_TEST, KD_SPLIT_VALID, KD_SPLIT_NONE };
 
 typedef struct kd_eval_opts {
     uint32_t ks[KD_MAX_KS];
@@ -41,6 +42,11 @@ int kd_eval_check(const kd_model *m, const kd_dataset *d, int split, const char 
 
 int  kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, kd_eval_result *r, kd_err *e);
 void kd_eval_result_free(kd_eval_result *r);
+
+/* Every user's top M items (train items excluded) and scores, (n_users, M) each, by the
+ * same kernel and threads as kd_evaluate; UINT32_MAX / NaN past a user's candidates. */
+int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,
+                 float **scores, kd_err *e);
 
 /* Single-user latency: times score + exclusion + top-K for `n` users chosen with `seed`
  * among those with items in the split (all of them if n = 0 or larger), after a warm-up.

@@ -154,6 +154,16 @@ int main(int argc, char **argv)
             kd_prov_begin(&tp, "kd-gen");
             kd_prov_str(&tp, "role", "truth");
             kd_synth_prov(&sp, &tp);
+            /* the dataset's content ID, so the truth can serve as a teacher for it */
+            kd_art *da = kd_art_new(KD_KIND_DATASET);
+            kd_buf dprov = { 0 };
+            kd_buf_append(&dprov, prov.p, prov.len);
+            kd_dataset_stats(&d, &dprov);
+            if (da && !kd_dataset_to_art(&d, da, &e) &&
+                !kd_art_add_text(da, "provenance", (const char *)dprov.p, dprov.len, &e))
+                kd_prov_id(&tp, "input.dataset", kd_art_content_id(da));
+            kd_art_free(da);
+            kd_buf_free(&dprov);
             int r = !ta || kd_model_to_art(&truth, ta, &e) ||
                     kd_art_add_text(ta, "provenance", (const char *)tp.p, tp.len, &e) ||
                     kd_art_save(ta, truth_path, level, &e);

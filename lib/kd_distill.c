@@ -1,0 +1,437 @@
+/* kd_distill: margin-MSE, RD, RRD, CE and DCD as kd_sgd tasks (formulas in kd_distill.h). */
+#include "kd_distill.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_eval.h"
+#include "kd_par.h"
+#include "kd_prov.h"
+#include "kd_rng.h"
+#include "kd_vec.h"
+
+const char *const kd_method_names[KD_N_METHODS] = { "margin-mse", "rd", "rrd", "ce", "dcd" };
+
+int kd_method_parse(const char *name)
+{
+    for (int m = 0; m < KD_N_METHODS; m++)
+        if (!strcmp(name, kd_method_names[m])) return m;
+    return -1;
+}
+
+kd_distill_params kd_distill_defaults(int method)
+{
+    kd_distill_params p = { .method = method, .alpha = 0.5, .temperature = 1, .lambda = 1, .K = 10,
+                            .L = 40, .M = 100, .rank_temp = 10, .mu = 0.1, .tau = 1, .eps = 0.1 };
+    if (method == KD_RD) p.lambda = 0.5;
+    if (method == KD_DCD) { p.K = 20; p.L = 20; }
+    return p;
+}
+
+int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
+{
+    int r = kd_prov_str(b, "method", kd_method_names[p->method]);
+    switch (p->method) {
+    case KD_MARGIN_MSE:
+        r |= kd_prov_str(b, "mix", p->mix_add ? "add" : "convex");
+        r |= p->mix_add ? kd_prov_f64(b, "lambda", p->lambda) : kd_prov_f64(b, "alpha", p->alpha);
+        r |= kd_prov_f64(b, "temperature", p->temperature);
+        break;
+    case KD_RD:
+        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
+             kd_prov_f64(b, "rank_temp", p->rank_temp) | kd_prov_u64(b, "dynamic", (uint64_t)p->dynamic) |
+             kd_prov_f64(b, "mu", p->mu);
+        break;
+    case KD_RRD:
+        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
+             kd_prov_u64(b, "uninteresting", p->L) | kd_prov_u64(b, "topm", p->M);
+        break;
+    case KD_CE:
+        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_f64(b, "tau", p->tau);
+        break;
+    case KD_DCD:
+        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
+             kd_prov_u64(b, "uninteresting", p->L) | kd_prov_u64(b, "topm", p->M) | kd_prov_f64(b, "eps", p->eps);
+        break;
+    }
+    return r ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- shared pieces */
+
+static inline float student_score(const kd_model *m, uint32_t u, uint32_t i)
+{
+    return kd_dot(m->P + (size_t)u * m->stride, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
+}
+
+static int in_list(const uint32_t *a, uint32_t n, uint32_t x)
+{
+    for (uint32_t k = 0; k < n; k++)
+        if (a[k] == x) return 1;
+    return 0;
+}
+
+/* A uniform item not in u's train row and not in the first `n` of `avoid` (a short
+ * unsorted list); falls back to any non-train item after 32 tries. */
+static uint32_t sample_outside(const kd_dataset *d, uint32_t u, const uint32_t *avoid, uint32_t n, uint64_t key)
+{
+    const uint32_t *row = d->train.idx + d->train.indptr[u];
+    uint32_t len = kd_csr_len(&d->train, u), j = 0;
+    for (uint64_t t = 0; t < 32; t++) {
+        j = kd_sample_negative(row, len, d->n_items, kd_key(key, t, 0));
+        if (!in_list(avoid, n, j)) return j;
+    }
+    return j;
+}
+
+double kd_rrd_loss(const float *s, uint32_t K, uint32_t L, double *g)
+{
+    double mx = -INFINITY, U = 0, loss = 0;
+    for (uint32_t k = 0; k < K + L; k++) mx = s[k] > mx ? s[k] : mx;
+    for (uint32_t j = K; j < K + L; j++) U += exp(s[j] - mx);
+    /* Z_k = sum_{l>=k} e_l + U, from the back; the loss and the prefix sums of 1/Z_k */
+    double Z[256], *Zp = K <= 256 ? Z : malloc(K * sizeof *Zp), acc = U;
+    for (uint32_t k = K; k-- > 0;) {
+        acc += exp(s[k] - mx);
+        Zp[k] = acc;
+    }
+    double inv = 0;
+    for (uint32_t k = 0; k < K; k++) {
+        loss += log(Zp[k]) + mx - s[k];
+        inv += 1 / Zp[k];
+        g[k] = exp(s[k] - mx) * inv - 1;
+    }
+    for (uint32_t j = K; j < K + L; j++) g[j] = exp(s[j] - mx) * inv;
+    if (Zp != Z) free(Zp);
+    return loss;
+}
+
+double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double *g)
+{
+    double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0, loss = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        mt = t[i] > mt ? t[i] : mt;
+        ms = s[i] > ms ? s[i] : ms;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        zt += exp((t[i] - mt) / tau);
+        zs += exp((s[i] - ms) / tau);
+    }
+    double lzs = log(zs);
+    for (uint32_t i = 0; i < n; i++) {
+        double pt = exp((t[i] - mt) / tau) / zt, ls = (s[i] - ms) / tau - lzs;
+        loss -= pt * ls;
+        g[i] = (exp(ls) - pt) / tau;
+    }
+    return loss;
+}
+
+/* ---------------------------------------------------------------- margin-mse */
+
+double kd_margin_loss(const kd_distill_params *p, double x, double dt, double *dl)
+{
+    double T = p->temperature, diff = x / T - dt / T;
+    double kd = T * T * diff * diff, dkd = 2 * T * diff; /* computed as written, T and all */
+    double g = kd_sigmoid_neg(x);                        /* = -d softplus(-x) / dx */
+    if (p->mix_add) {
+        *dl = -g + p->lambda * dkd;
+        return kd_softplus_neg(x) + p->lambda * kd;
+    }
+    *dl = -(1 - p->alpha) * g + p->alpha * dkd;
+    return (1 - p->alpha) * kd_softplus_neg(x) + p->alpha * kd;
+}
+
+KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                       kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_model *t = k->teacher;
+    const kd_distill_params *p = &k->p;
+    uint32_t u, i, js[64], *j = k->bpr->neg <= 64 ? js : scratch;
+    kd_bpr_sample(k->bpr, epoch, unit, &u, &i, j);
+    *user = u;
+    const float *pu = m->P + (size_t)u * m->stride, *tu = t->P + (size_t)u * t->stride;
+    float si = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
+    float ti = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i];
+    double loss = 0;
+    for (uint32_t n = 0; n < k->bpr->neg; n++) {
+        float sj = kd_dot(pu, m->Q + (size_t)j[n] * m->stride, m->stride) + m->bi[j[n]];
+        float tj = kd_dot(tu, t->Q + (size_t)j[n] * t->stride, t->stride) + t->bi[j[n]];
+        double dl;
+        loss += kd_margin_loss(p, (double)si - (double)sj, (double)ti - (double)tj, &dl);
+        kd_bpr_records(recs + 2 * n, i, j[n], (float)-dl);
+    }
+    return loss;
+}
+
+/* ---------------------------------------------------------------- rd */
+
+#define RD_SAMPLES 32
+
+KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                   kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_distill_params *p = &k->p;
+    const kd_dataset *d = k->d;
+    uint32_t u = (uint32_t)unit, K = p->K;
+    const uint32_t *top = k->t_items + (size_t)u * p->M;
+    double *w = scratch;
+    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)2 << 40) | u);
+    *user = u;
+    for (uint32_t r = 0; r < 2 * K; r++) recs[r].item = KD_NO_ITEM;
+    uint32_t n = 0;
+    while (n < K && top[n] != UINT32_MAX) n++;
+    if (n == 0) { *user = KD_NO_ITEM; return 0; }
+    float s_top[1024];
+    double wsum = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        s_top[r] = student_score(m, u, top[r]);
+        w[r] = exp(-(double)(r + 1) / p->rank_temp);
+    }
+    if (p->dynamic) { /* student's rank of each item, estimated from uniform samples */
+        float samp[RD_SAMPLES];
+        for (uint32_t s = 0; s < RD_SAMPLES; s++)
+            samp[s] = student_score(m, u, kd_below(kd_rng_at(key, 1000 + s), d->n_items));
+        for (uint32_t r = 0; r < n; r++) {
+            uint32_t above = 0;
+            for (uint32_t s = 0; s < RD_SAMPLES; s++) above += samp[s] > s_top[r];
+            double est = (double)above * d->n_items / RD_SAMPLES;
+            w[r] *= tanh(fmax(p->mu * (est - r), 0));
+        }
+    }
+    for (uint32_t r = 0; r < n; r++) wsum += w[r];
+    if (!(wsum > 0)) { *user = KD_NO_ITEM; return 0; }
+    double loss = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        uint32_t j = sample_outside(d, u, top, n, kd_key(key, r, 1));
+        double x = (double)s_top[r] - student_score(m, u, j), wr = p->lambda * w[r] / wsum;
+        loss += wr * kd_softplus_neg(x);
+        float c = (float)(wr * kd_sigmoid_neg(x));
+        recs[2 * r] = (kd_rec){ top[r], c };
+        recs[2 * r + 1] = (kd_rec){ j, -c };
+    }
+    return loss;
+}
+
+/* ---------------------------------------------------------------- rrd and dcd */
+
+/* Records for a Plackett-Luce list: items[0..K) interesting in order, then L others. */
+static double pl_records(const kd_model *m, uint32_t u, const uint32_t *items, uint32_t K, uint32_t L,
+                         double lambda, kd_rec *recs, double *g, float *s)
+{
+    for (uint32_t k = 0; k < K + L; k++) s[k] = student_score(m, u, items[k]);
+    double loss = kd_rrd_loss(s, K, L, g);
+    for (uint32_t k = 0; k < K + L; k++) recs[k] = (kd_rec){ items[k], (float)(-lambda * g[k]) };
+    return lambda * loss;
+}
+
+KD_CLONES static double rrd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                    kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_distill_params *p = &k->p;
+    uint32_t u = (uint32_t)unit, K = p->K, L = p->L;
+    const uint32_t *top = k->t_items + (size_t)u * p->M;
+    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)3 << 40) | u);
+    uint32_t *items = scratch;
+    double *g = (double *)((uint8_t *)scratch + 8 * (size_t)(K + L + 1));
+    float *s = (float *)(g + K + L);
+    uint32_t n = 0, ntop = 0;
+    while (n < K && top[n] != UINT32_MAX) items[n] = top[n], n++;
+    while (ntop < p->M && top[ntop] != UINT32_MAX) ntop++;
+    *user = u;
+    if (n == 0) {
+        *user = KD_NO_ITEM;
+        return 0;
+    }
+    for (uint32_t j = 0; j < L; j++) items[n + j] = sample_outside(k->d, u, top, ntop, kd_key(key, j, 2));
+    for (uint32_t r = n + L; r < K + L; r++) recs[r].item = KD_NO_ITEM;
+    return pl_records(m, u, items, n, L, p->lambda, recs, g, s);
+}
+
+/* Samples up to `want` of n candidates without replacement with weights exp(logw[]),
+ * by Gumbel-top-k; writes their indices in increasing order.  Returns how many. */
+static uint32_t gumbel_pick(const double *logw, uint32_t n, uint32_t want, uint64_t key, uint32_t *out)
+{
+    double keyv[1024];
+    uint32_t idx[1024];
+    if (n > 1024) n = 1024;
+    for (uint32_t c = 0; c < n; c++) {
+        double uu = ((double)(kd_rng_at(key, c) >> 11) + 0.5) * 0x1.0p-53;
+        keyv[c] = logw[c] - log(-log(uu));
+        idx[c] = c;
+    }
+    if (want > n) want = n;
+    for (uint32_t a = 0; a < want; a++) /* partial selection sort: want is small */
+        for (uint32_t b = a + 1; b < n; b++)
+            if (keyv[b] > keyv[a]) {
+                double tv = keyv[a]; keyv[a] = keyv[b]; keyv[b] = tv;
+                uint32_t ti = idx[a]; idx[a] = idx[b]; idx[b] = ti;
+            }
+    for (uint32_t a = 0; a < want; a++) /* back to list order (teacher or student rank) */
+        for (uint32_t b = a + 1; b < want; b++)
+            if (idx[b] < idx[a]) { uint32_t t = idx[a]; idx[a] = idx[b]; idx[b] = t; }
+    memcpy(out, idx, want * 4);
+    return want;
+}
+
+static uint32_t rank_in(const uint32_t *list, uint32_t M, uint32_t item)
+{
+    for (uint32_t r = 0; r < M && list[r] != UINT32_MAX; r++)
+        if (list[r] == item) return r;
+    return M;
+}
+
+KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                    kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_distill_params *p = &k->p;
+    uint32_t u = (uint32_t)unit, K = p->K, L = p->L, M = p->M, half = K / 2 ? K / 2 : 1;
+    const uint32_t *tt = k->t_items + (size_t)u * M, *st = k->s_items + (size_t)u * M;
+    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)5 << 40) | u);
+    uint32_t *items = scratch, pick[1024], nt = 0, ns = 0, ntop = 0;
+    double *g = (double *)((uint8_t *)scratch + 8 * (size_t)(K + L + 1)), logw[1024];
+    float *s = (float *)(g + K + L);
+    *user = u;
+    for (uint32_t r = 0; r < K + L; r++) recs[r].item = KD_NO_ITEM;
+    while (nt < K && tt[nt] != UINT32_MAX) nt++;
+    while (ns < K && st[ns] != UINT32_MAX) ns++;
+    while (ntop < M && tt[ntop] != UINT32_MAX) ntop++;
+    if (nt == 0) { *user = KD_NO_ITEM; return 0; }
+    /* under-estimated: teacher's top-K items the student ranks lower than the teacher */
+    for (uint32_t r = 0; r < nt; r++)
+        logw[r] = tanh(p->eps * ((double)rank_in(st, M, tt[r]) - (double)r));
+    uint32_t nu = gumbel_pick(logw, nt, half, kd_key(key, 1, 0), pick), n = 0;
+    for (uint32_t a = 0; a < nu; a++) items[n++] = tt[pick[a]];
+    /* over-estimated: student's top-K items the teacher ranks lower, outside its top-K */
+    uint32_t cand[1024], nc = 0;
+    for (uint32_t r = 0; r < ns; r++) {
+        uint32_t rt = rank_in(tt, M, st[r]);
+        if (rt < nt) continue;
+        cand[nc] = st[r];
+        logw[nc++] = tanh(p->eps * ((double)rt - (double)r));
+    }
+    uint32_t no = gumbel_pick(logw, nc, half, kd_key(key, 2, 0), pick);
+    for (uint32_t a = 0; a < no; a++) items[n + a] = cand[pick[a]];
+    uint32_t others = no + (L > no ? L - no : 0);
+    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(k->d, u, tt, ntop, kd_key(key, j, 3));
+    return pl_records(m, u, items, n, others, p->lambda, recs, g, s);
+}
+
+static int dcd_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
+{
+    kd_distill *k = ctx;
+    free(k->s_items);
+    free(k->s_scores);
+    k->s_items = NULL;
+    k->s_scores = NULL;
+    return kd_rank_topm(m, k->d, k->p.M, k->threads, &k->s_items, &k->s_scores, e);
+}
+
+/* ---------------------------------------------------------------- ce */
+
+KD_CLONES static double ce_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                   kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_dataset *d = k->d;
+    const kd_model *t = k->teacher;
+    uint32_t u = (uint32_t)unit, I = d->n_items, n = 0;
+    float *ts = scratch, *ss = ts + I;
+    double *g = (double *)(ss + I + (I & 1));
+    uint32_t *items = (uint32_t *)(g + I);
+    const uint32_t *row = d->train.idx + d->train.indptr[u];
+    uint32_t len = kd_csr_len(&d->train, u), pos = 0;
+    *user = u;
+    const float *pu = m->P + (size_t)u * m->stride, *tu = t->P + (size_t)u * t->stride;
+    for (uint32_t i = 0; i < I; i++) {
+        if (pos < len && row[pos] == i) { pos++; continue; }
+        items[n] = i;
+        ts[n] = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i];
+        ss[n] = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
+        n++;
+    }
+    (void)epoch;
+    for (uint32_t r = 0; r < I; r++) recs[r].item = KD_NO_ITEM;
+    if (n == 0) { *user = KD_NO_ITEM; return 0; }
+    double tau = k->p.tau, loss = kd_ce_loss(ts, ss, n, tau, g), scale = k->p.lambda * tau * tau;
+    for (uint32_t r = 0; r < n; r++) recs[r] = (kd_rec){ items[r], (float)(-scale * g[r]) };
+    return scale * loss;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset *d, const kd_model *teacher,
+                    kd_bpr *bpr, uint64_t seed, int threads, kd_err *e)
+{
+    memset(k, 0, sizeof *k);
+    k->p = *p;
+    k->d = d;
+    k->teacher = teacher;
+    k->bpr = bpr;
+    k->seed = seed;
+    k->threads = threads;
+    if (teacher->n_users != d->n_users || teacher->n_items != d->n_items)
+        return kd_fail(e, "teacher is %u users x %u items, the dataset %u x %u", teacher->n_users,
+                       teacher->n_items, d->n_users, d->n_items);
+    if (k->p.M > d->n_items) /* top-M is "at most M": small catalogues use all of it */
+        k->p.M = d->n_items;
+    p = &k->p;
+    if (p->K == 0 || p->K > 1000 || p->L > 1000 || p->K > p->M)
+        return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
+                             d->n_items);
+    if (p->method == KD_MARGIN_MSE || p->method == KD_CE)
+        return 0;
+    double t0 = kd_now();
+    if (kd_rank_topm(teacher, d, p->M, threads, &k->t_items, &k->t_scores, e))
+        return -1;
+    k->rank_seconds = kd_now() - t0;
+    return 0;
+}
+
+void kd_distill_free(kd_distill *k)
+{
+    free(k->t_items);
+    free(k->t_scores);
+    free(k->s_items);
+    free(k->s_scores);
+    memset(k, 0, sizeof *k);
+}
+
+int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
+{
+    const kd_distill_params *p = &k->p;
+    tasks[0] = kd_bpr_task(k->bpr);
+    *ntasks = 2;
+    uint32_t U = k->d->n_users, KL = p->K + p->L;
+    size_t list_scratch = 8 * (size_t)(KL + 1) + 8 * (size_t)KL + 4 * (size_t)KL + 64;
+    switch (p->method) {
+    case KD_MARGIN_MSE:
+        tasks[0].produce = margin_produce;
+        tasks[0].ctx = k;
+        *ntasks = 1;
+        break;
+    case KD_RD:
+        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = 2 * p->K, .samples_per_unit = p->K,
+                                  .scratch_bytes = 8 * (size_t)p->K, .produce = rd_produce, .ctx = k };
+        break;
+    case KD_RRD:
+        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
+                                  .scratch_bytes = list_scratch, .produce = rrd_produce, .ctx = k };
+        break;
+    case KD_DCD:
+        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
+                                  .scratch_bytes = list_scratch, .produce = dcd_produce, .epoch_begin = dcd_epoch, .ctx = k };
+        break;
+    case KD_CE: {
+        uint32_t I = k->d->n_items;
+        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = I, .samples_per_unit = I,
+                                  .scratch_bytes = (size_t)I * (4 + 4 + 8 + 4) + 64, .produce = ce_produce, .ctx = k };
+        break;
+    }
+    }
+    return 0;
+}

@@ -1,0 +1,98 @@
+/* kd_distill: distillation losses from a teacher MF model into a student, as kd_sgd tasks
+ * that run beside (or modify) the student's own BPR task.
+ *
+ *   margin-mse  the study's loss on each BPR triple (u, i, j), Δs = s_ui - s_uj, Δt the
+ *               teacher's:  convex: (1-α)·BPR + α·T²·((Δs/T - Δt/T)²);  add: BPR + λ·T²·(...)².
+ *               T²·(Δs/T - Δt/T)² = (Δs - Δt)²: the temperature cancels (computed literally,
+ *               so the tests can show it).
+ *   rd          Ranking Distillation (Tang & Wang, KDD 2018): the teacher's top-K unobserved
+ *               items of a user as extra positives with weights w_r ∝ exp(-r/λ_r) (static),
+ *               times tanh(max(μ·(r̂ - r), 0)) with the student's sampled rank estimate r̂
+ *               (--dynamic).  For a BPR student each one is a BPR pair against a sampled
+ *               negative: λ·Σ_r w_r·(-log σ(s_{u,π_r} - s_{u,j_r})), weights summing to 1.
+ *   rrd         Relaxed Ranking Distillation (Kang et al., CIKM 2020): Plackett-Luce
+ *               likelihood of the teacher's top-K order, with L uniformly sampled
+ *               uninteresting items (not train positives, not in the teacher's top-M) in
+ *               every denominator:  λ·Σ_k [log(Σ_{l≥k} e^{s_l} + Σ_j e^{s_j}) - s_k].
+ *               Closed-form gradients in O(K + L) per user via suffix sums.
+ *   ce          softmax cross-entropy between teacher and student over every unobserved item:
+ *               λ·τ²·(-Σ_i p_t(i) log p_s(i)), p = softmax(score/τ); exact, O(items·dim) per
+ *               user per epoch.
+ *   dcd         Dual Correction Distillation (Lee & Kim, CIKM 2021), user side: each epoch
+ *               the student's own top-M is recomputed; from the teacher's top-K, items the
+ *               student under-ranks are sampled with probability ∝ exp(tanh(ε·(r_s - r_t))),
+ *               from the student's top-K items the teacher ranks lower are sampled likewise
+ *               (over-estimated), and a Plackett-Luce loss puts the under-estimated ones,
+ *               in teacher order, above the over-estimated ones and L uniform samples.
+ *
+ * Every per-user term is a separate unit (one per user per epoch) interleaved with the
+ * BPR units, with random numbers from (seed, epoch, user): bit-identical for any threads.
+ */
+#ifndef KD_DISTILL_H
+#define KD_DISTILL_H
+
+#include <stdint.h>
+
+#include "kd_bpr.h"
+#include "kd_dataset.h"
+#include "kd_model.h"
+#include "kd_sgd.h"
+
+enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_N_METHODS };
+extern const char *const kd_method_names[KD_N_METHODS];
+int kd_method_parse(const char *name); /* enum kd_method or -1 */
+
+typedef struct kd_distill_params {
+    int      method;
+    double   alpha, temperature; /* margin-mse */
+    int      mix_add;            /* margin-mse: BPR + λ·KD instead of the convex mix */
+    double   lambda;             /* weight of the distillation term */
+    uint32_t K, L, M;            /* top-K list, uninteresting samples, teacher top-M */
+    double   rank_temp;          /* rd: λ_r of the position weights */
+    int      dynamic;            /* rd: dynamic weighting */
+    double   mu;                 /* rd: dynamic weight sharpness */
+    double   tau;                /* ce: softmax temperature */
+    double   eps;                /* dcd: discrepancy sensitivity */
+} kd_distill_params;
+
+/* Per-method defaults (documented in kd-distill --help). */
+kd_distill_params kd_distill_defaults(int method);
+
+typedef struct kd_distill {
+    kd_distill_params p;
+    const kd_dataset *d;
+    const kd_model *teacher;
+    kd_bpr *bpr;
+    uint64_t seed;
+    uint32_t *t_items;   /* (n_users, M) teacher's ranked unobserved items */
+    float    *t_scores;  /* (n_users, M) */
+    uint32_t *s_items;   /* dcd: (n_users, M) the student's, refreshed each epoch */
+    float    *s_scores;
+    int       threads;
+    double    rank_seconds; /* time of the one teacher ranking pass */
+} kd_distill;
+
+/* Checks the teacher against the dataset and computes its top-M lists (M is capped at
+ * the number of items; k->p holds the parameters as used). */
+int  kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset *d, const kd_model *teacher,
+                     kd_bpr *bpr, uint64_t seed, int threads, kd_err *e);
+void kd_distill_free(kd_distill *k);
+
+/* The tasks to train with: BPR (possibly modified) and the distillation term. */
+int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks);
+
+/* Provenance lines of the method's parameters. */
+int kd_distill_prov(const kd_distill_params *p, kd_buf *b);
+
+/* margin-mse loss of one triple with student margin x and teacher margin dt; *dl = dLoss/dx.
+ * With alpha = 0 (convex) it is exactly BPR's: *dl = -sigmoid(-x). */
+double kd_margin_loss(const kd_distill_params *p, double x, double dt, double *dl);
+
+/* Loss and gradient of the per-user listwise terms, exposed for the gradient tests:
+ * s[0..K) interesting in order, s[K..K+L) uninteresting; fills g = dLoss/ds. */
+double kd_rrd_loss(const float *s, uint32_t K, uint32_t L, double *g);
+/* Cross-entropy of teacher t and student s scores over n items at temperature tau;
+ * fills g = dLoss/ds (without the τ² factor). */
+double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double *g);
+
+#endif

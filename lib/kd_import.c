@@ -268,11 +268,13 @@ static int parse_line(parse_ctx *c, uint64_t line, const char *s, const char *en
     return add_pair(c, line, user, item, has_ts, ts, e);
 }
 
-/* Streams a file through parse_line in 1 MiB blocks; a line longer than the block grows it. */
-static int parse_file(parse_ctx *c, const char *path, kd_err *e)
+/* Streams a file (or bytes already read) through parse_line in 1 MiB blocks; a line
+ * longer than the block grows it. */
+static int parse_file(parse_ctx *c, const char *path, const uint8_t *mem, size_t mlen, kd_err *e)
 {
-    FILE *f = kd_open_in(path, e);
-    if (!f) return -1;
+    FILE *f = mem ? fmemopen((void *)mem, mlen ? mlen : 1, "rb") : kd_open_in(path, e);
+    if (!f) return mem ? kd_fail(e, "%s: %s", c->name, strerror(errno)) : -1;
+    if (mem && mlen == 0) fgetc(f); /* an empty buffer: fmemopen needs a size of at least 1 */
     size_t cap = 1 << 20, len = 0;
     char *buf = malloc(cap);
     uint64_t line = 0;
@@ -320,7 +322,8 @@ static int parse_file(parse_ctx *c, const char *path, kd_err *e)
     ret = 0;
 done:
     free(buf);
-    kd_close_in(f);
+    if (mem) fclose(f);
+    else kd_close_in(f);
     return ret;
 }
 
@@ -464,7 +467,7 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
     uint32_t *du = NULL, *di = NULL, *ru = NULL, *ri = NULL;
     int ret = -1;
     parse_ctx c = { .p = p, .name = kd_in_name(p->input_path), .users = &users, .items = &items, .insert = 1, .out = &train };
-    if (parse_file(&c, p->input_path, e)) goto done;
+    if (parse_file(&c, p->input_path, p->input_mem, p->input_len, e)) goto done;
     uint64_t raw_lines = c.lines, filtered = c.filtered;
     if (train.n == 0) {
         kd_fail(e, "%s: no interactions%s", c.name, filtered ? " left after --min-rating" : " (empty input)");
@@ -497,14 +500,14 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
         cv.lines = cv.filtered = cv.dropped = 0;
         cv.out = &test;
         cv.name = kd_in_name(p->test_path);
-        if (parse_file(&cv, p->test_path, e)) goto done;
+        if (parse_file(&cv, p->test_path, NULL, 0, e)) goto done;
         apply_remap(&test, ru, ri);
         p->dropped_test = cv.dropped;
         if (p->valid_path) {
             cv.lines = cv.filtered = cv.dropped = 0;
             cv.out = &valid;
             cv.name = kd_in_name(p->valid_path);
-            if (parse_file(&cv, p->valid_path, e)) goto done;
+            if (parse_file(&cv, p->valid_path, NULL, 0, e)) goto done;
             apply_remap(&valid, ru, ri);
             p->dropped_valid = cv.dropped;
         }

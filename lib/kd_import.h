@@ -24,6 +24,10 @@ typedef struct kd_import_params {
     int         format;          /* enum kd_format, -1 if unset */
     const char *input_path;      /* "-" = stdin */
     const char *valid_path, *test_path; /* given splits, or NULL */
+    /* optional: the main input's bytes already read (so stdin can be hashed for a
+     * cache key and then parsed); NULL = stream input_path */
+    const uint8_t *input_mem;
+    size_t      input_len;
     int         use_min_rating;
     double      min_rating;
     uint32_t    kcore;           /* 0 = off */

@@ -11,6 +11,7 @@
 enum {
     O_DIM = KD_TRAIN_OPT_BASE, O_EPOCHS, O_LR, O_LR_DECAY, O_REG, O_REG_BIAS, O_NEG, O_OPTIM, O_THREADS,
     O_SEED, O_INIT_STD, O_VALID_EVERY, O_PATIENCE, O_SELECT, O_HOGWILD, O_NO_TIMING, O_LEVEL, O_QUIET, O_VERBOSE,
+    O_CACHE, O_LABEL,
 };
 
 const struct option kd_train_options[] = {
@@ -20,7 +21,7 @@ const struct option kd_train_options[] = {
     { "seed", 1, 0, O_SEED }, { "init-std", 1, 0, O_INIT_STD }, { "valid-every", 1, 0, O_VALID_EVERY },
     { "patience", 1, 0, O_PATIENCE }, { "select-metric", 1, 0, O_SELECT }, { "hogwild", 0, 0, O_HOGWILD },
     { "no-timing", 0, 0, O_NO_TIMING }, { "level", 1, 0, O_LEVEL }, { "quiet", 0, 0, O_QUIET },
-    { "verbose", 0, 0, O_VERBOSE },
+    { "verbose", 0, 0, O_VERBOSE }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
 };
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim)
@@ -69,6 +70,8 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_SELECT: o->select = arg; return 1;
     case O_HOGWILD: o->sgd.hogwild = 1; return 1;
     case O_NO_TIMING: o->no_timing = 1; return 1;
+    case O_CACHE: o->cache = arg; return 1;
+    case O_LABEL: o->label = arg; return 1;
     case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
     default: return 0;
     }
@@ -102,7 +105,10 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "output:\n"
         "  -o OUT           the model artifact [stdout, never a terminal]\n"
         "  --no-timing      leave out the measured throughput section (byte-identical files)\n"
-        "  --level N        zlib level [%d];  -q/--quiet, -v/--verbose (a line per epoch)\n",
+        "  --level N        zlib level [%d];  -q/--quiet, -v/--verbose (a line per epoch)\n"
+        "  --cache DIR      content-hashed stage cache: reuse the model of an identical earlier\n"
+        "                   run (same binary, parameters and input content), else publish this one\n"
+        "  --label TEXT     the stage's name in the one line printed with --cache [OUT's name]\n",
         d->dim, d->sgd.epochs, d->sgd.lr, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
         d->init_std, (unsigned long long)d->seed, d->sgd.patience, d->select, d->level);
 }
@@ -128,7 +134,7 @@ int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
 }
 
 int kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
-                  kd_out *out, kd_err *e)
+                  kd_out *out, kd_stage *stage, kd_err *e)
 {
     kd_art *a = kd_art_new(KD_KIND_MODEL);
     kd_buf enc = { 0 };
@@ -136,7 +142,8 @@ int kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log 
     if (!a) return kd_fail(e, "out of memory");
     if (kd_model_to_art(m, a, e) || kd_train_log_to_art(log, a, o->no_timing, e) ||
         kd_art_add_text(a, "provenance", (const char *)prov->p, prov->len, e) ||
-        kd_art_encode(a, o->level, &enc, e) || kd_out_write(out, enc.p, enc.len, e) || kd_out_commit(out, e))
+        kd_art_encode(a, o->level, &enc, e) || kd_out_write(out, enc.p, enc.len, e) || kd_out_commit(out, e) ||
+        kd_stage_publish(stage, enc.p, enc.len, a->content_id, e))
         goto done;
     r = 0;
 done:

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdint.h>
 
+#include "kd_cache.h"
 #include "kd_dataset.h"
 #include "kd_io.h"
 #include "kd_model.h"
@@ -18,13 +19,14 @@ typedef struct kd_train_opts {
     kd_sgd_params sgd;
     const char *select;   /* "ndcg@10" */
     const char *out;
+    const char *cache, *label;  /* --cache DIR (stage caching), --label TEXT (its messages) */
     int level, no_timing;
 } kd_train_opts;
 
 /* long options every trainer accepts; values >= KD_TRAIN_OPT_BASE */
 enum { KD_TRAIN_OPT_BASE = 1000 };
 extern const struct option kd_train_options[];
-#define KD_TRAIN_OPTION_COUNT 19
+#define KD_TRAIN_OPTION_COUNT 21
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);
 /* Handles one option of kd_train_options (or -o, -q, -v); 1 if it was one, 0 if not, -1 on error. */
@@ -38,8 +40,10 @@ int  kd_train_prov(const kd_train_opts *o, kd_buf *b);
 /* Provenance of how the training went: epochs run, best epoch, early stop. */
 int  kd_train_prov_log(const kd_train_log *log, kd_buf *b);
 
-/* Writes model + training record + provenance to o->out atomically. */
+/* Writes model + training record + provenance to o->out atomically, and publishes it
+ * to the stage's cache (a no-op without --cache). */
 int  kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
-                   kd_out *out, kd_err *e);
+                   kd_out *out, kd_stage *stage, kd_err *e);
+
 
 #endif

@@ -125,7 +125,8 @@ int main(int argc, char **argv)
     kd_bpr b = { 0 };
     kd_distill kd = { 0 };
     kd_train_log log = { 0 };
-    kd_buf prov = { 0 };
+    kd_buf prov = { 0 }, params = { 0 }, hit = { 0 };
+    kd_stage stage;
     kd_art *ta = NULL;
     char tid[64] = "", did[17];
     if (kd_dataset_load(&d, argv[optind], &e)) goto fail;
@@ -135,6 +136,29 @@ int main(int argc, char **argv)
         kd_fail(&e, "%s: teacher was trained on dataset %s, not on %s (%s)", kd_in_name(teacher_path),
                 tid[0] ? tid : "(unknown)", kd_in_name(argv[optind]), did);
         goto fail;
+    }
+    /* the stage key: every parameter and the contents of dataset and teacher */
+    kd_distill_params used = dp;
+    if (used.M > d.n_items) used.M = d.n_items; /* as kd_distill_init will use it */
+    kd_buf_printf(&params, "role=distill-%s\n", kd_method_names[mi]);
+    kd_distill_prov(&used, &params);
+    kd_train_prov(&o, &params);
+    uint64_t inputs[2] = { d.content_id, ta->content_id };
+    if (kd_stage_begin(&stage, prog, kd_stage_label(o.label, o.out), o.cache, (const char *)params.p, params.len,
+                       inputs, 2, &e))
+        goto fail;
+    int hr = kd_stage_lookup(&stage, &hit, &e);
+    if (hr < 0) goto fail;
+    if (hr == 1) {
+        kd_out_abort(&out);
+        int rr = kd_stage_restore(o.out, hit.p, hit.len, &e);
+        if (!rr) kd_stage_report(&stage, 1);
+        kd_buf_free(&hit);
+        kd_buf_free(&params);
+        kd_model_free(&t);
+        kd_art_free(ta);
+        kd_dataset_free(&d);
+        return rr ? kd_err_report(prog, &e) : 0;
     }
     if (kd_model_alloc(&m, d.n_users, d.n_items, o.dim, &e) || kd_bpr_init(&b, &d, o.neg, kd_key(o.seed, 1, 0), &e) ||
         kd_distill_init(&kd, &dp, &d, &t, &b, kd_key(o.seed, 2, 0), o.sgd.threads, &e))
@@ -146,14 +170,14 @@ int main(int argc, char **argv)
     kd_distill_tasks(&kd, tasks, &ntasks);
     if (kd_sgd_train(&m, &d, tasks, ntasks, &o.sgd, &log, &e)) goto fail;
     kd_prov_begin(&prov, prog);
-    kd_buf_printf(&prov, "role=distill-%s\n", kd_method_names[mi]);
     kd_prov_id(&prov, "input.dataset", d.content_id);
     kd_prov_id(&prov, "input.teacher", ta->content_id);
-    kd_distill_prov(&kd.p, &prov);
-    kd_train_prov(&o, &prov);
+    kd_buf_append(&prov, params.p, params.len);
     kd_train_prov_log(&log, &prov);
     kd_prov_u64(&prov, "params", kd_model_params(&m));
-    if (kd_train_save(&o, &m, &log, &prov, &out, &e)) goto fail;
+    if (kd_train_save(&o, &m, &log, &prov, &out, &stage, &e)) goto fail;
+    kd_stage_report(&stage, 0);
+    kd_buf_free(&params);
     kd_buf_free(&prov);
     kd_train_log_free(&log);
     kd_distill_free(&kd);
@@ -165,6 +189,8 @@ int main(int argc, char **argv)
     return 0;
 fail:
     kd_out_abort(&out);
+    kd_buf_free(&params);
+    kd_buf_free(&hit);
     kd_buf_free(&prov);
     kd_train_log_free(&log);
     kd_distill_free(&kd);

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "kd_artifact.h"  /* kd_art_load */
+#include "kd_cache.h"     /* --cache */
 #include "kd_cli.h"       /* option parsing */
 #include "kd_dataset.h"   /* kd_dataset_load */
 #include "kd_eval.h"      /* kd_evaluate, kd_eval_latency */
@@ -35,10 +37,13 @@ static void usage(FILE *f)
         "  --per-user FILE      per-user metrics: model, user (original id), metric@K...\n"
         "  --topk FILE          recommendations: model, user, rank, item, score (original ids)\n"
         "  --json               one JSON object per model instead of TSV\n"
+        "  --cache DIR          reuse the outputs of an identical earlier evaluation (same binary,\n"
+        "                       options and input contents), else publish these;  --label TEXT\n"
         "  -o OUT               write the table to OUT [stdout];  -h/--help, --version\n", prog);
 }
 
-enum { O_SPLIT = 256, O_NAME, O_REF, O_LAT_USERS, O_SEED, O_THREADS, O_NO_TIMING, O_PER_USER, O_TOPK, O_JSON, O_VERSION };
+enum { O_SPLIT = 256, O_NAME, O_REF, O_LAT_USERS, O_SEED, O_THREADS, O_NO_TIMING, O_PER_USER, O_TOPK, O_JSON, O_VERSION,
+       O_CACHE, O_LABEL };
 
 typedef struct model_in {
     const char *path, *name;
@@ -69,15 +74,84 @@ static const char *base_name(const char *path, char *buf, size_t n)
     return buf;
 }
 
+typedef struct row {
+    const char *name, *kind;
+    uint32_t dim;
+    uint64_t params, bytes;
+    double comp, compb;
+    const kd_eval_result *res;
+    double lat_mean, p50, p90, p99, ups;
+} row;
+
+static void put_header(kd_buf *b, const kd_eval_opts *eo, int timing)
+{
+    kd_buf_printf(b, "model\tkind\tdim\tparams\tbytes\tcompression\tcompression_bytes");
+    for (int mi = 0; mi < KD_N_METRICS; mi++)
+        for (int x = 0; x < eo->nk; x++) kd_buf_printf(b, "\t%s@%u", kd_metric_names[mi], eo->ks[x]);
+    kd_buf_printf(b, "\tusers\tskipped");
+    if (timing) kd_buf_printf(b, "\tlat_mean_us\tlat_p50_us\tlat_p90_us\tlat_p99_us\tusers_per_s");
+    kd_buf_printf(b, "\n");
+}
+
+static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing, int json)
+{
+    const kd_eval_result *res = r->res;
+    if (json) {
+        kd_buf_printf(b, "{\"model\":\"%s\",\"kind\":\"%s\",\"dim\":%u,\"params\":%" PRIu64 ",\"bytes\":%" PRIu64
+                      ",\"compression\":%.6g,\"compression_bytes\":%.6g", r->name, r->kind, r->dim, r->params, r->bytes,
+                      r->comp, r->compb);
+        for (int mi = 0; mi < KD_N_METRICS; mi++)
+            for (int x = 0; x < eo->nk; x++)
+                kd_buf_printf(b, ",\"%s@%u\":%.9g", kd_metric_names[mi], eo->ks[x], res->mean[mi][x]);
+        kd_buf_printf(b, ",\"users\":%u,\"skipped\":%u", res->users_eval, res->users_skipped);
+        if (timing)
+            kd_buf_printf(b, ",\"lat_mean_us\":%.4g,\"lat_p50_us\":%.4g,\"lat_p90_us\":%.4g,\"lat_p99_us\":%.4g,\"users_per_s\":%.6g",
+                          r->lat_mean, r->p50, r->p90, r->p99, r->ups);
+        kd_buf_printf(b, "}\n");
+        return;
+    }
+    kd_buf_printf(b, "%s\t%s\t%u\t%" PRIu64 "\t%" PRIu64 "\t%.4f\t%.4f", r->name, r->kind, r->dim, r->params, r->bytes,
+                  r->comp, r->compb);
+    for (int mi = 0; mi < KD_N_METRICS; mi++)
+        for (int x = 0; x < eo->nk; x++) kd_buf_printf(b, "\t%.6f", res->mean[mi][x]);
+    kd_buf_printf(b, "\t%u\t%u", res->users_eval, res->users_skipped);
+    if (timing)
+        kd_buf_printf(b, "\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f", r->lat_mean, r->p50, r->p90, r->p99, r->ups);
+    kd_buf_printf(b, "\n");
+}
+
+/* Writes text to path atomically, unless it already holds exactly these bytes (then it
+ * only refreshes the modification time, as a restored cache entry does). */
+static int write_text(const char *path, const kd_buf *b, kd_err *e)
+{
+    if (strcmp(path, "-")) {
+        kd_buf old = { 0 };
+        kd_err ignore;
+        int same = kd_read_all(path, &old, &ignore) == 0 && old.len == b->len && !memcmp(old.p, b->p, b->len);
+        kd_buf_free(&old);
+        if (same && utimensat(AT_FDCWD, path, NULL, 0) == 0)
+            return 0;
+    }
+    kd_out o;
+    if (kd_out_open(&o, path, KD_OUT_TEXT, e))
+        return -1;
+    if (kd_out_write(&o, b->p, b->len, e) || kd_out_commit(&o, e)) {
+        kd_out_abort(&o);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "split", 1, 0, O_SPLIT }, { "name", 1, 0, O_NAME }, { "reference", 1, 0, O_REF },
         { "latency-users", 1, 0, O_LAT_USERS }, { "seed", 1, 0, O_SEED }, { "threads", 1, 0, O_THREADS },
         { "no-timing", 0, 0, O_NO_TIMING }, { "per-user", 1, 0, O_PER_USER }, { "topk", 1, 0, O_TOPK },
-        { "json", 0, 0, O_JSON }, { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
+        { "json", 0, 0, O_JSON }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
+        { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
     kd_eval_opts eo = { .ks = { 10, 20 }, .nk = 2, .split = KD_SPLIT_TEST, .threads = kd_cli_default_threads() };
-    const char *out_path = "-", *ref = NULL, *per_user = NULL, *topk = NULL, *names[256];
+    const char *out_path = "-", *ref = NULL, *per_user = NULL, *topk = NULL, *names[256], *cache = NULL, *label = NULL;
     int nnames = 0, json = 0, timing = 1, c;
     uint64_t lat_users = 0, seed = 1, v;
     kd_err e = { 0 };
@@ -105,6 +179,8 @@ int main(int argc, char **argv)
         case O_PER_USER: per_user = optarg; break;
         case O_TOPK: topk = optarg; break;
         case O_JSON: json = 1; break;
+        case O_CACHE: cache = optarg; break;
+        case O_LABEL: label = optarg; break;
         default: usage(stderr); return KD_EXIT_USAGE;
         }
         if (r) return kd_err_report(prog, &e);
@@ -124,36 +200,74 @@ int main(int argc, char **argv)
     eo.keep_per_user = per_user != NULL;
 
     kd_dataset d;
-    kd_out out, pu_out, tk_out;
-    int have_out = 0, have_pu = 0, have_tk = 0;
-    kd_buf tab = { 0 }, pu = { 0 }, tk = { 0 };
-    uint64_t ref_params = 0, ref_bytes = 0;
+    kd_buf tab = { 0 }, stable = { 0 }, pu = { 0 }, tk = { 0 }, params = { 0 }, hit = { 0 };
+    uint64_t ref_params = 0, ref_bytes = 0, *ids = NULL;
+    kd_art **arts = NULL;
+    uint64_t *sizes = NULL;
+    kd_stage stage;
     if (kd_dataset_load(&d, argv[optind], &e)) return kd_err_report(prog, &e);
-    if (ref) {
-        kd_art *a;
+    /* read and verify every model first: the stage key needs their content IDs */
+    arts = calloc((size_t)nmodels + 1, sizeof *arts);
+    sizes = calloc((size_t)nmodels + 1, sizeof *sizes);
+    ids = calloc((size_t)nmodels + 2, sizeof *ids);
+    if (!arts || !sizes || !ids) { kd_fail(&e, "out of memory"); goto fail; }
+    ids[0] = d.content_id;
+    for (int k = 0; k <= nmodels; k++) {
+        const char *path = k < nmodels ? argv[optind + 1 + k] : ref;
+        if (!path) break;
         kd_buf raw = { 0 };
-        if (kd_read_all(ref, &raw, &e) || kd_art_parse(raw.p, raw.len, kd_in_name(ref), &a, &e)) {
+        if (kd_read_all(path, &raw, &e) || kd_art_parse(raw.p, raw.len, kd_in_name(path), &arts[k], &e)) {
             kd_buf_free(&raw);
             goto fail;
         }
-        ref_bytes = raw.len;
+        sizes[k] = raw.len;
         kd_buf_free(&raw);
-        if (a->kind != KD_KIND_MODEL) {
-            kd_fail(&e, "%s: is a %s, not a model", kd_in_name(ref), kd_kind_name(a->kind));
-            kd_art_free(a);
+        if (arts[k]->kind != KD_KIND_MODEL) {
+            kd_fail(&e, "%s: is a %s, not a model", kd_in_name(path), kd_kind_name(arts[k]->kind));
             goto fail;
         }
-        ref_params = kd_model_param_count(a);
-        kd_art_free(a);
+        ids[k + 1] = arts[k]->content_id;
     }
-    /* header */
+    if (ref) {
+        ref_params = kd_model_param_count(arts[nmodels]);
+        ref_bytes = sizes[nmodels];
+    }
+    kd_buf_printf(&params, "split=%d\nseed=%llu\nlatency_users=%llu\ntiming=%d\njson=%d\nper_user=%d\ntopk=%d\nref=%d\nks=",
+                  eo.split, (unsigned long long)seed, (unsigned long long)lat_users, timing, json, per_user != NULL,
+                  topk != NULL, ref != NULL);
+    for (int x = 0; x < eo.nk; x++) kd_buf_printf(&params, "%u,", eo.ks[x]);
+    for (int k = 0; k < nmodels; k++) {
+        char nb[256];
+        kd_buf_printf(&params, "\nname=%s", k < nnames ? names[k] : base_name(argv[optind + 1 + k], nb, sizeof nb));
+    }
+    if (kd_stage_begin(&stage, prog, kd_stage_label(label, out_path), cache, (const char *)params.p, params.len, ids,
+                       nmodels + 1 + (ref != NULL), &e))
+        goto fail;
+    int h = kd_stage_lookup(&stage, &hit, &e);
+    if (h < 0) goto fail;
+    if (h == 1) { /* restore every output from the entry's sections */
+        kd_art *a = NULL;
+        if (kd_art_parse(hit.p, hit.len, stage.entry, &a, &e)) goto fail;
+        const char *want[3][2] = { { "table", out_path }, { "per_user", per_user }, { "topk", topk } };
+        for (int k = 2; k >= 0; k--) {
+            if (!want[k][1]) continue;
+            const kd_section *s = kd_art_find(a, want[k][0]);
+            kd_buf b = { 0 };
+            if (!s || kd_buf_append(&b, s->data, (size_t)s->bytes) || write_text(want[k][1], &b, &e)) {
+                if (!e.code) kd_fail(&e, "%s: cache entry lacks '%s'", stage.entry, want[k][0]);
+                kd_buf_free(&b);
+                kd_art_free(a);
+                goto fail;
+            }
+            kd_buf_free(&b);
+        }
+        kd_art_free(a);
+        kd_stage_report(&stage, 1);
+        goto done;
+    }
     if (!json) {
-        kd_buf_printf(&tab, "model\tkind\tdim\tparams\tbytes\tcompression\tcompression_bytes");
-        for (int mi = 0; mi < KD_N_METRICS; mi++)
-            for (int x = 0; x < eo.nk; x++) kd_buf_printf(&tab, "\t%s@%u", kd_metric_names[mi], eo.ks[x]);
-        kd_buf_printf(&tab, "\tusers\tskipped");
-        if (timing) kd_buf_printf(&tab, "\tlat_mean_us\tlat_p50_us\tlat_p90_us\tlat_p99_us\tusers_per_s");
-        kd_buf_printf(&tab, "\n");
+        put_header(&tab, &eo, timing);
+        put_header(&stable, &eo, 0);
     }
     if (per_user) {
         kd_buf_printf(&pu, "model\tuser");
@@ -161,29 +275,15 @@ int main(int argc, char **argv)
             for (int x = 0; x < eo.nk; x++) kd_buf_printf(&pu, "\t%s@%u", kd_metric_names[mi], eo.ks[x]);
         kd_buf_printf(&pu, "\n");
     }
-    for (int mi_ = 0; mi_ < nmodels; mi_++) {
-        const char *path = argv[optind + 1 + mi_];
-        char nb[256], kind[64] = "bpr", dimbuf[32];
-        const char *name = mi_ < nnames ? names[mi_] : base_name(path, nb, sizeof nb);
-        kd_buf raw = { 0 };
-        kd_art *a = NULL;
+    for (int k = 0; k < nmodels; k++) {
+        const char *path = argv[optind + 1 + k];
+        char nb[256], kind[64] = "bpr";
+        row rw = { .name = k < nnames ? names[k] : base_name(path, nb, sizeof nb), .kind = kind, .bytes = sizes[k] };
         kd_model m;
-        if (kd_read_all(path, &raw, &e) || kd_art_parse(raw.p, raw.len, kd_in_name(path), &a, &e)) {
-            kd_buf_free(&raw);
-            goto fail;
-        }
-        uint64_t bytes = raw.len;
-        kd_buf_free(&raw);
-        if (a->kind != KD_KIND_MODEL) {
-            kd_fail(&e, "%s: is a %s, not a model", kd_in_name(path), kd_kind_name(a->kind));
-            kd_art_free(a);
-            goto fail;
-        }
-        if (kd_art_prov_get(a, "role", kind, sizeof kind)) strcpy(kind, "unknown");
-        int r = kd_model_from_art(&m, a, &e);
-        kd_art_free(a);
-        if (r || kd_eval_check(&m, &d, eo.split, kd_in_name(path), &e)) {
-            if (!r) kd_model_free(&m);
+        if (kd_art_prov_get(arts[k], "role", kind, sizeof kind)) strcpy(kind, "unknown");
+        if (kd_model_from_art(&m, arts[k], &e)) goto fail;
+        if (kd_eval_check(&m, &d, eo.split, kd_in_name(path), &e)) {
+            kd_model_free(&m);
             goto fail;
         }
         kd_eval_result res;
@@ -199,42 +299,27 @@ int main(int argc, char **argv)
             goto fail;
         }
         double mean = 0;
-        for (uint32_t k = 0; k < nlat; k++) mean += lat[k];
-        mean = nlat ? mean / nlat : NAN;
+        for (uint32_t x = 0; x < nlat; x++) mean += lat[x];
         if (nlat) qsort(lat, nlat, 8, cmp_double);
-        uint64_t params = kd_model_params(&m);
-        double comp = ref ? (double)ref_params / (double)params : 1.0;
-        double compb = ref ? (double)ref_bytes / (double)bytes : 1.0;
-        snprintf(dimbuf, sizeof dimbuf, "%u", m.dim);
-        if (json) {
-            kd_buf_printf(&tab, "{\"model\":\"%s\",\"kind\":\"%s\",\"dim\":%s,\"params\":%" PRIu64 ",\"bytes\":%" PRIu64
-                          ",\"compression\":%.6g,\"compression_bytes\":%.6g", name, kind, dimbuf, params, bytes, comp, compb);
-            for (int mi = 0; mi < KD_N_METRICS; mi++)
-                for (int x = 0; x < eo.nk; x++)
-                    kd_buf_printf(&tab, ",\"%s@%u\":%.9g", kd_metric_names[mi], eo.ks[x], res.mean[mi][x]);
-            kd_buf_printf(&tab, ",\"users\":%u,\"skipped\":%u", res.users_eval, res.users_skipped);
-            if (timing)
-                kd_buf_printf(&tab, ",\"lat_mean_us\":%.4g,\"lat_p50_us\":%.4g,\"lat_p90_us\":%.4g,\"lat_p99_us\":%.4g,\"users_per_s\":%.6g",
-                              mean, quantile(lat, nlat, 0.5), quantile(lat, nlat, 0.9), quantile(lat, nlat, 0.99),
-                              res.users_eval / res.seconds);
-            kd_buf_printf(&tab, "}\n");
-        } else {
-            kd_buf_printf(&tab, "%s\t%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%.4f\t%.4f", name, kind, dimbuf, params, bytes, comp, compb);
-            for (int mi = 0; mi < KD_N_METRICS; mi++)
-                for (int x = 0; x < eo.nk; x++) kd_buf_printf(&tab, "\t%.6f", res.mean[mi][x]);
-            kd_buf_printf(&tab, "\t%u\t%u", res.users_eval, res.users_skipped);
-            if (timing)
-                kd_buf_printf(&tab, "\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f", mean, quantile(lat, nlat, 0.5), quantile(lat, nlat, 0.9),
-                              quantile(lat, nlat, 0.99), res.users_eval / res.seconds);
-            kd_buf_printf(&tab, "\n");
-        }
+        rw.res = &res;
+        rw.dim = m.dim;
+        rw.params = kd_model_params(&m);
+        rw.comp = ref ? (double)ref_params / (double)rw.params : 1.0;
+        rw.compb = ref ? (double)ref_bytes / (double)rw.bytes : 1.0;
+        rw.lat_mean = nlat ? mean / nlat : NAN;
+        rw.p50 = quantile(lat, nlat, 0.5);
+        rw.p90 = quantile(lat, nlat, 0.9);
+        rw.p99 = quantile(lat, nlat, 0.99);
+        rw.ups = res.users_eval / res.seconds;
+        put_row(&tab, &eo, &rw, timing, json);
+        put_row(&stable, &eo, &rw, 0, json);
         int nm = KD_N_METRICS * eo.nk;
         if (per_user)
             for (uint32_t u = 0; u < d.n_users; u++) {
                 const double *pv = res.per_user + (size_t)u * nm;
                 if (isnan(pv[0])) continue;
-                kd_buf_printf(&pu, "%s\t%" PRIu64, name, d.user_ids[u]);
-                for (int k = 0; k < nm; k++) kd_buf_printf(&pu, "\t%.6f", pv[k]);
+                kd_buf_printf(&pu, "%s\t%" PRIu64, rw.name, d.user_ids[u]);
+                for (int x = 0; x < nm; x++) kd_buf_printf(&pu, "\t%.6f", pv[x]);
                 kd_buf_printf(&pu, "\n");
             }
         if (topk)
@@ -242,30 +327,41 @@ int main(int argc, char **argv)
                 for (uint32_t rnk = 0; rnk < topk_n; rnk++) {
                     uint32_t it = res.top_items[(size_t)u * topk_n + rnk];
                     if (it == UINT32_MAX) break;
-                    kd_buf_printf(&tk, "%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.9g\n", name, d.user_ids[u], rnk + 1,
+                    kd_buf_printf(&tk, "%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.9g\n", rw.name, d.user_ids[u], rnk + 1,
                                   d.item_ids[it], res.top_scores[(size_t)u * topk_n + rnk]);
                 }
         free(lat);
         kd_eval_result_free(&res);
         kd_model_free(&m);
     }
-    /* all outputs are written only once everything succeeded */
-    if (kd_out_open(&out, out_path, KD_OUT_TEXT, &e)) goto fail;
-    have_out = 1;
-    if (per_user) { if (kd_out_open(&pu_out, per_user, KD_OUT_TEXT, &e)) goto fail; have_pu = 1; }
-    if (topk) { if (kd_out_open(&tk_out, topk, KD_OUT_TEXT, &e)) goto fail; have_tk = 1; }
-    if ((have_pu && (kd_out_write(&pu_out, pu.p, pu.len, &e) || kd_out_commit(&pu_out, &e))) ||
-        (have_tk && (kd_out_write(&tk_out, tk.p, tk.len, &e) || kd_out_commit(&tk_out, &e))) ||
-        kd_out_write(&out, tab.p, tab.len, &e) || kd_out_commit(&out, &e))
+    /* outputs are written only once everything succeeded */
+    if ((per_user && write_text(per_user, &pu, &e)) || (topk && write_text(topk, &tk, &e)) ||
+        write_text(out_path, &tab, &e))
         goto fail;
-    kd_buf_free(&tab); kd_buf_free(&pu); kd_buf_free(&tk);
+    if (cache) { /* one result artifact holds every output; the timings are volatile */
+        kd_art *a = kd_art_new(KD_KIND_RESULT);
+        kd_buf enc = { 0 };
+        int r = !a || kd_art_add_text(a, "table", (const char *)tab.p, tab.len, &e) ||
+                (timing && kd_art_set_volatile(a, "table")) ||
+                kd_art_add_text(a, "table.stable", (const char *)stable.p, stable.len, &e) ||
+                (per_user && kd_art_add_text(a, "per_user", (const char *)pu.p, pu.len, &e)) ||
+                (topk && kd_art_add_text(a, "topk", (const char *)tk.p, tk.len, &e)) ||
+                kd_art_encode(a, 6, &enc, &e) || kd_stage_publish(&stage, enc.p, enc.len, a->content_id, &e);
+        kd_art_free(a);
+        kd_buf_free(&enc);
+        if (r) { if (!e.code) kd_fail(&e, "out of memory"); goto fail; }
+    }
+    kd_stage_report(&stage, 0);
+done:
+    for (int k = 0; arts && k <= nmodels; k++) kd_art_free(arts[k]);
+    free(arts); free(sizes); free(ids);
+    kd_buf_free(&tab); kd_buf_free(&stable); kd_buf_free(&pu); kd_buf_free(&tk); kd_buf_free(&params); kd_buf_free(&hit);
     kd_dataset_free(&d);
     return 0;
 fail:
-    if (have_out) kd_out_abort(&out);
-    if (have_pu) kd_out_abort(&pu_out);
-    if (have_tk) kd_out_abort(&tk_out);
-    kd_buf_free(&tab); kd_buf_free(&pu); kd_buf_free(&tk);
+    for (int k = 0; arts && k <= nmodels; k++) kd_art_free(arts[k]);
+    free(arts); free(sizes); free(ids);
+    kd_buf_free(&tab); kd_buf_free(&stable); kd_buf_free(&pu); kd_buf_free(&tk); kd_buf_free(&params); kd_buf_free(&hit);
     kd_dataset_free(&d);
     return kd_err_report(prog, &e);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kd_artifact.h"  /* kd_art_new, kd_art_save */
+#include "kd_cache.h"     /* --cache: content-hashed stages */
 #include "kd_cli.h"       /* checked option parsing */
 #include "kd_dataset.h"   /* kd_dataset_to_art, kd_dataset_stats */
 #include "kd_import.h"    /* kd_import_params, kd_import_run */
@@ -41,7 +42,9 @@ static void usage(FILE *f)
         "  --leave-one-out   latest interaction (by timestamp, else random) to test, next to valid\n"
         "\nsplits (both commands):\n"
         "  --test-ratio X [%g]  --valid-ratio X of the rest [%g]   --seed N [%llu]\n"
-        "common: -o OUT, --level N zlib level 0-9 [6], -h/--help, --version\n",
+        "common: -o OUT, --level N zlib level 0-9 [6], -h/--help, --version\n"
+        "  --cache DIR   reuse the dataset of an identical earlier run (same binary, parameters,\n"
+        "                input bytes), else publish this one;  --label TEXT  its name in messages\n",
         prog, prog, s.users, s.items, s.mean, s.spread, s.rank, s.decay, s.clusters, s.cluster_share,
         s.beta, s.zipf, s.noise, s.test_ratio, s.valid_ratio, (unsigned long long)s.seed);
 }
@@ -49,7 +52,7 @@ static void usage(FILE *f)
 enum {
     O_USERS = 256, O_ITEMS, O_MEAN, O_SPREAD, O_RANK, O_DECAY, O_CLUSTERS, O_SHARE, O_BETA, O_ZIPF,
     O_NOISE, O_TEST_RATIO, O_VALID_RATIO, O_SEED, O_LEVEL, O_FORMAT, O_MIN_RATING, O_KCORE,
-    O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH,
+    O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH, O_CACHE, O_LABEL,
 };
 
 int main(int argc, char **argv)
@@ -61,11 +64,11 @@ int main(int argc, char **argv)
         { "zipf", 1, 0, O_ZIPF }, { "noise", 1, 0, O_NOISE }, { "test-ratio", 1, 0, O_TEST_RATIO },
         { "valid-ratio", 1, 0, O_VALID_RATIO }, { "seed", 1, 0, O_SEED }, { "level", 1, 0, O_LEVEL },
         { "format", 1, 0, O_FORMAT }, { "min-rating", 1, 0, O_MIN_RATING }, { "kcore", 1, 0, O_KCORE },
-        { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO }, { "truth", 1, 0, O_TRUTH },
+        { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO }, { "truth", 1, 0, O_TRUTH }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
         { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
     kd_synth_params sp = kd_synth_defaults();
     kd_import_params ip = kd_import_defaults();
-    const char *out = "-", *truth_path = NULL;
+    const char *out = "-", *truth_path = NULL, *cache = NULL, *label = NULL;
     int level = 6, c;
     uint64_t v = 0;
     kd_err e = { 0 };
@@ -114,6 +117,8 @@ int main(int argc, char **argv)
         case O_TEST: ip.test_path = optarg; break;
         case O_LOO: ip.leave_one_out = 1; break;
         case O_TRUTH: truth_path = optarg; break;
+        case O_CACHE: cache = optarg; break;
+        case O_LABEL: label = optarg; break;
         default: usage(stderr); return KD_EXIT_USAGE;
         }
         if (r)
@@ -142,6 +147,54 @@ int main(int argc, char **argv)
     if (kd_out_open(&o, out, KD_OUT_BINARY, &e))
         return kd_err_report(prog, &e);
     opened = 1;
+    /* the stage: parameters, and for import the bytes of every input file */
+    kd_buf params = { 0 }, inbuf = { 0 }, hit = { 0 }, thit = { 0 };
+    kd_stage stage, tstage;
+    uint64_t inputs[3];
+    int ninputs = 0;
+    if (synth) {
+        kd_synth_prov(&sp, &params);
+    } else {
+        kd_import_params ip2 = ip;
+        kd_buf_printf(&params, "import.format=%d\nmin_rating=%d/%.17g\nkcore=%u\nloo=%d\nsplit=%.17g/%.17g/%llu\n",
+                      ip2.format, ip2.use_min_rating, ip2.min_rating, ip2.kcore, ip2.leave_one_out, ip2.test_ratio,
+                      ip2.valid_ratio, (unsigned long long)ip2.seed);
+        if (cache) {
+            const char *paths[3] = { argv[optind], ip.test_path, ip.valid_path };
+            for (int k = 0; k < 3; k++) {
+                if (!paths[k]) { inputs[ninputs++] = 0; continue; }
+                kd_buf fb = { 0 };
+                if (kd_read_all(paths[k], &fb, &e)) { kd_buf_free(&fb); goto fail_stage; }
+                inputs[ninputs++] = kd_hash_bytes(fb.p, fb.len);
+                if (k == 0) inbuf = fb; else kd_buf_free(&fb);
+            }
+            ip.input_mem = inbuf.p;
+            ip.input_len = inbuf.len;
+        }
+    }
+    if (kd_stage_begin(&stage, "kd-gen", kd_stage_label(label, out), cache, (const char *)params.p, params.len,
+                       inputs, ninputs, &e))
+        goto fail_stage;
+    if (truth_path) { /* the truth is a second output: its own entry */
+        kd_buf_printf(&params, "output=truth\n");
+        if (kd_stage_begin(&tstage, "kd-gen", kd_stage_label(NULL, truth_path), cache, (const char *)params.p,
+                           params.len, inputs, ninputs, &e))
+            goto fail_stage;
+    }
+    int h1 = kd_stage_lookup(&stage, &hit, &e), h2 = truth_path ? kd_stage_lookup(&tstage, &thit, &e) : 1;
+    if (h1 < 0 || h2 < 0) goto fail_stage;
+    if (h1 == 1 && h2 == 1) {
+        kd_out_abort(&o);
+        opened = 0;
+        if (kd_stage_restore(out, hit.p, hit.len, &e) ||
+            (truth_path && kd_stage_restore(truth_path, thit.p, thit.len, &e)))
+            goto fail_stage;
+        kd_stage_report(&stage, 1);
+        kd_buf_free(&params); kd_buf_free(&inbuf); kd_buf_free(&hit); kd_buf_free(&thit);
+        return 0;
+    }
+    kd_buf_free(&hit);
+    kd_buf_free(&thit);
     kd_prov_begin(&prov, "kd-gen");
     if (synth) {
         kd_model truth;
@@ -164,9 +217,17 @@ int main(int argc, char **argv)
                 kd_prov_id(&tp, "input.dataset", kd_art_content_id(da));
             kd_art_free(da);
             kd_buf_free(&dprov);
+            kd_buf tenc = { 0 };
+            kd_out to;
             int r = !ta || kd_model_to_art(&truth, ta, &e) ||
                     kd_art_add_text(ta, "provenance", (const char *)tp.p, tp.len, &e) ||
-                    kd_art_save(ta, truth_path, level, &e);
+                    kd_art_encode(ta, level, &tenc, &e) || kd_out_open(&to, truth_path, KD_OUT_BINARY, &e);
+            if (!r && (kd_out_write(&to, tenc.p, tenc.len, &e) || kd_out_commit(&to, &e))) {
+                kd_out_abort(&to);
+                r = 1;
+            }
+            if (!r) r = kd_stage_publish(&tstage, tenc.p, tenc.len, ta->content_id, &e);
+            kd_buf_free(&tenc);
             kd_art_free(ta);
             kd_buf_free(&tp);
             kd_model_free(&truth);
@@ -201,11 +262,24 @@ int main(int argc, char **argv)
         kd_buf_free(&enc);
         goto fail;
     }
+    opened = 0;
+    if (kd_stage_publish(&stage, enc.p, enc.len, a->content_id, &e)) {
+        kd_buf_free(&enc);
+        goto fail;
+    }
+    kd_stage_report(&stage, 0);
     kd_buf_free(&enc);
     kd_art_free(a);
     kd_buf_free(&prov);
+    kd_buf_free(&params);
+    kd_buf_free(&inbuf);
     return 0;
+fail_stage:
+    kd_buf_free(&hit);
+    kd_buf_free(&thit);
 fail:
+    kd_buf_free(&params);
+    kd_buf_free(&inbuf);
     if (opened)
         kd_out_abort(&o);
     kd_art_free(a);

@@ -54,20 +54,39 @@ int main(int argc, char **argv)
     kd_model m = { 0 };
     kd_bpr b = { 0 };
     kd_train_log log = { 0 };
-    kd_buf prov = { 0 };
+    kd_buf prov = { 0 }, params = { 0 }, hit = { 0 };
+    kd_stage stage;
     if (kd_dataset_load(&d, argv[optind], &e)) goto fail_nodata;
+    /* the stage: every parameter (what provenance will say) and the input's content */
+    kd_prov_str(&params, "role", "bpr");
+    kd_train_prov(&o, &params);
+    if (kd_stage_begin(&stage, prog, kd_stage_label(o.label, o.out), o.cache, (const char *)params.p, params.len,
+                       &d.content_id, 1, &e))
+        goto fail;
+    int r = kd_stage_lookup(&stage, &hit, &e);
+    if (r < 0) goto fail;
+    if (r == 1) {
+        kd_out_abort(&out);
+        if (kd_stage_restore(o.out, hit.p, hit.len, &e)) goto fail_nodata_restored;
+        kd_stage_report(&stage, 1);
+        kd_buf_free(&hit);
+        kd_buf_free(&params);
+        kd_dataset_free(&d);
+        return 0;
+    }
     if (kd_model_alloc(&m, d.n_users, d.n_items, o.dim, &e) || kd_bpr_init(&b, &d, o.neg, kd_key(o.seed, 1, 0), &e))
         goto fail;
     kd_model_init_normal(&m, kd_key(o.seed, 0, 0), (float)o.init_std);
     kd_sgd_task task = kd_bpr_task(&b);
     if (kd_sgd_train(&m, &d, &task, 1, &o.sgd, &log, &e)) goto fail;
     kd_prov_begin(&prov, prog);
-    kd_prov_str(&prov, "role", "bpr");
     kd_prov_id(&prov, "input.dataset", d.content_id);
-    kd_train_prov(&o, &prov);
+    kd_buf_append(&prov, params.p, params.len);
     kd_train_prov_log(&log, &prov);
     kd_prov_u64(&prov, "params", kd_model_params(&m));
-    if (kd_train_save(&o, &m, &log, &prov, &out, &e)) goto fail;
+    if (kd_train_save(&o, &m, &log, &prov, &out, &stage, &e)) goto fail;
+    kd_stage_report(&stage, 0);
+    kd_buf_free(&params);
     kd_buf_free(&prov);
     kd_train_log_free(&log);
     kd_bpr_free(&b);
@@ -75,6 +94,8 @@ int main(int argc, char **argv)
     kd_dataset_free(&d);
     return 0;
 fail:
+    kd_buf_free(&params);
+    kd_buf_free(&hit);
     kd_buf_free(&prov);
     kd_train_log_free(&log);
     kd_bpr_free(&b);
@@ -82,5 +103,10 @@ fail:
     kd_dataset_free(&d);
 fail_nodata:
     kd_out_abort(&out);
+    return kd_err_report(prog, &e);
+fail_nodata_restored:
+    kd_buf_free(&hit);
+    kd_buf_free(&params);
+    kd_dataset_free(&d);
     return kd_err_report(prog, &e);
 }

@@ -25,7 +25,7 @@ endif
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread $(WARN) $(CFLAGS) $(SAN)
 LIBS       = -lxxhash -lz -lm -pthread
 
-TOOLS      = kd-info kd-cat kd-gen kd-train kd-eval kd-distill
+TOOLS      = kd-info kd-cat kd-gen kd-train kd-eval kd-distill kd-report
 LIB_SRCS   = $(sort $(wildcard lib/*.c))
 LIB_OBJS   = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 TOOL_OBJS  = $(TOOLS:%=$(BUILD)/tools/%.o)
@@ -84,9 +84,17 @@ test: deps
 	@$(MAKE) --no-print-directory check-san
 
 # ---- the study -----------------------------------------------------------------------------
-report: deps all
-	@echo "make report: the pipeline (issue 7) is not built yet; no results are produced." >&2
-	@exit 1
+# `make report [PIPELINE=seed|real|sweep]`: the pipeline's DAG lives in pipelines/$(PIPELINE).mk
+# and is read only when a pipeline target is asked for.
+PIPELINE ?= seed
+ifneq ($(filter report report-shot,$(MAKECMDGOALS)),)
+ifeq ($(wildcard pipelines/$(PIPELINE).mk),)
+$(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk (seed, real, sweep))
+endif
+include pipelines/$(PIPELINE).mk
+endif
+report: | deps
+$(BINS): | deps
 
 bench: deps all
 	@sh tools/bench.sh $(abspath $(BUILD)/bin)
@@ -100,4 +108,4 @@ clean:
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps check check-unit check-bats check-san test report bench install clean FORCE
+.PHONY: all deps check check-unit check-bats check-san test report report-shot bench install clean FORCE

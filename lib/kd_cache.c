@@ -190,12 +190,23 @@ void kd_stage_report(const kd_stage *s, int hit)
 {
     if (!s->dir)
         return;
-    char hex[17];
+    char hex[17], line[512];
     kd_id_hex(s->key, hex);
     if (hit)
-        fprintf(stderr, "%s %s: cached (key %.8s)\n", s->tool, s->label, hex);
+        snprintf(line, sizeof line, "%s %s: cached (key %.8s)\n", s->tool, s->label, hex);
     else
-        fprintf(stderr, "%s %s: ran in %.2f s (key %.8s)\n", s->tool, s->label, kd_now() - s->t0, hex);
+        snprintf(line, sizeof line, "%s %s: ran in %.2f s (key %.8s)\n", s->tool, s->label, kd_now() - s->t0, hex);
+    fputs(line, stderr);
+    /* a pipeline may collect the lines: one O_APPEND write per line never interleaves */
+    const char *log = getenv("KD_STAGE_LOG");
+    if (log && *log) {
+        int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            ssize_t w = write(fd, line, strlen(line));
+            (void)w;
+            close(fd);
+        }
+    }
 }
 
 int kd_stage_restore(const char *path, const uint8_t *bytes, size_t n, kd_err *e)

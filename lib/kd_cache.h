@@ -43,7 +43,8 @@ int kd_stage_lookup(kd_stage *s, kd_buf *out, kd_err *e);
  * non-determinism (see above); an entry published meanwhile by another run is kept. */
 int kd_stage_publish(kd_stage *s, const uint8_t *bytes, size_t n, uint64_t content_id, kd_err *e);
 
-/* Prints the stage's one line on stderr (only when caching is on). */
+/* Prints the stage's one line on stderr (only when caching is on), and appends it to the
+ * file named by $KD_STAGE_LOG when set. */
 void kd_stage_report(const kd_stage *s, int hit);
 
 /* Writes artifact bytes to path ("-" = stdout) atomically, unless path already holds an

@@ -87,14 +87,17 @@ test: deps
 # `make report [PIPELINE=seed|real|sweep]`: the pipeline's DAG lives in pipelines/$(PIPELINE).mk
 # and is read only when a pipeline target is asked for.
 PIPELINE ?= seed
-ifneq ($(filter report report-shot,$(MAKECMDGOALS)),)
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+ifneq ($(filter pipeline-report report-shot,$(MAKECMDGOALS)),)
 ifeq ($(wildcard pipelines/$(PIPELINE).mk),)
 $(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk (seed, real, sweep))
 endif
 include pipelines/$(PIPELINE).mk
 endif
-report: | deps
 $(BINS): | deps
+# stages run in parallel (each tool's result is the same for any thread count)
+report: deps all
+	@$(MAKE) --no-print-directory -j$(JOBS) pipeline-report
 
 bench: deps all
 	@sh tools/bench.sh $(abspath $(BUILD)/bin)
@@ -108,4 +111,4 @@ clean:
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps check check-unit check-bats check-san test report report-shot bench install clean FORCE
+.PHONY: all deps check check-unit check-bats check-san test report pipeline-report report-shot bench install clean FORCE

@@ -1,6 +1,7 @@
 /* kd_bpr: uniform positive and negative sampling, the BPR loss and its records. */
 #include "kd_bpr.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "kd_rng.h"
@@ -53,27 +54,59 @@ int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_
         return kd_fail(e, "out of memory");
     for (uint32_t u = 0; u < d->n_users; u++)
         for (uint64_t k = d->train.indptr[u]; k < d->train.indptr[u + 1]; k++) b->row_of[k] = u;
+    b->words = ((uint64_t)d->n_items + 63) / 64;
+    b->bits = NULL;
+    if ((uint64_t)d->n_users * b->words * 8 <= (64u << 20) &&
+        (b->bits = kd_calloc_array((uint64_t)d->n_users * b->words, 8)))
+        for (uint32_t u = 0; u < d->n_users; u++)
+            for (uint64_t k = d->train.indptr[u]; k < d->train.indptr[u + 1]; k++)
+                b->bits[u * b->words + d->train.idx[k] / 64] |= 1ull << (d->train.idx[k] % 64);
     return 0;
 }
 
 void kd_bpr_free(kd_bpr *b)
 {
     free(b->row_of);
+    free(b->bits);
     b->row_of = NULL;
+    b->bits = NULL;
+}
+
+/* kd_sample_negative with the bitset: the same draws, one load per test */
+static inline uint32_t negative_bits(const uint64_t *bits, const uint32_t *row, uint32_t len, uint32_t n_items,
+                                     uint64_t key)
+{
+    for (uint64_t t = 0; t < 32; t++) {
+        uint32_t j = kd_below(kd_rng_at(key, t), n_items);
+        if (!(bits[j / 64] >> (j % 64) & 1)) return j;
+    }
+    return kd_sample_negative(row, len, n_items, key); /* repeats the 32 draws, then falls back */
+}
+
+/* two mixing rounds give the unit its own stream; one more per draw */
+static inline uint64_t unit_key(const kd_bpr *b, uint64_t epoch, uint64_t unit)
+{
+    return kd_mix64(kd_mix64(b->seed ^ (epoch * 0xd1342543de82ef95ULL)) + unit * 0x9e3779b97f4a7c15ULL);
+}
+
+/* the unit's positive: an interaction index drawn uniformly */
+static inline uint64_t unit_positive(const kd_bpr *b, uint64_t key)
+{
+    return (uint64_t)(((unsigned __int128)kd_rng_at(key, 0) * kd_csr_nnz(&b->d->train)) >> 64);
 }
 
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js)
 {
     const kd_csr *tr = &b->d->train;
-    uint64_t key = kd_key(b->seed, epoch, unit);
-    uint64_t r = kd_rng_at(key, 0), nnz = kd_csr_nnz(tr);
-    uint64_t k = (uint64_t)(((unsigned __int128)r * nnz) >> 64);
+    uint64_t key = unit_key(b, epoch, unit), k = unit_positive(b, key);
     *u = b->row_of[k];
     *i = tr->idx[k];
     const uint32_t *row = tr->idx + tr->indptr[*u];
     uint32_t len = kd_csr_len(tr, *u);
     for (uint32_t n = 0; n < b->neg; n++)
-        js[n] = kd_sample_negative(row, len, b->d->n_items, kd_key(key, 1, n));
+        js[n] = b->bits ? negative_bits(b->bits + (uint64_t)*u * b->words, row, len, b->d->n_items,
+                                        key + (uint64_t)(n + 1) * 0x632be59bd9b4e019ULL)
+                        : kd_sample_negative(row, len, b->d->n_items, key + (uint64_t)(n + 1) * 0x632be59bd9b4e019ULL);
 }
 
 KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
@@ -88,9 +121,10 @@ KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch
     double loss = 0;
     for (uint32_t n = 0; n < b->neg; n++) {
         float sj = kd_dot(pu, m->Q + (size_t)j[n] * m->stride, m->stride) + m->bi[j[n]];
-        double x = (double)si - (double)sj;
-        loss += kd_softplus_neg(x);
-        kd_bpr_records(recs + 2 * n, i, j[n], (float)kd_sigmoid_neg(x));
+        float x = si - sj, ex = expf(-fabsf(x));
+        /* softplus(-x) and sigmoid(-x) from one exp, stable for any x */
+        loss += logf(1 + ex) + (x < 0 ? -x : 0.0f);
+        kd_bpr_records(recs + 2 * n, i, j[n], x > 0 ? ex / (1 + ex) : 1 / (1 + ex));
     }
     return loss;
 }

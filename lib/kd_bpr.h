@@ -17,11 +17,15 @@
 typedef struct kd_bpr {
     const kd_dataset *d;
     uint32_t *row_of;   /* (nnz train) user of each train interaction */
+    uint64_t *bits;     /* (n_users, words) train membership bitset, or NULL when too large */
+    uint64_t  words;    /* 64-bit words per user row */
     uint32_t  neg;
     uint64_t  seed;
 } kd_bpr;
 
-/* Checks every user has at least `neg` items outside train; builds row_of. */
+/* Checks every user has at least `neg` items outside train; builds row_of, and a
+ * membership bitset when users x items / 8 bytes <= 64 MiB (one load per rejection test
+ * instead of a binary search; the draws, and so the results, are the same either way). */
 int  kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_err *e);
 void kd_bpr_free(kd_bpr *b);
 kd_sgd_task kd_bpr_task(kd_bpr *b);

@@ -8,6 +8,7 @@
 #include "kd_eval.h"
 #include "kd_par.h"
 #include "kd_prov.h"
+#include "kd_rank.h"
 #include "kd_rng.h"
 #include "kd_vec.h"
 
@@ -347,10 +348,11 @@ KD_CLONES static double ce_produce(void *ctx, const kd_model *m, uint64_t epoch,
     uint32_t len = kd_csr_len(&d->train, u), pos = 0;
     *user = u;
     const float *pu = m->P + (size_t)u * m->stride, *tu = t->P + (size_t)u * t->stride;
+    const float *tall = k->t_all ? k->t_all + (size_t)u * k->t_all_stride : NULL;
     for (uint32_t i = 0; i < I; i++) {
         if (pos < len && row[pos] == i) { pos++; continue; }
         items[n] = i;
-        ts[n] = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i];
+        ts[n] = tall ? tall[i] : kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i];
         ss[n] = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
         n++;
     }
@@ -383,8 +385,29 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
     if (p->K == 0 || p->K > 1000 || p->L > 1000 || p->K > p->M)
         return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
                              d->n_items);
-    if (p->method == KD_MARGIN_MSE || p->method == KD_CE)
+    if (p->method == KD_MARGIN_MSE)
         return 0;
+    if (p->method == KD_CE) {
+        /* the teacher's scores never change: compute them once with the ranking kernel
+         * when they fit in 256 MiB (else per user and epoch with kd_dot; the two sum in
+         * different orders, so the choice depends only on the data size, never on threads) */
+        kd_ranker rk;
+        uint64_t cells = (uint64_t)d->n_users * ((d->n_items + 31) & ~31u);
+        if (cells * 4 > (256u << 20) || kd_ranker_init(&rk, teacher, e))
+            return 0;
+        k->t_all_stride = rk.items_pad;
+        if (posix_memalign((void **)&k->t_all, 64, (size_t)cells * 4)) {
+            k->t_all = NULL;
+            kd_ranker_free(&rk);
+            return 0;
+        }
+        for (uint32_t u0 = 0; u0 < d->n_users; u0 += KD_RANK_BLOCK) {
+            uint32_t nu = d->n_users - u0 < KD_RANK_BLOCK ? d->n_users - u0 : KD_RANK_BLOCK;
+            kd_rank_score_block(&rk, u0, nu, k->t_all + (size_t)u0 * rk.items_pad);
+        }
+        kd_ranker_free(&rk);
+        return 0;
+    }
     double t0 = kd_now();
     if (kd_rank_topm(teacher, d, p->M, threads, &k->t_items, &k->t_scores, e))
         return -1;
@@ -398,6 +421,7 @@ void kd_distill_free(kd_distill *k)
     free(k->t_scores);
     free(k->s_items);
     free(k->s_scores);
+    free(k->t_all);
     memset(k, 0, sizeof *k);
 }
 

@@ -66,6 +66,8 @@ typedef struct kd_distill {
     uint64_t seed;
     uint32_t *t_items;   /* (n_users, M) teacher's ranked unobserved items */
     float    *t_scores;  /* (n_users, M) */
+    float    *t_all;     /* ce: (n_users, items_pad) every teacher score, when it fits in memory */
+    uint32_t  t_all_stride;
     uint32_t *s_items;   /* dcd: (n_users, M) the student's, refreshed each epoch */
     float    *s_scores;
     int       threads;

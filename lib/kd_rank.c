@@ -1,6 +1,7 @@
 /* kd_rank: blocked scoring and top-K selection. */
 #include "kd_rank.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,29 +128,29 @@ static void sift_up(float *hv, uint32_t *hi, uint32_t k)
     }
 }
 
-uint32_t kd_topk(const float *scores, uint32_t n, const uint32_t *const *excl, const uint32_t *excl_len,
+uint32_t kd_topk(float *scores, uint32_t n, const uint32_t *const *excl, const uint32_t *excl_len,
                  int nx, uint32_t K, uint32_t *items, float *vals)
 {
-    uint32_t pos[4] = { 0, 0, 0, 0 }, h = 0;
+    uint32_t h = 0, i = 0;
     if (K == 0) return 0;
-    for (uint32_t i = 0; i < n; i++) {
-        int skip = 0;
-        for (int x = 0; x < nx; x++) {
-            while (pos[x] < excl_len[x] && excl[x][pos[x]] < i) pos[x]++;
-            if (pos[x] < excl_len[x] && excl[x][pos[x]] == i) skip = 1;
-        }
-        if (skip) continue;
-        float s = scores[i];
-        if (h < K) {
-            vals[h] = s;
+    /* excluded items drop out of the race: a finite model never scores -inf */
+    for (int x = 0; x < nx; x++)
+        for (uint32_t k = 0; k < excl_len[x]; k++)
+            if (excl[x][k] < n) scores[excl[x][k]] = -INFINITY;
+    for (; i < n && h < K; i++) /* the first K candidates fill the heap */
+        if (scores[i] != -INFINITY) {
+            vals[h] = scores[i];
             items[h] = i;
             sift_up(vals, items, h++);
-        } else if (before(s, i, vals[0], items[0])) {
-            vals[0] = s;
+        }
+    /* items come in increasing index, so a tie never beats an earlier item: only a
+     * strictly higher score enters; the branch is almost never taken */
+    for (; i < n; i++)
+        if (scores[i] > vals[0]) {
+            vals[0] = scores[i];
             items[0] = i;
             sift_down(vals, items, K, 0);
         }
-    }
     /* heap -> rank order: pop the worst to the back */
     for (uint32_t k = h; k > 1; k--) {
         float tv = vals[0]; vals[0] = vals[k - 1]; vals[k - 1] = tv;

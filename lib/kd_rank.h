@@ -33,9 +33,10 @@ void kd_rank_score_user(const kd_ranker *r, uint32_t u, float *scores);
 /* Scores of users [u0, u0+nu), nu <= KD_RANK_BLOCK, into out (nu, items_pad). */
 void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu, float *out);
 
-/* Up to K best items of scores[0..n) not listed in any sorted row excl[x][0..excl_len[x]).
- * Writes items/vals in rank order; returns how many. */
-uint32_t kd_topk(const float *scores, uint32_t n, const uint32_t *const *excl, const uint32_t *excl_len,
+/* Up to K best items of scores[0..n) not listed in any row excl[x][0..excl_len[x]).
+ * Writes items/vals in rank order; returns how many.  Excluded entries of scores are
+ * overwritten with -inf (the caller's scratch). */
+uint32_t kd_topk(float *scores, uint32_t n, const uint32_t *const *excl, const uint32_t *excl_len,
                  int nx, uint32_t K, uint32_t *items, float *vals);
 
 /* The reference: full sort of all candidates (tests compare kd_topk against it). */

@@ -40,7 +40,7 @@ typedef struct sgd_run {
 } sgd_run;
 
 /* Adagrad step on one row: x += lr * g / sqrt(G + eps), G += g^2, g = s*v - decay*x */
-static inline void ada_row(float *x, float *G, float lr, float s, const float *v, float decay, uint32_t n)
+static inline __attribute__((always_inline)) void ada_row(float *x, float *G, float lr, float s, const float *v, float decay, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++) {
         float g = s * v[k] - decay * x[k];
@@ -50,7 +50,7 @@ static inline void ada_row(float *x, float *G, float lr, float s, const float *v
 }
 
 /* The user step of a unit: p_u += lr * (sum coef_k q_k - reg p_u); saves p_u first. */
-static inline void apply_user(sgd_run *r, uint32_t u, const kd_rec *recs, uint32_t R, float *delta, float *save)
+static inline __attribute__((always_inline)) void apply_user(sgd_run *r, uint32_t u, const kd_rec *recs, uint32_t R, float *delta, float *save)
 {
     kd_model *m = r->m;
     float *pu = m->P + (size_t)u * m->stride;
@@ -65,7 +65,7 @@ static inline void apply_user(sgd_run *r, uint32_t u, const kd_rec *recs, uint32
         kd_scale_axpy(pu, 1.0f - r->lr * (float)r->p->reg, r->lr, delta, m->stride);
 }
 
-static inline void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
+static inline __attribute__((always_inline)) void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
 {
     kd_model *m = r->m;
     float *q = m->Q + (size_t)c->item * m->stride;
@@ -83,12 +83,20 @@ static inline void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
     }
 }
 
-/* One block of one task, on thread t of T (all threads call it between barriers). */
-static void run_block(sgd_run *r, int t, int T)
+/* Row ownership, r % T, without a division per record (Lemire's fastmod; T < 2^16). */
+static inline uint32_t owner(uint32_t r, uint64_t magic, uint32_t T)
+{
+    return (uint32_t)(((unsigned __int128)(magic * r) * T) >> 64);
+}
+
+/* One block of one task, on thread t of T (all threads call it between barriers).
+ * Inlined into the KD_CLONES callers so the row updates get the wide SIMD paths. */
+static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, int T)
 {
     const kd_sgd_task *task = r->task;
     kd_model *m = r->m;
-    uint32_t R = task->recs_per_unit;
+    uint32_t R = task->recs_per_unit, uT = (uint32_t)T;
+    uint64_t magic = UINT64_MAX / uT + 1;
     unsigned long long lo, hi;
     /* A: produce records from the parameters as they stand */
     kd_par_range(r->nb, t, T, &lo, &hi);
@@ -98,7 +106,7 @@ static void run_block(sgd_run *r, int t, int T)
     /* B1: users, by owner, in unit order */
     for (uint64_t s = 0; s < r->nb; s++) {
         uint32_t u = r->users[s];
-        if (u == KD_NO_ITEM || (int)(u % (uint32_t)T) != t) continue;
+        if (u == KD_NO_ITEM || (T > 1 && owner(u, magic, uT) != (uint32_t)t)) continue;
         apply_user(r, u, r->recs + s * R, R, r->delta[t], r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
@@ -107,7 +115,7 @@ static void run_block(sgd_run *r, int t, int T)
         if (r->users[s] == KD_NO_ITEM) continue;
         const kd_rec *c = r->recs + s * R;
         for (uint32_t k = 0; k < R; k++)
-            if (c[k].item != KD_NO_ITEM && (int)(c[k].item % (uint32_t)T) == t)
+            if (c[k].item != KD_NO_ITEM && (T == 1 || owner(c[k].item, magic, uT) == (uint32_t)t))
                 apply_item(r, &c[k], r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);

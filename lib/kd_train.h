@@ -31,6 +31,9 @@ extern const struct option kd_train_options[];
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);
 /* Handles one option of kd_train_options (or -o, -q, -v); 1 if it was one, 0 if not, -1 on error. */
 int  kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e);
+/* The thread count to use: --threads, or by default 1 when the model fits in a core's
+ * L2 cache (where a second thread only adds cross-core traffic) and all CPUs otherwise. */
+int  kd_train_threads(const kd_train_opts *o, uint32_t n_users, uint32_t n_items);
 /* Checks and resolves the early-stopping selection (metric@K). */
 int  kd_train_finish(kd_train_opts *o, kd_err *e);
 /* The help text of the shared flags. */

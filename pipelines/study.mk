@@ -61,7 +61,7 @@ $(PDIR)/s$(1)/study.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/teacher.kd $(PDIR)/s
 	$(BIN)/kd-distill -q $(CACHE) --label "study margin-mse seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/study) $$< -o $$@
 
 MODELS_$(1) := teacher student study $(foreach m,$(METHODS),$(call grid_models,$(m)))
-$(foreach m,$(METHODS),$(foreach v,$(if $(filter margin-mse,$(m)),$(ALPHAS),$(LAMBDAS)),$(call distill_rule,$(1),$(m),$(v))))
+$$(foreach m,$(METHODS),$$(foreach v,$$(if $$(filter margin-mse,$$(m)),$(ALPHAS),$(LAMBDAS)),$$(eval $$(call distill_rule,$(1),$$(m),$$(v)))))
 
 $(PDIR)/s$(1)/eval-test.tsv $(PDIR)/s$(1)/eval-test-users.tsv &: $(PDIR)/s$(1)/data.kd $$(MODELS_$(1):%=$(PDIR)/s$(1)/%.kd) $(BIN)/kd-eval
 	$(BIN)/kd-eval $(CACHE) --label "eval test seed=$(1)" -k 10,20 --per-user $(PDIR)/s$(1)/eval-test-users.tsv --reference $(PDIR)/s$(1)/teacher.kd $$(filter %.kd,$$^) -o $(PDIR)/s$(1)/eval-test.tsv
@@ -89,6 +89,6 @@ $(PDIR)/report.md $(PDIR)/report.html $(PDIR)/report.txt &: $(REPORT_INPUTS) $(P
 	$(BIN)/kd-report --title "$(TITLE)" --stages $(KD_STAGE_LOG) --html $(PDIR)/report.html -o $(PDIR)/report.md $(PDIR) >$(PDIR)/report.txt
 	@: >$(KD_STAGE_LOG)
 
-report: $(PDIR)/report.md
+pipeline-report: $(PDIR)/report.md
 	@cat $(PDIR)/report.txt
 	@echo "report: $(PDIR)/report.md and $(PDIR)/report.html"

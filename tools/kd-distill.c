@@ -160,6 +160,7 @@ int main(int argc, char **argv)
         kd_dataset_free(&d);
         return rr ? kd_err_report(prog, &e) : 0;
     }
+    o.sgd.threads = kd_train_threads(&o, d.n_users, d.n_items);
     if (kd_model_alloc(&m, d.n_users, d.n_items, o.dim, &e) || kd_bpr_init(&b, &d, o.neg, kd_key(o.seed, 1, 0), &e) ||
         kd_distill_init(&kd, &dp, &d, &t, &b, kd_key(o.seed, 2, 0), o.sgd.threads, &e))
         goto fail;

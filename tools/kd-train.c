@@ -77,6 +77,7 @@ int main(int argc, char **argv)
     if (kd_model_alloc(&m, d.n_users, d.n_items, o.dim, &e) || kd_bpr_init(&b, &d, o.neg, kd_key(o.seed, 1, 0), &e))
         goto fail;
     kd_model_init_normal(&m, kd_key(o.seed, 0, 0), (float)o.init_std);
+    o.sgd.threads = kd_train_threads(&o, d.n_users, d.n_items);
     kd_sgd_task task = kd_bpr_task(&b);
     if (kd_sgd_train(&m, &d, &task, 1, &o.sgd, &log, &e)) goto fail;
     kd_prov_begin(&prov, prog);

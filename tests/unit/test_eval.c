@@ -164,7 +164,7 @@ static void test_topk_against_sort(void)
         const uint32_t *exs[1] = { ex };
         uint32_t a[300], b[300];
         float va[300], vb[300];
-        uint32_t na = kd_topk(s, n, exs, &nex, 1, K, a, va), nb = kd_topk_naive(s, n, exs, &nex, 1, K, b, vb);
+        uint32_t nb = kd_topk_naive(s, n, exs, &nex, 1, K, b, vb), na = kd_topk(s, n, exs, &nex, 1, K, a, va);
         ok &= na == nb && !memcmp(a, b, na * 4);
     }
     CHECK(ok);

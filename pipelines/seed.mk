@@ -1,5 +1,7 @@
 # The default pipeline: the study on the built-in synthetic data, one dataset per seed.
 #   make report [SEEDS="1 2 3"] [GEN_FLAGS="--users 2000 ..."] [ALPHA=0.3] ...
+PIPELINE  ?= seed
+BUILD     ?= build
 GEN_FLAGS ?=
 
 define seed_data
@@ -8,5 +10,5 @@ data/$(PIPELINE)/s$(1)/data.kd: data/$(PIPELINE)/s$(1)/.args/data $$(BUILD)/bin/
 	$$(BUILD)/bin/kd-gen $$(file <data/$(PIPELINE)/s$(1)/.args/data) --cache $$(KD_CACHE) --label "data seed=$(1)" -o $$@
 endef
 
-include pipelines/study.mk
+include $(dir $(lastword $(MAKEFILE_LIST)))study.mk
 $(foreach s,$(SEEDS),$(eval $(call seed_data,$(s))))

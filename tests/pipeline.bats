@@ -1,0 +1,140 @@
+#!/usr/bin/env bats
+# The content-hashed pipeline on a small configuration: the properties of issue 7, each
+# checked on what the stages print ("ran in" = computed, "cached" = restored) and on the
+# files they leave.
+load test_helper
+
+REPO=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+BUILD_DIR=$(dirname "$KD_BIN")
+
+run_pipeline() { # run_pipeline [VAR=value...]: the seed pipeline in the current directory
+    make --no-print-directory -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache \
+        SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
+        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 "$@" >out.log 2>err.log
+}
+ran() { grep -c ': ran in ' err.log || true; }
+cached() { grep -c ': cached (key ' err.log || true; }
+ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
+
+@test "from nothing every stage runs once and the report is written" {
+    run_pipeline
+    # per seed: data, teacher, student, study, margin-mse_a0.1, rrd_l0.3, two evaluations
+    [ "$(ran)" -eq 16 ]
+    [ "$(cached)" -eq 0 ]
+    [ -s data/seed/report.md ] && [ -s data/seed/report.html ]
+    grep -q 'plain student' out.log
+}
+
+@test "a second run runs no stage and writes no file" {
+    run_pipeline
+    touch -d '1 minute ago' stamp
+    find data -type f -newer stamp >before
+    touch stamp
+    run_pipeline
+    [ -z "$(cat err.log)" ]
+    [ -z "$(find data -type f -newer stamp ! -name stages.log)" ]
+}
+
+@test "touching inputs or an identical rebuild of a tool computes nothing" {
+    run_pipeline
+    touch data/seed/s1/data.kd
+    run_pipeline
+    [ "$(ran)" -eq 0 ]
+    [ "$(cached)" -gt 0 ]
+    mkdir bin2 && cp "$KD_BIN"/* bin2/ && mkdir -p b2 && ln -s "$PWD/bin2" b2/bin
+    touch bin2/kd-train
+    run_pipeline BUILD="$PWD/b2"
+    [ "$(ran)" -eq 0 ]
+}
+
+@test "changing ALPHA reruns exactly its stages; changing it back computes nothing" {
+    run_pipeline
+    ids >before.ids
+    run_pipeline ALPHA=0.3
+    [ "$(ran)" -eq 6 ]   # per seed: the study's margin-MSE and the two evaluations
+    ! grep -q 'teacher seed=' <(grep ': ran in ' err.log)
+    grep -q 'study margin-mse seed=1: ran in' err.log
+    run_pipeline
+    [ "$(ran)" -eq 0 ]
+    ids >after.ids
+    cmp before.ids after.ids
+}
+
+@test "removing the outputs restores everything from the cache" {
+    run_pipeline
+    ids >before.ids
+    rm -rf data/seed
+    run_pipeline
+    [ "$(ran)" -eq 0 ]
+    [ "$(cached)" -eq 16 ]
+    ids >after.ids
+    cmp before.ids after.ids
+}
+
+@test "a corrupted cache entry is detected, moved aside, recomputed and warned about" {
+    run_pipeline
+    key=$(grep 'teacher seed=1' err.log | sed 's/.*key \([0-9a-f]*\).*/\1/')
+    entry=$(ls cache/*/"$key"*.kd)
+    chmod u+w "$entry"
+    size=$(stat -c %s "$entry")
+    flip_byte "$entry" $((size - 10))
+    rm data/seed/s1/teacher.kd
+    run_pipeline
+    grep -q 'warning: corrupt cache entry moved aside and recomputed' err.log
+    grep -q 'teacher seed=1: ran in' err.log
+    ls cache/corrupt/ | grep -q "$key"
+    kd-cache --cache cache verify >/dev/null
+}
+
+@test "an entry whose recomputation differs from its header's promise is non-determinism" {
+    run_pipeline
+    tkey=$(grep 'teacher seed=1' err.log | sed 's/.*key \([0-9a-f]*\).*/\1/')
+    skey=$(grep 'student seed=1' err.log | sed 's/.*key \([0-9a-f]*\).*/\1/')
+    tentry=$(ls cache/*/"$tkey"*.kd)
+    sentry=$(ls cache/*/"$skey"*.kd)
+    # the teacher's entry now holds the student's (intact header, other content), damaged
+    chmod u+w "$tentry" && cp "$sentry" "$tentry" && chmod u+w "$tentry"
+    flip_byte "$tentry" $(( $(stat -c %s "$tentry") - 10 ))
+    rm data/seed/s1/teacher.kd
+    run ! run_pipeline
+    grep -q 'kd-train: non-determinism: stage teacher seed=1 recomputed content' err.log
+}
+
+@test "make -j2 gives the same content IDs, and two runs at once share one cache safely" {
+    mkdir a b c
+    (cd a && run_pipeline KD_CACHE=../cacheA)
+    (cd a && ids) >a.ids
+    (cd b && make --no-print-directory -j2 -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=../cacheB \
+        SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
+        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 >/dev/null 2>&1)
+    (cd b && ids) >b.ids
+    cmp a.ids b.ids
+    (cd b && run_pipeline KD_CACHE=../shared) & p1=$!
+    (cd c && run_pipeline KD_CACHE=../shared) & p2=$!
+    wait $p1
+    wait $p2
+    kd-cache --cache shared verify >v.out
+    grep -qx $'corrupt\t0' v.out
+    (cd c && ids) >c.ids
+    cmp a.ids c.ids
+}
+
+@test "an interrupted run leaves no partial artifact and the next run completes the same" {
+    run_pipeline
+    ids >want.ids
+    rm -rf data cache
+    for delay in 0.3 0.8; do
+        env --default-signal=INT make --no-print-directory -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache \
+            SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
+            METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 >/dev/null 2>&1 &
+        pid=$!
+        sleep "$delay"
+        kill -INT "$pid" 2>/dev/null || true
+        wait "$pid" || true
+    done
+    run_pipeline
+    [ -z "$(find . -name '.*.kdtmp.*' -o -name '*.tmp.*')" ]
+    ids >got.ids
+    cmp want.ids got.ids
+    kd-cache --cache cache verify >/dev/null
+}

@@ -49,7 +49,8 @@ int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
              kd_prov_u64(b, "uninteresting", p->L) | kd_prov_u64(b, "topm", p->M);
         break;
     case KD_CE:
-        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_f64(b, "tau", p->tau);
+        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_f64(b, "tau", p->tau) | kd_prov_u64(b, "ce_sample", p->ce_sample);
+        if (p->ce_sample) r |= kd_prov_u64(b, "topm", p->M);
         break;
     case KD_DCD:
         r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
@@ -364,6 +365,45 @@ KD_CLONES static double ce_produce(void *ctx, const kd_model *m, uint64_t epoch,
     return scale * loss;
 }
 
+KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit,
+                                           uint32_t *user, kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_dataset *d = k->d;
+    const kd_model *t = k->teacher;
+    uint32_t u = (uint32_t)unit, M = k->p.M, S = k->p.ce_sample, n = 0, ntop = 0;
+    const uint32_t *top = k->t_items + (size_t)u * M;
+    const float *tsc = k->t_scores + (size_t)u * M;
+    float *ts = scratch, *ss = ts + M + S;
+    double *g = (double *)(ss + M + S + ((M + S) & 1));
+    uint32_t *items = (uint32_t *)(g + M + S);
+    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)4 << 40) | u);
+    double tau = k->p.tau;
+    *user = u;
+    for (uint32_t r = 0; r < M + S; r++) recs[r].item = KD_NO_ITEM;
+    while (ntop < M && top[ntop] != UINT32_MAX) ntop++;
+    if (ntop == 0) { *user = KD_NO_ITEM; return 0; }
+    const float *pu = m->P + (size_t)u * m->stride, *tu = t->P + (size_t)u * t->stride;
+    for (; n < ntop; n++) {
+        items[n] = top[n];
+        ts[n] = tsc[n];
+        ss[n] = kd_dot(pu, m->Q + (size_t)top[n] * m->stride, m->stride) + m->bi[top[n]];
+    }
+    uint64_t rest = d->n_items - kd_csr_len(&d->train, u) - ntop;
+    if (rest > 0) {
+        float lw = (float)(tau * log((double)rest / S)); /* each sample stands for rest/S items */
+        for (uint32_t j = 0; j < S; j++, n++) {
+            uint32_t i = sample_outside(d, u, top, ntop, kd_key(key, j, 4));
+            items[n] = i;
+            ts[n] = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i] + lw;
+            ss[n] = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i] + lw;
+        }
+    }
+    double loss = kd_ce_loss(ts, ss, n, tau, g), scale = k->p.lambda * tau * tau;
+    for (uint32_t r = 0; r < n; r++) recs[r] = (kd_rec){ items[r], (float)(-scale * g[r]) };
+    return scale * loss;
+}
+
 /* ---------------------------------------------------------------- setup */
 
 int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset *d, const kd_model *teacher,
@@ -387,7 +427,9 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
                              d->n_items);
     if (p->method == KD_MARGIN_MSE)
         return 0;
-    if (p->method == KD_CE) {
+    if (p->method == KD_CE && !p->ce_sample && d->n_items > KD_CE_EXACT_MAX)
+        k->p.ce_sample = 256; /* exact would cost items x dim per user and epoch */
+    if (p->method == KD_CE && !p->ce_sample) {
         /* the teacher's scores never change: compute them once with the ranking kernel
          * when they fit in 256 MiB (else per user and epoch with kd_dot; the two sum in
          * different orders, so the choice depends only on the data size, never on threads) */
@@ -451,9 +493,10 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
                                   .scratch_bytes = list_scratch, .produce = dcd_produce, .epoch_begin = dcd_epoch, .ctx = k };
         break;
     case KD_CE: {
-        uint32_t I = k->d->n_items;
+        uint32_t I = p->ce_sample ? p->M + p->ce_sample : k->d->n_items;
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = I, .samples_per_unit = I,
-                                  .scratch_bytes = (size_t)I * (4 + 4 + 8 + 4) + 64, .produce = ce_produce, .ctx = k };
+                                  .scratch_bytes = (size_t)I * (4 + 4 + 8 + 4) + 64,
+                                  .produce = p->ce_sample ? ce_sampled_produce : ce_produce, .ctx = k };
         break;
     }
     }

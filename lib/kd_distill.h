@@ -17,7 +17,10 @@
  *               Closed-form gradients in O(K + L) per user via suffix sums.
  *   ce          softmax cross-entropy between teacher and student over every unobserved item:
  *               λ·τ²·(-Σ_i p_t(i) log p_s(i)), p = softmax(score/τ); exact, O(items·dim) per
- *               user per epoch.
+ *               user per epoch.  For large catalogues (more than KD_CE_EXACT_MAX items, or
+ *               --ce-sample S) a sampled softmax: the teacher's top-M plus S uniform samples of
+ *               the other unobserved items, each standing for (rest / S) items (log-weight
+ *               added to both logits), O((M + S)·dim) per user.
  *   dcd         Dual Correction Distillation (Lee & Kim, CIKM 2021), user side: each epoch
  *               the student's own top-M is recomputed; from the teacher's top-K, items the
  *               student under-ranks are sampled with probability ∝ exp(tanh(ε·(r_s - r_t))),
@@ -53,7 +56,12 @@ typedef struct kd_distill_params {
     double   mu;                 /* rd: dynamic weight sharpness */
     double   tau;                /* ce: softmax temperature */
     double   eps;                /* dcd: discrepancy sensitivity */
+    uint32_t ce_sample;          /* ce: 0 = exact over all items; S > 0 = the teacher's top-M
+                                  * plus S uniform samples (a sampled softmax) */
 } kd_distill_params;
+
+/* ce is exact up to this many items; above it samples by default */
+#define KD_CE_EXACT_MAX 4096u
 
 /* Per-method defaults (documented in kd-distill --help). */
 kd_distill_params kd_distill_defaults(int method);

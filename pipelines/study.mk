@@ -24,10 +24,13 @@ DISTILL_FLAGS ?=
 # the study's own margin-MSE run: at the default --lr 0.05 its alpha = 0.5 diverges (the MSE term
 # on raw score margins is large), so it trains at a smaller rate
 STUDY_FLAGS ?= --lr 0.01
+# stages run in parallel (make -j), so each tool takes one thread: the results are the
+# same for any thread count, this only avoids oversubscribing the cores
+THREADS     ?= 1
 TITLE       ?= kdrec: teacher $(TEACHER_DIM) -> student $(STUDENT_DIM), $(PIPELINE) pipeline
 
 BIN    := $(BUILD)/bin
-PDIR   := data/$(PIPELINE)
+PDIR   ?= data/$(PIPELINE)
 export KD_STAGE_LOG := $(abspath $(PDIR))/stages.log
 CACHE  := --cache $(KD_CACHE)
 
@@ -52,22 +55,22 @@ $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/student,--dim $(STUDENT_DIM) $(TRAIN
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/study,--method margin-mse --alpha $(ALPHA) --temperature $(TEMPERATURE) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $(1) $(DISTILL_FLAGS) $(STUDY_FLAGS)))
 
 $(PDIR)/s$(1)/teacher.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/.args/teacher $(BIN)/kd-train
-	$(BIN)/kd-train -q $(CACHE) --label "teacher seed=$(1)" $$(file <$(PDIR)/s$(1)/.args/teacher) $$< -o $$@
+	$(BIN)/kd-train -q --threads $(THREADS) $(CACHE) --label "teacher seed=$(1)" $$(file <$(PDIR)/s$(1)/.args/teacher) $$< -o $$@
 
 $(PDIR)/s$(1)/student.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/.args/student $(BIN)/kd-train
-	$(BIN)/kd-train -q $(CACHE) --label "student seed=$(1)" $$(file <$(PDIR)/s$(1)/.args/student) $$< -o $$@
+	$(BIN)/kd-train -q --threads $(THREADS) $(CACHE) --label "student seed=$(1)" $$(file <$(PDIR)/s$(1)/.args/student) $$< -o $$@
 
 $(PDIR)/s$(1)/study.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/teacher.kd $(PDIR)/s$(1)/.args/study $(BIN)/kd-distill
-	$(BIN)/kd-distill -q $(CACHE) --label "study margin-mse seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/study) $$< -o $$@
+	$(BIN)/kd-distill -q --threads $(THREADS) $(CACHE) --label "study margin-mse seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/study) $$< -o $$@
 
 MODELS_$(1) := teacher student study $(foreach m,$(METHODS),$(call grid_models,$(m)))
 $$(foreach m,$(METHODS),$$(foreach v,$$(if $$(filter margin-mse,$$(m)),$(ALPHAS),$(LAMBDAS)),$$(eval $$(call distill_rule,$(1),$$(m),$$(v)))))
 
 $(PDIR)/s$(1)/eval-test.tsv $(PDIR)/s$(1)/eval-test-users.tsv &: $(PDIR)/s$(1)/data.kd $$(MODELS_$(1):%=$(PDIR)/s$(1)/%.kd) $(BIN)/kd-eval
-	$(BIN)/kd-eval $(CACHE) --label "eval test seed=$(1)" -k 10,20 --per-user $(PDIR)/s$(1)/eval-test-users.tsv --reference $(PDIR)/s$(1)/teacher.kd $$(filter %.kd,$$^) -o $(PDIR)/s$(1)/eval-test.tsv
+	$(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval test seed=$(1)" -k 10,20 --per-user $(PDIR)/s$(1)/eval-test-users.tsv --reference $(PDIR)/s$(1)/teacher.kd $$(filter %.kd,$$^) -o $(PDIR)/s$(1)/eval-test.tsv
 
 $(PDIR)/s$(1)/eval-valid.tsv: $(PDIR)/s$(1)/data.kd $$(MODELS_$(1):%=$(PDIR)/s$(1)/%.kd) $(BIN)/kd-eval
-	$(BIN)/kd-eval $(CACHE) --label "eval valid seed=$(1)" --no-timing --split valid -k 10 $$(filter %.kd,$$^) -o $$@
+	$(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval valid seed=$(1)" --no-timing --split valid -k 10 $$(filter %.kd,$$^) -o $$@
 
 REPORT_INPUTS += $(PDIR)/s$(1)/eval-test.tsv $(PDIR)/s$(1)/eval-valid.tsv
 endef
@@ -76,7 +79,7 @@ endef
 define distill_rule
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/$(2)_$(3),--method $(2) $(call knob_flag,$(2),$(3)) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $(1) $(DISTILL_FLAGS)))
 $(PDIR)/s$(1)/$(2)_$(if $(filter margin-mse,$(2)),a,l)$(3).kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/teacher.kd $(PDIR)/s$(1)/.args/$(2)_$(3) $(BIN)/kd-distill
-	$(BIN)/kd-distill -q $(CACHE) --label "$(2) $(3) seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/$(2)_$(3)) $$< -o $$@
+	$(BIN)/kd-distill -q --threads $(THREADS) $(CACHE) --label "$(2) $(3) seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/$(2)_$(3)) $$< -o $$@
 endef
 
 REPORT_INPUTS :=

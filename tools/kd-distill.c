@@ -29,7 +29,8 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              --dynamic (student-rank weights), --mu M [%g]\n"
         "  rrd         Plackett-Luce on the teacher's top-K order: --topk K [%u], --uninteresting L [%u],\n"
         "              --topm M [%u] (items never sampled as uninteresting)\n"
-        "  ce          softmax cross-entropy over all unobserved items: --tau T [%g]\n"
+        "  ce          softmax cross-entropy over all unobserved items: --tau T [%g]; above 4096\n"
+        "              items (or with --ce-sample S) the teacher's top-M plus S samples [256]\n"
         "  dcd         dual correction of under/over-ranked items: --topk K [%u], --uninteresting L [%u],\n"
         "              --topm M [%u], --eps E [%g]\n"
         "  --lambda X  weight of the distillation term [1; rd 0.5]\n\n",
@@ -38,7 +39,7 @@ static void usage(FILE *f, const kd_train_opts *d)
     fprintf(f, "  -h, --help, --version\n");
 }
 
-enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_EPS };
+enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_CES, O_EPS };
 
 int main(int argc, char **argv)
 {
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
         { "temperature", 1, 0, O_TEMP }, { "mix", 1, 0, O_MIX }, { "lambda", 1, 0, O_LAMBDA },
         { "topk", 1, 0, O_TOPK }, { "uninteresting", 1, 0, O_UNINT }, { "topm", 1, 0, O_TOPM },
         { "rank-temp", 1, 0, O_RANKT }, { "dynamic", 0, 0, O_DYN }, { "mu", 1, 0, O_MU }, { "tau", 1, 0, O_TAU },
-        { "eps", 1, 0, O_EPS } };
+        { "ce-sample", 1, 0, O_CES }, { "eps", 1, 0, O_EPS } };
     enum { NOWN = sizeof own / sizeof *own };
     kd_train_opts o, defaults;
     kd_train_defaults(&o, 32);
@@ -108,6 +109,7 @@ int main(int argc, char **argv)
         case O_MU: r = kd_cli_double("--mu", a, 0, 1e6, &dp.mu, &e); break;
         case O_TAU: r = kd_cli_double("--tau", a, 1e-6, 1e6, &dp.tau, &e); break;
         case O_EPS: r = kd_cli_double("--eps", a, 0, 1e6, &dp.eps, &e); break;
+        case O_CES: r = kd_cli_u64("--ce-sample", a, 1, 100000, &v, &e); dp.ce_sample = (uint32_t)v; break;
         }
         if (r) return kd_err_report(prog, &e);
     }

@@ -37,7 +37,7 @@ split_flags = $(if $(TEST),--test $(TEST) $(if $(VALID),--valid $(VALID)),--seed
 define real_data
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/data,import --format $(FORMAT) $(IMPORT_FLAGS) $(call split_flags,$(1)) $(DATA)))
 $(PDIR)/s$(1)/data.kd: $(PDIR)/s$(1)/.args/data $$(BUILD)/bin/kd-gen $(DATA) $(TEST) $(VALID)
-	$$(BUILD)/bin/kd-gen $$(file <$(PDIR)/s$(1)/.args/data) --cache $$(KD_CACHE) --label "data $(NAME) seed=$(1)" -o $$@
+	$$(BUILD)/bin/kd-gen $$(ARGS.$(PDIR)/s$(1)/.args/data) --cache $$(KD_CACHE) --label "data $(NAME) seed=$(1)" -o $$@
 endef
 
 include $(dir $(lastword $(MAKEFILE_LIST)))study.mk

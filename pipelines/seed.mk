@@ -7,7 +7,7 @@ GEN_FLAGS ?=
 define seed_data
 $$(eval $$(call kd_args,data/$(PIPELINE)/s$(1)/.args/data,synth --seed $(1) $(GEN_FLAGS)))
 data/$(PIPELINE)/s$(1)/data.kd: data/$(PIPELINE)/s$(1)/.args/data $$(BUILD)/bin/kd-gen
-	$$(BUILD)/bin/kd-gen $$(file <data/$(PIPELINE)/s$(1)/.args/data) --cache $$(KD_CACHE) --label "data seed=$(1)" -o $$@
+	$$(BUILD)/bin/kd-gen $$(ARGS.data/$(PIPELINE)/s$(1)/.args/data) --cache $$(KD_CACHE) --label "data seed=$(1)" -o $$@
 endef
 
 include $(dir $(lastword $(MAKEFILE_LIST)))study.mk

@@ -34,8 +34,10 @@ PDIR   ?= data/$(PIPELINE)
 export KD_STAGE_LOG := $(abspath $(PDIR))/stages.log
 CACHE  := --cache $(KD_CACHE)
 
-# $(call kd_args,FILE,TEXT): make FILE hold TEXT, touching it only when TEXT changed
+# $(call kd_args,FILE,TEXT): make FILE hold TEXT, touching it only when TEXT changed, and
+# set ARGS.FILE to TEXT for the recipe (read at parse time, never from the file at run time)
 define kd_args
+ARGS.$(1) := $(2)
 ifneq ($$(file <$(1)),$(2))
 $$(shell mkdir -p $(dir $(1)))
 $$(file >$(1),$(2))
@@ -55,13 +57,13 @@ $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/student,--dim $(STUDENT_DIM) $(TRAIN
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/study,--method margin-mse --alpha $(ALPHA) --temperature $(TEMPERATURE) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $(1) $(DISTILL_FLAGS) $(STUDY_FLAGS)))
 
 $(PDIR)/s$(1)/teacher.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/.args/teacher $(BIN)/kd-train
-	$(BIN)/kd-train -q --threads $(THREADS) $(CACHE) --label "teacher seed=$(1)" $$(file <$(PDIR)/s$(1)/.args/teacher) $$< -o $$@
+	$(BIN)/kd-train -q --threads $(THREADS) $(CACHE) --label "teacher seed=$(1)" $$(ARGS.$(PDIR)/s$(1)/.args/teacher) $$< -o $$@
 
 $(PDIR)/s$(1)/student.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/.args/student $(BIN)/kd-train
-	$(BIN)/kd-train -q --threads $(THREADS) $(CACHE) --label "student seed=$(1)" $$(file <$(PDIR)/s$(1)/.args/student) $$< -o $$@
+	$(BIN)/kd-train -q --threads $(THREADS) $(CACHE) --label "student seed=$(1)" $$(ARGS.$(PDIR)/s$(1)/.args/student) $$< -o $$@
 
 $(PDIR)/s$(1)/study.kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/teacher.kd $(PDIR)/s$(1)/.args/study $(BIN)/kd-distill
-	$(BIN)/kd-distill -q --threads $(THREADS) $(CACHE) --label "study margin-mse seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/study) $$< -o $$@
+	$(BIN)/kd-distill -q --threads $(THREADS) $(CACHE) --label "study margin-mse seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(ARGS.$(PDIR)/s$(1)/.args/study) $$< -o $$@
 
 MODELS_$(1) := teacher student study $(foreach m,$(METHODS),$(call grid_models,$(m)))
 $$(foreach m,$(METHODS),$$(foreach v,$$(if $$(filter margin-mse,$$(m)),$(ALPHAS),$(LAMBDAS)),$$(eval $$(call distill_rule,$(1),$$(m),$$(v)))))
@@ -79,7 +81,7 @@ endef
 define distill_rule
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/$(2)_$(3),--method $(2) $(call knob_flag,$(2),$(3)) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $(1) $(DISTILL_FLAGS)))
 $(PDIR)/s$(1)/$(2)_$(if $(filter margin-mse,$(2)),a,l)$(3).kd: $(PDIR)/s$(1)/data.kd $(PDIR)/s$(1)/teacher.kd $(PDIR)/s$(1)/.args/$(2)_$(3) $(BIN)/kd-distill
-	$(BIN)/kd-distill -q --threads $(THREADS) $(CACHE) --label "$(2) $(3) seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(file <$(PDIR)/s$(1)/.args/$(2)_$(3)) $$< -o $$@
+	$(BIN)/kd-distill -q --threads $(THREADS) $(CACHE) --label "$(2) $(3) seed=$(1)" --teacher $(PDIR)/s$(1)/teacher.kd $$(ARGS.$(PDIR)/s$(1)/.args/$(2)_$(3)) $$< -o $$@
 endef
 
 REPORT_INPUTS :=

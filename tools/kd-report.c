@@ -302,7 +302,20 @@ int main(int argc, char **argv)
     int nk = 0;
     keys[nk] = "teacher"; snprintf(labels[nk++], 96, "teacher");
     keys[nk] = "student"; snprintf(labels[nk++], 96, "plain student");
-    if (find(&rp.s[0], "study")) { keys[nk] = "study"; snprintf(labels[nk++], 96, "distilled: margin-MSE, the study's α"); }
+    if (find(&rp.s[0], "study")) {
+        /* say which α and learning rate the study's loss was run with */
+        char p[4200], alpha[32] = "?", lr[32] = "?";
+        kd_art *a;
+        kd_err pe;
+        snprintf(p, sizeof p, "%s/study.kd", rp.s[0].dir);
+        if (kd_art_load(p, KD_KIND_MODEL, &a, &pe) == 0) {
+            kd_art_prov_get(a, "alpha", alpha, sizeof alpha);
+            kd_art_prov_get(a, "lr", lr, sizeof lr);
+            kd_art_free(a);
+        }
+        keys[nk] = "study";
+        snprintf(labels[nk++], 96, "distilled: the study's margin-MSE (α %s, lr %s)", alpha, lr);
+    }
     for (int m = 0; m < rp.nmethods; m++) {
         snprintf(keybuf[m], 80, "method:%s", rp.methods[m]);
         keys[nk] = keybuf[m];
@@ -476,9 +489,9 @@ int main(int argc, char **argv)
     }
     const char *notes =
         "Every figure is a mean over the seeds; ± is the standard deviation over seeds, the confidence\n"
-        "intervals are Student-t 95%% intervals over seeds, and the p-values come from a paired t-test of\n"
+        "intervals are Student-t 95% intervals over seeds, and the p-values come from a paired t-test of\n"
         "(distilled − plain student) Recall@10 across seeds (one pair per seed, both on the same data).\n"
-        "Verdict: positive (negative) transfer when that difference is significant at 5%% and above (below)\n"
+        "Verdict: positive (negative) transfer when that difference is significant at 5% and above (below)\n"
         "zero, otherwise no significant difference.  Each method's knob (α or λ) is chosen per seed on the\n"
         "validation split; test is only read for the numbers above.\n\n"
         "The study's margin-MSE loss (1−α)·BPR + α·T²·MSE(Δs/T, Δt/T) does not depend on the temperature:\n"

@@ -99,8 +99,12 @@ $(BINS): | deps
 report: deps all
 	@$(MAKE) --no-print-directory -j$(JOBS) pipeline-report
 
-bench: deps all
-	@sh tools/bench.sh $(abspath $(BUILD)/bin)
+$(BUILD)/bench/bench: tests/bench/bench.c $(BUILD)/libkd.a $(BUILD)/cflags.stamp
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(BUILD)/libkd.a $(LIBS)
+
+bench: deps all $(BUILD)/bench/bench
+	@sh tools/bench.sh $(abspath $(BUILD))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -293,6 +293,11 @@ uint64_t kd_art_content_id(kd_art *a)
 
 int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
 {
+    return kd_art_encode_ex(a, zlevel, 1, out, e);
+}
+
+int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e)
+{
     if (zlevel < 0 || zlevel > 9)
         return kd_fail_usage(e, "compression level %d is not in 0..9", zlevel);
     size_t start = out->len;
@@ -308,7 +313,7 @@ int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
         size_t elem = (s->type == KD_F32 || s->type == KD_F64) ? kd_type_size(s->type) : 0;
         const uint8_t *src = s->data;
         s->flags &= KD_FLAG_VOLATILE;
-        if (elem && s->bytes >= 2 * elem) {
+        if (shuffle && elem && s->bytes >= 2 * elem) {
             free(scratch);
             scratch = malloc((size_t)s->bytes);
             if (!scratch)

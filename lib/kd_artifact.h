@@ -105,6 +105,8 @@ int kd_art_set_volatile(kd_art *a, const char *name);
 
 /* Encodes to bytes (appended to out), setting a->content_id. */
 int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e);
+/* The same with the float byte-shuffle on or off (for measuring what it buys). */
+int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e);
 /* Encodes and writes atomically to path ("-" = stdout, never a terminal). */
 int kd_art_save(kd_art *a, const char *path, int zlevel, kd_err *e);
 

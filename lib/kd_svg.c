@@ -139,3 +139,39 @@ int kd_svg_bars(kd_buf *b, const char *title, const char *unit, const char *cons
     }
     return kd_buf_printf(b, "</svg>\n");
 }
+
+int kd_svg_heatmap(kd_buf *b, const char *title, const char *xlabel, const char *ylabel, const char *const *cols,
+                   int nc, const char *const *rows, int nr, const double *v)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < nr * nc; k++)
+        if (isfinite(v[k])) { lo = fmin(lo, v[k]); hi = fmax(hi, v[k]); }
+    if (!(hi > lo)) hi = lo + 1e-9;
+    header(b, title);
+    double left = 90, top = T + 10, cw = (W - left - 40) / (nc ? nc : 1), ch = (H - top - B) / (nr ? nr : 1);
+    for (int r = 0; r < nr; r++) {
+        kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 6, top + ch * r + ch / 2 + 4);
+        kd_xml_escape(b, rows[r]);
+        kd_buf_printf(b, "</text>\n");
+        for (int c = 0; c < nc; c++) {
+            double x = v[r * nc + c], f = isfinite(x) ? (x - lo) / (hi - lo) : 0;
+            /* white (low) to dark blue (high) */
+            int red = (int)(255 - f * 224), grn = (int)(255 - f * 166), blu = (int)(255 - f * 75);
+            kd_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"rgb(%d,%d,%d)\" stroke=\"white\"/>"
+                             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%s\">%.4f</text>\n",
+                          left + cw * c, top + ch * r, cw, ch, red, grn, blu, left + cw * c + cw / 2, top + ch * r + ch / 2 + 4,
+                          f > 0.6 ? "white" : "black", x);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", left + cw * c + cw / 2, top + ch * nr + 16);
+        kd_xml_escape(b, cols[c]);
+        kd_buf_printf(b, "</text>\n");
+    }
+    kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", left + (W - left - 40) / 2, H - 10);
+    kd_xml_escape(b, xlabel);
+    kd_buf_printf(b, "</text>\n<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">",
+                  top + ch * nr / 2, top + ch * nr / 2);
+    kd_xml_escape(b, ylabel);
+    return kd_buf_printf(b, "</text>\n</svg>\n");
+}

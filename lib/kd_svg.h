@@ -22,6 +22,10 @@ int kd_svg_chart(kd_buf *b, const char *title, const char *xlabel, const char *y
 int kd_svg_bars(kd_buf *b, const char *title, const char *unit, const char *const *labels, int n,
                 const double *v, int nv, const char *const *vnames);
 
+/* A heatmap of v[r * nc + c] with row and column labels and the value in each cell. */
+int kd_svg_heatmap(kd_buf *b, const char *title, const char *xlabel, const char *ylabel, const char *const *cols,
+                   int nc, const char *const *rows, int nr, const double *v);
+
 /* Appends s with <, >, & and quotes escaped. */
 int kd_xml_escape(kd_buf *b, const char *s);
 

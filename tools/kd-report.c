@@ -54,6 +54,7 @@ static void usage(FILE *f)
                "  --html FILE    a self-contained HTML report (inline SVG, no scripts)\n"
                "  --stages FILE  a stage log (lines 'tool label: cached|ran ...') to summarise\n"
                "  --title TEXT   [kdrec study]\n"
+               "  --sweep        the sweep's report (α x T heatmap, λ curves, accuracy against size)\n"
                "  -h, --help, --version\n", prog);
 }
 
@@ -114,7 +115,27 @@ static int load_seed(seedrun *s, kd_err *e)
     return 0;
 }
 
-static int load(report *rp, const char *dir, kd_err *e)
+static int load_sweep_seed(seedrun *s, kd_err *e)
+{
+    char p[4200];
+    kd_tsv t;
+    snprintf(p, sizeof p, "%s/eval-test.tsv", s->dir);
+    if (kd_tsv_read(&t, p, e)) return -1;
+    int cm = kd_tsv_col(&t, "model");
+    if (cm < 0) { kd_tsv_free(&t); return kd_fail(e, "%s: no model column", p); }
+    for (uint32_t r = 0; r < t.rows && s->n < MAXMODELS; r++) {
+        mrow *m = &s->m[s->n++];
+        snprintf(m->name, sizeof m->name, "%s", kd_tsv_cell(&t, r, cm));
+        m->recall = kd_tsv_num(&t, r, "recall@10");
+        m->ndcg = kd_tsv_num(&t, r, "ndcg@10");
+        m->params = kd_tsv_num(&t, r, "params");
+        m->lat_mean = m->lat_p99 = m->valid = NAN;
+    }
+    kd_tsv_free(&t);
+    return 0;
+}
+
+static int load(report *rp, const char *dir, int sweep, kd_err *e)
 {
     DIR *d = opendir(dir);
     if (!d) return kd_fail(e, "%s: cannot open directory", dir);
@@ -135,7 +156,8 @@ static int load(report *rp, const char *dir, kd_err *e)
     if (rp->ns == 0) return kd_fail(e, "%s: no seed directories (s1, s2, ...)", dir);
     qsort(rp->s, (size_t)rp->ns, sizeof *rp->s, cmp_long);
     for (int k = 0; k < rp->ns; k++)
-        if (load_seed(&rp->s[k], e)) return -1;
+        if (sweep ? load_sweep_seed(&rp->s[k], e) : load_seed(&rp->s[k], e)) return -1;
+    if (sweep) return 0;
     /* methods: the prefixes before '_', in a fixed order, then any others */
     const char *order[] = { "margin-mse", "rd", "rrd", "ce", "dcd" };
     for (int o = 0; o < 5; o++)
@@ -263,19 +285,225 @@ static int write_file(const char *path, const kd_buf *b, kd_err *e)
     return 0;
 }
 
+/* mean over seeds of a model's Recall@10 (NaN when absent) */
+static double mean_recall(const report *rp, const char *name, double *params)
+{
+    double x[MAXSEEDS];
+    int n = 0;
+    for (int k = 0; k < rp->ns; k++) {
+        const mrow *m = find(&rp->s[k], name);
+        if (m) { x[n++] = m->recall; if (params) *params = m->params; }
+    }
+    return n ? kd_mean(x, (uint32_t)n) : NAN;
+}
+
+static int cmp_num(const void *a, const void *b)
+{
+    double x = atof(*(const char *const *)a), y = atof(*(const char *const *)b);
+    return (x > y) - (x < y);
+}
+
+/* distinct values of the text between `pre` and `post` in model names, sorted numerically */
+static int distinct(const report *rp, const char *pre, const char *post, char out[][32], int cap)
+{
+    int n = 0;
+    size_t lp = strlen(pre);
+    for (int k = 0; k < rp->s[0].n; k++) {
+        const char *nm = rp->s[0].m[k].name;
+        if (strncmp(nm, pre, lp)) continue;
+        const char *end = post[0] ? strstr(nm + lp, post) : nm + strlen(nm);
+        if (!end || end == nm + lp) continue;
+        char v[32];
+        snprintf(v, sizeof v, "%.*s", (int)(end - nm - lp), nm + lp);
+        int seen = 0;
+        for (int j = 0; j < n; j++) seen |= !strcmp(out[j], v);
+        if (!seen && n < cap) snprintf(out[n++], 32, "%s", v);
+    }
+    const char *ptr[64];
+    for (int j = 0; j < n; j++) ptr[j] = out[j];
+    qsort(ptr, (size_t)n, sizeof *ptr, cmp_num);
+    char tmp[64][32];
+    for (int j = 0; j < n; j++) snprintf(tmp[j], 32, "%s", ptr[j]);
+    for (int j = 0; j < n; j++) snprintf(out[j], 32, "%.31s", tmp[j]);
+    return n;
+}
+
+static int sweep_report(const report *rp, const char *out, const char *html, const char *title, kd_err *e)
+{
+    static table th, tl, tf;
+    char alphas[64][32], temps[64][32], dims[64][32], lams[64][32], meth[16][32];
+    int na = distinct(rp, "mm_a", "_t", alphas, 64), nd = distinct(rp, "dim", "_student", dims, 64);
+    int nt = 0, nl = 0, nm = 0;
+    if (na) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "mm_a%s_t", alphas[0]);
+        nt = distinct(rp, pre, "", temps, 64);
+    }
+    /* methods of the λ sweep: names <method>_l<λ> */
+    for (int k = 0; k < rp->s[0].n; k++) {
+        const char *nm0 = rp->s[0].m[k].name, *u = strstr(nm0, "_l");
+        if (!u || !strncmp(nm0, "mm_", 3) || !strncmp(nm0, "dim", 3)) continue;
+        char mname[32];
+        snprintf(mname, sizeof mname, "%.*s", (int)(u - nm0), nm0);
+        int seen = 0;
+        for (int j = 0; j < nm; j++) seen |= !strcmp(meth[j], mname);
+        if (!seen && nm < 16) snprintf(meth[nm++], 32, "%s", mname);
+    }
+    if (nm) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "%s_l", meth[0]);
+        nl = distinct(rp, pre, "", lams, 64);
+    }
+    kd_buf svg[3] = { { 0 } };
+    const char *svgname[3] = { "alpha-temperature.svg", "lambda.svg", "frontier.svg" };
+    /* α x T */
+    double hv[64 * 64];
+    const char *rl[64], *cl[64];
+    th.cols = 1 + (nt < 9 ? nt : 9);
+    snprintf(th.cell[0][0], 96, "α \\ T");
+    for (int c = 0; c + 1 < th.cols; c++) snprintf(th.cell[0][c + 1], 96, "T = %s", temps[c]);
+    th.rows = 1;
+    for (int r = 0; r < na && th.rows < 40; r++) {
+        snprintf(th.cell[th.rows][0], 96, "α = %s", alphas[r]);
+        rl[r] = alphas[r];
+        for (int c = 0; c < nt; c++) {
+            char name[96];
+            snprintf(name, sizeof name, "mm_a%.31s_t%.31s", alphas[r], temps[c]);
+            hv[r * nt + c] = mean_recall(rp, name, NULL);
+            if (c + 1 < th.cols) snprintf(th.cell[th.rows][c + 1], 96, "%.4f", hv[r * nt + c]);
+            cl[c] = temps[c];
+        }
+        th.rows++;
+    }
+    kd_svg_heatmap(&svg[0], "margin-MSE: Recall@10 over α x T (mean over seeds)", "temperature T", "α", cl, nt, rl, na, hv);
+    /* λ per method */
+    tl.cols = 1 + (nm < 9 ? nm : 9);
+    snprintf(tl.cell[0][0], 96, "λ");
+    for (int c = 0; c + 1 < tl.cols; c++) snprintf(tl.cell[0][c + 1], 96, "%s", meth[c]);
+    tl.rows = 1;
+    double lx[64], ly[16][64];
+    kd_series ls[16];
+    for (int r = 0; r < nl && tl.rows < 40; r++) {
+        lx[r] = atof(lams[r]);
+        snprintf(tl.cell[tl.rows][0], 96, "%s", lams[r]);
+        for (int c = 0; c < nm; c++) {
+            char name[96];
+            snprintf(name, sizeof name, "%.31s_l%.31s", meth[c], lams[r]);
+            ly[c][r] = mean_recall(rp, name, NULL);
+            if (c + 1 < tl.cols) snprintf(tl.cell[tl.rows][c + 1], 96, "%.4f", ly[c][r]);
+        }
+        tl.rows++;
+    }
+    for (int c = 0; c < nm; c++) ls[c] = (kd_series){ meth[c], lx, ly[c], (uint32_t)nl, 0 };
+    kd_svg_chart(&svg[1], "Recall@10 against each method's weight λ (mean over seeds)", "λ", "Recall@10", ls, nm, 1);
+    /* frontier */
+    char smeth[16][32];
+    int ns = 0;
+    if (nd) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "dim%s_", dims[0]);
+        for (int k = 0; k < rp->s[0].n; k++) {
+            const char *nm0 = rp->s[0].m[k].name;
+            if (strncmp(nm0, pre, strlen(pre)) || !strcmp(nm0 + strlen(pre), "student")) continue;
+            if (ns < 16) snprintf(smeth[ns++], 32, "%s", nm0 + strlen(pre));
+        }
+    }
+    tf.cols = 3 + ns;
+    snprintf(tf.cell[0][0], 96, "student dim");
+    snprintf(tf.cell[0][1], 96, "params");
+    snprintf(tf.cell[0][2], 96, "plain");
+    for (int c = 0; c < ns; c++) snprintf(tf.cell[0][3 + c], 96, "%s", smeth[c]);
+    tf.rows = 1;
+    double fx[64], fy[17][64], tpar = NAN, trec = mean_recall(rp, "teacher", &tpar);
+    kd_series fs[18];
+    for (int r = 0; r < nd && tf.rows < 39; r++) {
+        char name[96];
+        double par = NAN;
+        snprintf(name, sizeof name, "dim%s_student", dims[r]);
+        fy[0][r] = mean_recall(rp, name, &par);
+        fx[r] = par;
+        snprintf(tf.cell[tf.rows][0], 96, "%s", dims[r]);
+        snprintf(tf.cell[tf.rows][1], 96, "%.0f", par);
+        snprintf(tf.cell[tf.rows][2], 96, "%.4f", fy[0][r]);
+        for (int c = 0; c < ns; c++) {
+            snprintf(name, sizeof name, "dim%s_%s", dims[r], smeth[c]);
+            fy[1 + c][r] = mean_recall(rp, name, NULL);
+            snprintf(tf.cell[tf.rows][3 + c], 96, "%.4f", fy[1 + c][r]);
+        }
+        tf.rows++;
+    }
+    snprintf(tf.cell[tf.rows][0], 96, "teacher");
+    snprintf(tf.cell[tf.rows][1], 96, "%.0f", tpar);
+    snprintf(tf.cell[tf.rows][2], 96, "%.4f", trec);
+    for (int c = 0; c < ns; c++) tf.cell[tf.rows][3 + c][0] = 0;
+    tf.rows++;
+    fs[0] = (kd_series){ "plain student", fx, fy[0], (uint32_t)nd, 0 };
+    for (int c = 0; c < ns; c++) fs[1 + c] = (kd_series){ smeth[c], fx, fy[1 + c], (uint32_t)nd, 0 };
+    fs[1 + ns] = (kd_series){ "teacher", &tpar, &trec, 1, 1 };
+    kd_svg_chart(&svg[2], "Accuracy against size: Recall@10 by parameters (mean over seeds)", "parameters (log)",
+                 "Recall@10", fs, ns + 2, 1);
+
+    kd_buf md = { 0 }, h = { 0 }, txt = { 0 };
+    const char *sec[3] = { "margin-MSE over α and T", "Each method's weight λ", "Accuracy against size" };
+    const table *tabs[3] = { &th, &tl, &tf };
+    const char *note = "The temperature cancels out of the study's loss (T²·(Δs/T − Δt/T)² = (Δs − Δt)²), "
+                       "so every column of the α × T table is the same up to rounding.";
+    kd_buf_printf(&md, "# %s\n\nSeeds: %d; every figure is the mean test Recall@10 over seeds.\n\n", title, rp->ns);
+    kd_buf_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
+    kd_xml_escape(&h, title);
+    kd_buf_printf(&h, "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+                      "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}svg{margin:8px 0;border:1px solid #ddd}"
+                      "</style></head><body>\n<h1>");
+    kd_xml_escape(&h, title);
+    kd_buf_printf(&h, "</h1>\n<p>Seeds: %d; every figure is the mean test Recall@10 over seeds.</p>\n", rp->ns);
+    for (int k = 0; k < 3; k++) {
+        kd_buf_printf(&md, "## %s\n\n", sec[k]);
+        emit_md(&md, tabs[k]);
+        kd_buf_printf(&md, "![%s](%s)\n\n", svgname[k], svgname[k]);
+        kd_buf_printf(&h, "<h2>%s</h2>\n", sec[k]);
+        emit_html(&h, tabs[k]);
+        kd_buf_append(&h, svg[k].p, svg[k].len);
+        if (k == 0) {
+            kd_buf_printf(&md, "%s\n\n", note);
+            kd_buf_printf(&h, "<p>%s</p>\n", note);
+        }
+        kd_buf_printf(&txt, "%s\n", sec[k]);
+        emit_text(&txt, tabs[k]);
+        kd_buf_printf(&txt, "\n");
+    }
+    kd_buf_printf(&h, "</body></html>\n");
+    char base[4096];
+    snprintf(base, sizeof base, "%s", out);
+    char *slash = strrchr(base, '/');
+    if (slash) slash[1] = 0; else base[0] = 0;
+    int bad = 0;
+    for (int k = 0; k < 3 && !bad; k++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s%s", base, svgname[k]);
+        bad = write_file(p, &svg[k], e);
+    }
+    if (!bad) bad = write_file(out, &md, e);
+    if (!bad && html) bad = write_file(html, &h, e);
+    if (!bad) { fwrite(txt.p, 1, txt.len, stdout); bad = fflush(stdout) != 0; }
+    for (int k = 0; k < 3; k++) kd_buf_free(&svg[k]);
+    kd_buf_free(&md); kd_buf_free(&h); kd_buf_free(&txt);
+    return bad ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "html", 1, 0, 'H' }, { "stages", 1, 0, 'S' }, { "title", 1, 0, 'T' },
+        { "html", 1, 0, 'H' }, { "stages", 1, 0, 'S' }, { "title", 1, 0, 'T' }, { "sweep", 0, 0, 'W' },
         { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0, 0, 0, 0 } };
     const char *out = NULL, *html = NULL, *stages = NULL, *title = "kdrec study";
-    int c;
+    int c, sweep = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'H': html = optarg; break;
         case 'S': stages = optarg; break;
         case 'T': title = optarg; break;
+        case 'W': sweep = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': kd_cli_version(prog); return 0;
         default: usage(stderr); return KD_EXIT_USAGE;
@@ -288,7 +516,12 @@ int main(int argc, char **argv)
     const char *dir = argv[optind];
     kd_err e = { 0 };
     report rp = { 0 };
-    if (load(&rp, dir, &e)) { free(rp.s); return kd_err_report(prog, &e); }
+    if (load(&rp, dir, sweep, &e)) { free(rp.s); return kd_err_report(prog, &e); }
+    if (sweep) {
+        int r = sweep_report(&rp, out, html, title, &e);
+        free(rp.s);
+        return r ? kd_err_report(prog, &e) : 0;
+    }
 
     /* ---- the study's table ---- */
     static table t1, t2, t3;
@@ -514,7 +747,7 @@ int main(int argc, char **argv)
     kd_buf_printf(&md, "\n\n");
     kd_buf_append(&md, params.p, params.len);
 
-    kd_buf_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+    kd_buf_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
     kd_xml_escape(&h, title);
     kd_buf_printf(&h, "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
                       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"

@@ -1,0 +1,80 @@
+#!/bin/sh
+# make bench: what kdrec's kernels and tools achieve on this machine, against its limits.
+# Every figure is measured here and now; nothing is asserted.  BUILD is the build dir.
+set -u
+B=${1:-build}
+BIN=$B/bin
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+SHARED=${KD_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+secs() { /usr/bin/env time -f %e "$@" 2>&1 >/dev/null | tail -1; }
+
+echo "== machine"
+echo "$(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); L2 $(lscpu | awk -F: '/L2/ { print $2 }' | xargs)"
+"$B/bench/bench" peak
+
+echo "== artifact format (a dim-64 checkpoint on the default data)"
+"$BIN/kd-gen" synth -o "$W/d.kd"
+"$BIN/kd-train" -q --dim 64 --epochs 30 "$W/d.kd" -o "$W/t.kd"
+"$B/bench/bench" format "$W/t.kd"
+
+echo "== BPR training throughput (samples/s, median of 3 runs of 10 epochs, last 5 epochs each)"
+"$BIN/kd-gen" import --format triples --test "$SHARED/citeulike/test.txt" --valid "$SHARED/citeulike/valid.txt" \
+    "$SHARED/citeulike/train.txt" -o "$W/cite.kd" 2>/dev/null || echo "(CiteULike not found in $SHARED)"
+for data in d cite; do
+    [ -s "$W/$data.kd" ] || continue
+    for dim in 32 64; do
+        for t in 1 2; do
+            for mode in "" --hogwild; do
+                for run in 1 2 3; do
+                    "$BIN/kd-train" -q --dim $dim --epochs 10 --threads $t $mode "$W/$data.kd" -o "$W/m.kd"
+                    "$BIN/kd-cat" "$W/m.kd" train.throughput | tail -5 | median
+                done | median | awk -v d="$data" -v D=$dim -v t=$t -v m="${mode:-deterministic}" \
+                    '{ printf "%-5s D=%-3d threads=%d %-13s %6.2f M samples/s\n", d == "d" ? "synth" : "cite", D, t, m, $1 / 1e6 }'
+            done
+        done
+    done
+done
+
+echo "== ranking (scoring kernel and full evaluation)"
+"$B/bench/bench" rank 30000 40000 64 2
+"$BIN/kd-eval" -k 10 "$W/d.kd" "$W/t.kd" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
+    NR == 2 { printf "single-user latency, default data, D=64: mean %s us, median %s us, p90 %s us, p99 %s us; batched %s users/s\n",
+              $c["lat_mean_us"], $c["lat_p50_us"], $c["lat_p90_us"], $c["lat_p99_us"], $c["users_per_s"] }'
+
+echo "== dataset generation and import"
+echo "synth, 1M interactions (50,000 users x 2,000 items, mean 20): $(secs "$BIN/kd-gen" synth --users 50000 --items 2000 --mean 20 --rank 32 -o "$W/big.kd") s"
+"$BIN/kd-cat" "$W/big.kd" train >"$W/big.tsv"
+"$BIN/kd-cat" "$W/big.kd" test >>"$W/big.tsv"
+"$BIN/kd-cat" "$W/big.kd" valid >>"$W/big.tsv"
+awk -F'\t' 'BEGIN { srand(1) } { printf "%d\t%d\t%d\t%d\n", $1 * 7 + 1000, $2 * 13 + 5, 1 + int(rand() * 5), 880000000 + NR }' "$W/big.tsv" >"$W/big.data"
+size=$(stat -c %s "$W/big.data")
+out=$(/usr/bin/env time -f "%e %M" "$BIN/kd-gen" import --format tsv "$W/big.data" -o "$W/imp.kd" 2>&1 | tail -1)
+art=$("$BIN/kd-info" --json "$W/imp.kd" | grep -o '"raw":[0-9]*' | cut -d: -f2 | paste -sd+ | bc)
+echo "$out" | awk -v s="$size" -v n="$(wc -l <"$W/big.data")" -v a="$art" \
+    '{ printf "import tsv, %d lines (%.1f MB): %.2f s = %.0f MB/s; peak memory %.1f MB = %.1fx the artifact'"'"'s %.1f MB uncompressed\n",
+       n, s / 1e6, $1, s / 1e6 / ($1 > 0 ? $1 : 0.001), $2 / 1024, $2 * 1024 / a, a / 1e6 }'
+
+echo "== distillation cost per epoch, relative to plain BPR (default data, student D=32, 10 epochs, 1 thread)"
+"$BIN/kd-train" -q --dim 64 --epochs 40 "$W/d.kd" -o "$W/teacher.kd"
+base=$(secs "$BIN/kd-train" -q --threads 1 --dim 32 --epochs 10 "$W/d.kd" -o "$W/s.kd")
+echo "plain BPR: $base s"
+for m in margin-mse rd rrd ce dcd; do
+    s=$(secs "$BIN/kd-distill" -q --threads 1 --teacher "$W/teacher.kd" --method $m --alpha 0.1 --epochs 10 "$W/d.kd" -o "$W/k.kd")
+    echo "$m $s $base" | awk '{ printf "%-10s %.2f s = %.1fx plain BPR (incl. the one-time teacher ranking)\n", $1, $2, $2 / $3 }'
+done
+
+echo "== make report from nothing (default pipeline, 5 seeds, all methods), in a scratch copy"
+R=$(cd "$(dirname "$0")/.." && pwd)
+cd "$W" && mkdir rep && cd rep
+start=$(date +%s.%N)
+make --no-print-directory -j"$(nproc)" -f "$R/pipelines/seed.mk" pipeline-report BUILD="$B" KD_CACHE=cache >/dev/null 2>stages.err
+end=$(date +%s.%N)
+echo "$start $end" | awk '{ printf "from nothing: %.1f s\n", $2 - $1 }'
+sed -n 's/^\(kd-[a-z]*\) \([a-z-]*\).*ran in \([0-9.]*\) s.*/\1 \2 \3/p' stages.err |
+    awk '{ t[$1 " " $2] += $3; n[$1 " " $2]++ } END { for (k in t) printf "  %-22s %3d runs %7.1f s of CPU\n", k, n[k], t[k] }' | sort
+start=$(date +%s.%N)
+make --no-print-directory -j"$(nproc)" -f "$R/pipelines/seed.mk" pipeline-report BUILD="$B" KD_CACHE=cache >/dev/null 2>&1
+end=$(date +%s.%N)
+echo "$start $end" | awk '{ printf "second run (nothing to do): %.3f s\n", $2 - $1 }'

@@ -88,7 +88,7 @@ test: deps
 # and is read only when a pipeline target is asked for.
 PIPELINE ?= seed
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
-ifneq ($(filter pipeline-report report-shot,$(MAKECMDGOALS)),)
+ifneq ($(filter pipeline-report,$(MAKECMDGOALS)),)
 ifeq ($(wildcard pipelines/$(PIPELINE).mk),)
 $(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk (seed, real, sweep))
 endif
@@ -102,6 +102,15 @@ report: deps all
 $(BUILD)/bench/bench: tests/bench/bench.c $(BUILD)/libkd.a $(BUILD)/cflags.stamp
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(BUILD)/libkd.a $(LIBS)
+
+# a PNG of the HTML report through headless Chromium (Debian's chromium; installed when root)
+report-shot: report
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null; } || \
+	  { echo "report-shot: needs chromium: sudo apt-get install -y chromium" >&2; exit 1; }
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+	  --disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --hide-scrollbars \
+	  --window-size=1200,3800 --screenshot=$(abspath data/$(PIPELINE))/report.png file://$(abspath data/$(PIPELINE))/report.html
+	@echo "report-shot: data/$(PIPELINE)/report.png"
 
 bench: deps all $(BUILD)/bench/bench
 	@sh tools/bench.sh $(abspath $(BUILD))

@@ -7,24 +7,12 @@
 #include "kd_rng.h"
 #include "kd_vec.h"
 
-static int in_row(const uint32_t *row, uint32_t len, uint32_t x)
-{
-    uint32_t lo = 0, hi = len;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (row[mid] < x) lo = mid + 1;
-        else if (row[mid] > x) hi = mid;
-        else return 1;
-    }
-    return 0;
-}
-
 uint32_t kd_sample_negative(const uint32_t *row, uint32_t len, uint32_t n_items, uint64_t key)
 {
     /* rejection: expected 1/(1 - density) draws; bounded, then an exact fallback */
     for (uint64_t t = 0; t < 32; t++) {
         uint32_t j = kd_below(kd_rng_at(key, t), n_items);
-        if (!in_row(row, len, j)) return j;
+        if (!kd_sorted_has(row, len, j)) return j;
     }
     /* the r-th item not in the row, walking the sorted row */
     uint32_t r = kd_below(kd_rng_at(key, 32), n_items - len), j = r;

@@ -95,14 +95,19 @@ void kd_csr_free(kd_csr *m)
     m->idx = NULL;
 }
 
-int kd_csr_has(const kd_csr *m, uint32_t r, uint32_t c)
+int kd_sorted_has(const uint32_t *a, uint32_t n, uint32_t x)
 {
-    const uint32_t *lo = m->idx + m->indptr[r], *hi = m->idx + m->indptr[r + 1];
+    uint32_t lo = 0, hi = n;
     while (lo < hi) {
-        const uint32_t *mid = lo + (hi - lo) / 2;
-        if (*mid < c) lo = mid + 1;
-        else if (*mid > c) hi = mid;
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1;
+        else if (a[mid] > x) hi = mid;
         else return 1;
     }
     return 0;
+}
+
+int kd_csr_has(const kd_csr *m, uint32_t r, uint32_t c)
+{
+    return kd_sorted_has(m->idx + m->indptr[r], kd_csr_len(m, r), c);
 }

@@ -25,6 +25,8 @@ int  kd_csr_from_pairs(kd_csr *m, uint32_t rows, uint32_t cols, kd_pair *pairs, 
 /* An empty rows x cols matrix. */
 int  kd_csr_empty(kd_csr *m, uint32_t rows, uint32_t cols, kd_err *e);
 void kd_csr_free(kd_csr *m);
+/* 1 if x is in the sorted a[0..n) (binary search). */
+int  kd_sorted_has(const uint32_t *a, uint32_t n, uint32_t x);
 /* 1 if (r, c) is stored (binary search in row r). */
 int  kd_csr_has(const kd_csr *m, uint32_t r, uint32_t c);
 /* Sorts pairs by (row, col) and removes duplicates; returns the new count. */

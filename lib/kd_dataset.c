@@ -133,6 +133,14 @@ int kd_dataset_stats(const kd_dataset *d, kd_buf *prov)
            split_stats("test", &d->test, prov) ? -1 : 0;
 }
 
+int kd_dataset_set_splits(kd_dataset *d, kd_pair *tr, uint64_t ntr, kd_pair *va, uint64_t nva, kd_pair *te,
+                          uint64_t nte, kd_err *e)
+{
+    return kd_csr_from_pairs(&d->train, d->n_users, d->n_items, tr, ntr, e) ||
+           kd_csr_from_pairs(&d->valid, d->n_users, d->n_items, va, nva, e) ||
+           kd_csr_from_pairs(&d->test, d->n_users, d->n_items, te, nte, e) ? -1 : 0;
+}
+
 /* floor(x + u) for u uniform in [0,1): an unbiased integer rounding of x */
 static uint32_t stoch_round(double x, kd_rng *r)
 {
@@ -174,9 +182,7 @@ int kd_split_random(kd_dataset *d, kd_csr *all, double test_ratio, double valid_
         }
     }
     kd_csr_free(all);
-    if (kd_csr_from_pairs(&d->train, d->n_users, d->n_items, tr, ntr, e) ||
-        kd_csr_from_pairs(&d->valid, d->n_users, d->n_items, va, nva, e) ||
-        kd_csr_from_pairs(&d->test, d->n_users, d->n_items, te, nte, e))
+    if (kd_dataset_set_splits(d, tr, ntr, va, nva, te, nte, e))
         goto done;
     ret = 0;
 done:

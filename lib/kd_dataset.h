@@ -33,6 +33,10 @@ int kd_dataset_load(kd_dataset *d, const char *path, kd_err *e);
 /* Summary statistics of the splits as provenance lines (stat.*=...). */
 int kd_dataset_stats(const kd_dataset *d, kd_buf *prov);
 
+/* Builds the three splits of d (n_users, n_items set) from pair lists (sorted in place). */
+int kd_dataset_set_splits(kd_dataset *d, kd_pair *tr, uint64_t ntr, kd_pair *va, uint64_t nva, kd_pair *te,
+                          uint64_t nte, kd_err *e);
+
 /* Splits per-user interactions at random: of each user's n items, about test_ratio*n go
  * to test and valid_ratio of the rest to valid (stochastic rounding, so the ratios hold on
  * average), always leaving at least one in train.  `all` is consumed (freed). */

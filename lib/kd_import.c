@@ -440,9 +440,7 @@ static int split_loo(kd_dataset *d, recs *r, int use_ts, int want_valid, uint64_
         }
         j = k;
     }
-    if (kd_csr_from_pairs(&d->train, d->n_users, d->n_items, tr, ntr, e) ||
-        kd_csr_from_pairs(&d->valid, d->n_users, d->n_items, va, nva, e) ||
-        kd_csr_from_pairs(&d->test, d->n_users, d->n_items, te, nte, e))
+    if (kd_dataset_set_splits(d, tr, ntr, va, nva, te, nte, e))
         goto done;
     ret = 0;
 done:
@@ -511,9 +509,7 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
             apply_remap(&valid, ru, ri);
             p->dropped_valid = cv.dropped;
         }
-        if (kd_csr_from_pairs(&d->train, d->n_users, d->n_items, train.p, train.n, e) ||
-            kd_csr_from_pairs(&d->valid, d->n_users, d->n_items, valid.p, valid.n, e) ||
-            kd_csr_from_pairs(&d->test, d->n_users, d->n_items, test.p, test.n, e))
+        if (kd_dataset_set_splits(d, train.p, train.n, valid.p, valid.n, test.p, test.n, e))
             goto done;
     } else if (p->leave_one_out) {
         if (split_loo(d, &train, train.all_ts, p->valid_ratio > 0, p->seed, e)) goto done;

@@ -1,6 +1,8 @@
 /* kd_metrics: Recall, NDCG, Precision, HitRate, MRR, MAP at several K in one pass. */
 #include "kd_metrics.h"
 
+#include "kd_csr.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,18 +28,6 @@ int kd_metric_parse(const char *s, int *metric, uint32_t *k)
     return -1;
 }
 
-static int in_sorted(const uint32_t *a, uint32_t n, uint32_t x)
-{
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < x) lo = mid + 1;
-        else if (a[mid] > x) hi = mid;
-        else return 1;
-    }
-    return 0;
-}
-
 void kd_metrics_user(const uint32_t *ranked, uint32_t n, const uint32_t *truth, uint32_t T,
                      const uint32_t *ks, int nk, double *out)
 {
@@ -45,7 +35,7 @@ void kd_metrics_user(const uint32_t *ranked, uint32_t n, const uint32_t *truth, 
         uint32_t K = ks[x], lim = n < K ? n : K, hits = 0;
         double dcg = 0, idcg = 0, ap = 0, rr = 0;
         for (uint32_t r = 0; r < lim; r++)
-            if (in_sorted(truth, T, ranked[r])) {
+            if (kd_sorted_has(truth, T, ranked[r])) {
                 hits++;
                 dcg += 1.0 / log2(r + 2.0);
                 ap += (double)hits / (r + 1.0);

@@ -34,15 +34,7 @@ PDIR   ?= data/$(PIPELINE)
 export KD_STAGE_LOG := $(abspath $(PDIR))/stages.log
 CACHE  := --cache $(KD_CACHE)
 
-# $(call kd_args,FILE,TEXT): make FILE hold TEXT, touching it only when TEXT changed, and
-# set ARGS.FILE to TEXT for the recipe (read at parse time, never from the file at run time)
-define kd_args
-ARGS.$(1) := $(2)
-ifneq ($$(file <$(1)),$(2))
-$$(shell mkdir -p $(dir $(1)))
-$$(file >$(1),$(2))
-endif
-endef
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
 TRAIN_COMMON  = --epochs $(EPOCHS) $(EARLY) $(TRAIN_FLAGS)
 # the models distilled for each method: <method>_<knob><value>

@@ -31,13 +31,7 @@ CACHE := --cache $(KD_CACHE)
 export KD_STAGE_LOG := $(abspath $(PDIR))/stages.log
 TRAIN_COMMON = --epochs $(EPOCHS) $(EARLY) $(TRAIN_FLAGS)
 
-define kd_args
-ARGS.$(1) := $(2)
-ifneq ($$(file <$(1)),$(2))
-$$(shell mkdir -p $(dir $(1)))
-$$(file >$(1),$(2))
-endif
-endef
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
 # $(call sweep_model,SEED,NAME,TOOL,ARGS): one model stage; NAME.kd in the seed directory
 define sweep_model

@@ -138,3 +138,14 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     cmp want.ids got.ids
     kd-cache --cache cache verify >/dev/null
 }
+
+@test "the sweep pipeline runs; the temperature columns of its alpha x T table are equal" {
+    make --no-print-directory -f "$REPO/pipelines/sweep.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache SEEDS=1 \
+        GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 SWEEP_ALPHAS="0.1 0.3" \
+        SWEEP_TEMPS="1 2 4" SWEEP_METHODS=rrd SWEEP_LAMBDAS="0.1 1" DIMS="8 16" SIZE_METHODS=rrd >out.log 2>err.log
+    grep -q '^α = 0.1 ' out.log
+    # powers of two cancel exactly: the three T columns hold the same number
+    awk '/^α = / { if ($4 != $5 || $5 != $6) exit 1; n++ } END { exit n != 2 }' out.log
+    xmllint --noout data/sweep/report.html
+    [ -s data/sweep/frontier.svg ] && [ -s data/sweep/alpha-temperature.svg ]
+}

@@ -59,6 +59,8 @@ int kd_svg_chart(kd_buf *b, const char *title, const char *xlabel, const char *y
     header(b, title);
     if (!isfinite(x0)) return kd_buf_printf(b, "<text x=\"%.0f\" y=\"%.0f\">no data</text>\n</svg>\n", L, H / 2);
     if (x1 - x0 < 1e-12) { x0 -= 1; x1 += 1; }
+    double xpad = (x1 - x0) * 0.05; /* keep markers off the frame */
+    x0 -= xpad; x1 += xpad;
     if (y1 - y0 < 1e-12) { y0 -= fabs(y0) * 0.1 + 1e-3; y1 += fabs(y1) * 0.1 + 1e-3; }
     double pad = (y1 - y0) * 0.08;
     y0 -= pad; y1 += pad;
@@ -74,7 +76,7 @@ int kd_svg_chart(kd_buf *b, const char *title, const char *xlabel, const char *y
         kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n", L - 6, PY(y) + 4, fabs(y) < ys / 1e6 ? 0 : y);
     double xs = logx ? 1 : nice_step(x1 - x0, 6);
     for (double x = ceil(x0 / xs) * xs; x <= x1 + 1e-9; x += xs)
-        kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.4g</text>\n", PX(x), T + ph + 16,
+        kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.6g</text>\n", PX(x), T + ph + 16,
                       logx ? pow(10, x) : x);
     kd_buf_printf(b, "</g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", L, T, pw, ph);
     kd_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", L + pw / 2, H - 12);

@@ -620,7 +620,10 @@ int main(int argc, char **argv)
         }
     }
 
-    /* ---- charts ---- */
+    /* ---- charts: legends use short names ---- */
+    const char *shortlab[3 + MAXMETHODS];
+    for (int k = 0; k < nk; k++)
+        shortlab[k] = !strcmp(keys[k], "study") ? "study (margin-MSE)" : !strncmp(keys[k], "method:", 7) ? keys[k] + 7 : keys[k];
     kd_buf svg[4] = { { 0 } };
     const char *svgname[4] = { "recall-vs-params.svg", "valid-curves.svg", "loss-curves.svg", "latency.svg" };
     {
@@ -632,7 +635,7 @@ int main(int argc, char **argv)
             const mrow *m0 = !strncmp(keys[k], "method:", 7) ? selected(&rp.s[0], keys[k] + 7) : find(&rp.s[0], keys[k]);
             px[k] = m0 ? m0->params : NAN;
             py[k] = kd_mean(x, (uint32_t)n);
-            ser[k] = (kd_series){ labels[k][0] == 'd' ? labels[k] + 11 : labels[k], &px[k], &py[k], 1, 1 };
+            ser[k] = (kd_series){ shortlab[k], &px[k], &py[k], 1, 1 };
         }
         kd_svg_chart(&svg[0], "Recall@10 (mean over seeds) against parameters", "parameters", "Recall@10", ser, nk, 0);
     }
@@ -645,12 +648,12 @@ int main(int argc, char **argv)
             uint32_t n;
             if (!m0 || read_record(rp.s[0].dir, m0->name, which ? "train.loss" : "train.valid", &xs[ns], &ys[ns], &n))
                 continue;
-            ser[ns] = (kd_series){ labels[k][0] == 'd' ? labels[k] + 11 : labels[k], xs[ns], ys[ns], n, 0 };
+            ser[ns] = (kd_series){ shortlab[k], xs[ns], ys[ns], n, 0 };
             ns++;
         }
         char t[128];
         snprintf(t, sizeof t, which ? "Training loss per epoch (seed %ld)" : "Validation Recall@10 during training (seed %ld)", rp.s[0].id);
-        kd_svg_chart(&svg[1 + which], t, "epoch", which ? "loss" : "valid Recall@10", ser, ns, 0);
+        kd_svg_chart(&svg[1 + which], t, "epoch", which ? "loss (BPR + distillation term)" : "valid Recall@10", ser, ns, 0);
         for (int k = 0; k < ns; k++) { free(xs[k]); free(ys[k]); }
     }
     {
@@ -662,7 +665,7 @@ int main(int argc, char **argv)
             v[2 * k] = kd_mean(x, (uint32_t)n);
             n = values(&rp, keys[k], f_p99, x);
             v[2 * k + 1] = kd_mean(x, (uint32_t)n);
-            lab[k] = k < 2 ? keys[k] : !strncmp(keys[k], "method:", 7) ? keys[k] + 7 : keys[k];
+            lab[k] = shortlab[k];
         }
         kd_svg_bars(&svg[3], "Single-user ranking latency (mean over seeds)", "µs", lab, nk, v, 2, vn);
     }
@@ -751,7 +754,7 @@ int main(int argc, char **argv)
     kd_xml_escape(&h, title);
     kd_buf_printf(&h, "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
                       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
-                      "td:first-child,th:first-child{text-align:left}th{background:#eee}pre{background:#f6f6f6;padding:8px}"
+                      "td:first-child,th:first-child{text-align:left}td+td{white-space:nowrap}th{background:#eee}pre{background:#f6f6f6;padding:8px}"
                       "svg{margin:8px 0;border:1px solid #ddd}</style></head><body>\n<h1>");
     kd_xml_escape(&h, title);
     kd_buf_printf(&h, "</h1>\n<p>Seeds: %s (n = %d). Study numbers are the PyTorch notebook's (latency in µs).</p>\n", seeds, rp.ns);
@@ -773,6 +776,8 @@ int main(int argc, char **argv)
     for (int k = 0; k < 4; k++) kd_buf_append(&h, svg[k].p, svg[k].len);
     kd_buf_printf(&h, "<h2>Provenance</h2>\n<pre>");
     kd_buf_append(&prov, "", 1);
+    for (char *q = (char *)prov.p; *q; q++)
+        if (*q == '`') *q = ' ';
     kd_xml_escape(&h, (const char *)prov.p);
     kd_buf_printf(&h, "</pre>\n<p>Tool: kdrec %s.", KD_VERSION);
     if (stages) kd_buf_printf(&h, " Stages in the run that built this report: %d computed, %d from the cache.", runs, hits);

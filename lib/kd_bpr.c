@@ -109,10 +109,9 @@ KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch
     double loss = 0;
     for (uint32_t n = 0; n < b->neg; n++) {
         float sj = kd_dot(pu, m->Q + (size_t)j[n] * m->stride, m->stride) + m->bi[j[n]];
-        float x = si - sj, ex = expf(-fabsf(x));
-        /* softplus(-x) and sigmoid(-x) from one exp, stable for any x */
-        loss += logf(1 + ex) + (x < 0 ? -x : 0.0f);
-        kd_bpr_records(recs + 2 * n, i, j[n], x > 0 ? ex / (1 + ex) : 1 / (1 + ex));
+        float l = 0, g = kd_bpr_grad(si - sj, &l);
+        loss += l;
+        kd_bpr_records(recs + 2 * n, i, j[n], g);
     }
     return loss;
 }

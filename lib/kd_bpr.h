@@ -9,6 +9,7 @@
 #ifndef KD_BPR_H
 #define KD_BPR_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "kd_dataset.h"
@@ -36,6 +37,16 @@ void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, 
 /* A uniform item not in the sorted row[0..len) of n_items, from the stream `key` (never
  * fails when len < n_items). */
 uint32_t kd_sample_negative(const uint32_t *row, uint32_t len, uint32_t n_items, uint64_t key);
+
+/* BPR on one margin x = s_ui - s_uj, in single precision: returns g = sigmoid(-x) and
+ * adds softplus(-x) to *loss; stable for any x.  Every loss built on BPR uses this, so a
+ * zero weight on its own term reproduces plain BPR bit for bit. */
+static inline float kd_bpr_grad(float x, float *loss)
+{
+    float ex = expf(-fabsf(x));
+    *loss += logf(1 + ex) + (x < 0 ? -x : 0.0f);
+    return x > 0 ? ex / (1 + ex) : 1 / (1 + ex);
+}
 
 /* Plain BPR records for a triple with margin x = s_ui - s_uj (g = sigmoid(-x)). */
 static inline void kd_bpr_records(kd_rec *r, uint32_t i, uint32_t j, float g)

@@ -131,17 +131,17 @@ double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double
 
 /* ---------------------------------------------------------------- margin-mse */
 
-double kd_margin_loss(const kd_distill_params *p, double x, double dt, double *dl)
+double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl)
 {
     double T = p->temperature, diff = x / T - dt / T;
     double kd = T * T * diff * diff, dkd = 2 * T * diff; /* computed as written, T and all */
-    double g = kd_sigmoid_neg(x);                        /* = -d softplus(-x) / dx */
+    float bpr = 0, g = kd_bpr_grad(x, &bpr);            /* g = -d softplus(-x) / dx */
     if (p->mix_add) {
-        *dl = -g + p->lambda * dkd;
-        return kd_softplus_neg(x) + p->lambda * kd;
+        *dl = -(double)g + p->lambda * dkd;
+        return bpr + p->lambda * kd;
     }
     *dl = -(1 - p->alpha) * g + p->alpha * dkd;
-    return (1 - p->alpha) * kd_softplus_neg(x) + p->alpha * kd;
+    return (1 - p->alpha) * bpr + p->alpha * kd;
 }
 
 KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
@@ -161,7 +161,7 @@ KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t ep
         float sj = kd_dot(pu, m->Q + (size_t)j[n] * m->stride, m->stride) + m->bi[j[n]];
         float tj = kd_dot(tu, t->Q + (size_t)j[n] * t->stride, t->stride) + t->bi[j[n]];
         double dl;
-        loss += kd_margin_loss(p, (double)si - (double)sj, (double)ti - (double)tj, &dl);
+        loss += kd_margin_loss(p, si - sj, (double)ti - (double)tj, &dl);
         kd_bpr_records(recs + 2 * n, i, j[n], (float)-dl);
     }
     return loss;

@@ -95,8 +95,8 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks);
 int kd_distill_prov(const kd_distill_params *p, kd_buf *b);
 
 /* margin-mse loss of one triple with student margin x and teacher margin dt; *dl = dLoss/dx.
- * With alpha = 0 (convex) it is exactly BPR's: *dl = -sigmoid(-x). */
-double kd_margin_loss(const kd_distill_params *p, double x, double dt, double *dl);
+ * With alpha = 0 (convex) it is exactly BPR's (kd_bpr_grad): *dl = -g. */
+double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl);
 
 /* Loss and gradient of the per-user listwise terms, exposed for the gradient tests:
  * s[0..K) interesting in order, s[K..K+L) uninteresting; fills g = dLoss/ds. */

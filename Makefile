@@ -67,8 +67,17 @@ deps:
 	@sh tools/deps.sh
 
 # ---- tests -------------------------------------------------------------------------------
-check-unit: $(UNIT_BINS)
+FUZZERS     = artifact import cli
+REPLAY_BINS = $(FUZZERS:%=$(BUILD)/unit/replay_%)
+
+# the fuzz harnesses, replayed on their seed corpus and every past finding (regress/)
+$(REPLAY_BINS): $(BUILD)/unit/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libkd.a $(BUILD)/cflags.stamp
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(BUILD)/libkd.a $(LIBS)
+
+check-unit: $(UNIT_BINS) $(REPLAY_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
+	@set -e; for f in $(FUZZERS); do $(BUILD)/unit/replay_$$f $$(find tests/fuzz/corpus/$$f tests/fuzz/regress/$$f -type f 2>/dev/null | sort) >/dev/null; done
 
 check-bats: $(BINS)
 	@KD_BIN=$(abspath $(BUILD)/bin) bats $${CI:+--tap} tests
@@ -82,6 +91,20 @@ test: deps
 	@$(MAKE) --no-print-directory check
 	@echo "== the same suite under AddressSanitizer + UndefinedBehaviorSanitizer =="
 	@$(MAKE) --no-print-directory check-san
+
+# ---- fuzzing: libFuzzer harnesses (clang), each run FUZZ_SECONDS; findings go to build-fuzz/
+FUZZ_SECONDS ?= 60
+FUZZ_DIR      = build-fuzz
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) | deps
+	@mkdir -p $(@D)
+	clang -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all -Ilib -o $@ $< $(LIB_SRCS) $(LIBS)
+
+fuzz: $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
+	@set -e; for f in $(FUZZERS); do mkdir -p $(FUZZ_DIR)/corpus-$$f; \
+	  echo "== fuzz_$$f for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=256 -malloc_limit_mb=256 \
+	    -artifact_prefix=$(FUZZ_DIR)/crash-$$f- $(FUZZ_DIR)/corpus-$$f tests/fuzz/corpus/$$f 2>&1 | tail -3; done
 
 # ---- the study -----------------------------------------------------------------------------
 # `make report [PIPELINE=seed|real|sweep]`: the pipeline's DAG lives in pipelines/$(PIPELINE).mk
@@ -120,8 +143,8 @@ install: all
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps check check-unit check-bats check-san test report pipeline-report report-shot bench install clean FORCE
+.PHONY: all deps check check-unit check-bats check-san test report pipeline-report report-shot bench fuzz install clean FORCE

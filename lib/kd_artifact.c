@@ -495,6 +495,49 @@ static int parse_head(const uint8_t *p, size_t n, const char *name, kd_art *a, i
     return 0;
 }
 
+/* Inflates exactly `raw` bytes from src[0..comp) into a buffer that grows only as real
+ * output appears, so a header that lies about the size costs nothing: memory follows the
+ * bytes actually produced.  0 on success, -1 on corrupt data, -2 when out of memory. */
+static int inflate_grow(const uint8_t *src, size_t comp, size_t raw, uint8_t **out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    *out = NULL;
+    if (inflateInit(&z) != Z_OK) return -2;
+    size_t cap = raw < (64u << 10) ? (raw ? raw : 1) : (64u << 10);
+    if (cap < raw && comp * 4 > cap) cap = comp * 4 < raw ? comp * 4 : raw;
+    uint8_t *buf = malloc(cap);
+    if (!buf) { inflateEnd(&z); return -2; }
+    z.next_in = (Bytef *)src;
+    z.avail_in = (uInt)comp; /* sections are below 4 GiB of compressed bytes here */
+    size_t done = 0;
+    int zr = Z_OK;
+    for (;;) {
+        z.next_out = buf + done;
+        z.avail_out = (uInt)(cap - done);
+        zr = inflate(&z, Z_NO_FLUSH);
+        done = cap - z.avail_out;
+        if (zr == Z_STREAM_END || (zr != Z_OK && zr != Z_BUF_ERROR)) break;
+        if (z.avail_out == 0) {
+            if (cap >= raw) { zr = Z_DATA_ERROR; break; } /* more output than promised */
+            size_t ncap = cap * 2 < raw ? cap * 2 : raw;
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb) { free(buf); inflateEnd(&z); return -2; }
+            buf = nb;
+            cap = ncap;
+        } else if (zr == Z_BUF_ERROR) {
+            break; /* input exhausted before the end of the stream */
+        }
+    }
+    inflateEnd(&z);
+    if (zr != Z_STREAM_END || done != raw || z.avail_in != 0) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
 int kd_art_parse(const uint8_t *p, size_t n, const char *name, kd_art **out, kd_err *e)
 {
     *out = NULL;
@@ -505,51 +548,40 @@ int kd_art_parse(const uint8_t *p, size_t n, const char *name, kd_art **out, kd_
     if (parse_head(p, n, name, a, 1, e))
         goto fail;
     size_t off = KD_HEADER_BYTES + (size_t)a->n * KD_ENTRY_BYTES;
-    uint8_t *scratch = NULL;
     for (uint32_t i = 0; i < a->n; i++) {
         kd_section *s = &a->sec[i];
-        s->data = malloc(s->bytes ? (size_t)s->bytes : 1);
-        if (!s->data) {
-            free(scratch);
-            kd_fail(e, "%s: section '%s': out of memory", name, s->name);
+        uint8_t *raw;
+        int zr = inflate_grow(p + off, (size_t)s->comp_bytes, (size_t)s->bytes, &raw);
+        if (zr) {
+            if (zr == -2) kd_fail(e, "%s: section '%s': out of memory", name, s->name);
+            else kd_fail(e, "%s: section '%s': corrupt compressed data", name, s->name);
             goto fail;
         }
-        s->owned = 1;
-        uint8_t *dst = s->data;
+        off += (size_t)s->comp_bytes;
         size_t elem = kd_type_size(s->type);
-        int shuffled = (s->flags & KD_FLAG_SHUFFLE) && elem > 1;
-        if (shuffled) {
-            free(scratch);
-            scratch = malloc(s->bytes ? (size_t)s->bytes : 1);
-            if (!scratch) {
+        if ((s->flags & KD_FLAG_SHUFFLE) && elem > 1) {
+            /* the bytes are real now, so this allocation is justified by them */
+            uint8_t *plain = malloc(s->bytes ? (size_t)s->bytes : 1);
+            if (!plain) {
+                free(raw);
                 kd_fail(e, "%s: out of memory", name);
                 goto fail;
             }
-            dst = scratch;
+            kd_unshuffle(plain, raw, (size_t)s->bytes, elem);
+            free(raw);
+            raw = plain;
         }
-        uLongf dlen = (uLongf)s->bytes;
-        int zr = uncompress(dst, &dlen, p + off, (uLong)s->comp_bytes);
-        if (zr != Z_OK || dlen != s->bytes) {
-            free(scratch);
-            kd_fail(e, "%s: section '%s': corrupt compressed data", name, s->name);
-            goto fail;
-        }
-        if (shuffled)
-            kd_unshuffle(s->data, scratch, (size_t)s->bytes, elem);
-        off += (size_t)s->comp_bytes;
+        s->data = raw;
+        s->owned = 1;
         if (XXH3_64bits(s->data, (size_t)s->bytes) != s->sum) {
-            free(scratch);
             kd_fail(e, "%s: section '%s': checksum mismatch", name, s->name);
             goto fail;
         }
         if ((s->type == KD_CSR && check_csr(s, name, e)) ||
             (s->type == KD_TEXT && !valid_utf8(s->data, s->bytes) &&
-             kd_fail(e, "%s: section '%s': text is not valid UTF-8", name, s->name))) {
-            free(scratch);
+             kd_fail(e, "%s: section '%s': text is not valid UTF-8", name, s->name)))
             goto fail;
-        }
     }
-    free(scratch);
     uint64_t claimed = a->content_id;
     if (kd_art_content_id(a) != claimed) {
         kd_fail(e, "%s: content ID mismatch (corrupt header)", name);

@@ -262,6 +262,8 @@ static int parse_line(parse_ctx *c, uint64_t line, const char *s, const char *en
     if (fmt != KD_FMT_TRIPLES && nf >= 4) {
         double x;
         if (parse_num(c, line, fs[3], fe[3], "timestamp", &x, e)) return -1;
+        if (!(x > -9.2e18 && x < 9.2e18))
+            return kd_fail(e, "%s:%llu: timestamp out of range", c->name, (unsigned long long)line);
         ts = (int64_t)x;
         has_ts = 1;
     }

@@ -168,6 +168,8 @@ int main(int argc, char **argv)
         goto fail;
     /* the same initialisation and BPR stream as kd-train: at zero weight, the same model */
     kd_model_init_normal(&m, kd_key(o.seed, 0, 0), (float)o.init_std);
+    if (o.sgd.verbosity >= 2 && kd.t_items)
+        fprintf(stderr, "%s: teacher top-%u ranking of %u users: %.3f s\n", prog, kd.p.M, d.n_users, kd.rank_seconds);
     kd_sgd_task tasks[KD_MAX_TASKS];
     int ntasks;
     kd_distill_tasks(&kd, tasks, &ntasks);

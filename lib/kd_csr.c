@@ -57,15 +57,17 @@ int kd_csr_empty(kd_csr *m, uint32_t rows, uint32_t cols, kd_err *e)
     return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A counting sort by row straight into the index array, then each row sorted and
+ * de-duplicated in place: 4 extra bytes per pair at the peak, not a second pair array. */
 int kd_csr_from_pairs(kd_csr *m, uint32_t rows, uint32_t cols, kd_pair *pairs, uint64_t n, kd_err *e)
 {
     memset(m, 0, sizeof *m);
-    if (n) {
-        uint64_t u = kd_pairs_sort_unique(pairs, n);
-        if (u == 0)
-            return kd_fail(e, "out of memory");
-        n = u;
-    }
     m->rows = rows;
     m->cols = cols;
     m->indptr = kd_calloc_array((uint64_t)rows + 1, sizeof *m->indptr);
@@ -80,10 +82,27 @@ int kd_csr_from_pairs(kd_csr *m, uint32_t rows, uint32_t cols, kd_pair *pairs, u
             return kd_fail(e, "pair (%u, %u) outside a %u x %u matrix", pairs[k].row, pairs[k].col, rows, cols);
         }
         m->indptr[pairs[k].row + 1]++;
-        m->idx[k] = pairs[k].col;
     }
     for (uint32_t r = 0; r < rows; r++)
         m->indptr[r + 1] += m->indptr[r];
+    /* place: indptr[r] walks through row r, then is restored from the row's end */
+    for (uint64_t k = 0; k < n; k++)
+        m->idx[m->indptr[pairs[k].row]++] = pairs[k].col;
+    for (uint32_t r = rows; r > 0; r--)
+        m->indptr[r] = m->indptr[r - 1];
+    m->indptr[0] = 0;
+    /* sort and de-duplicate each row, compacting as we go */
+    uint64_t w = 0;
+    for (uint32_t r = 0; r < rows; r++) {
+        uint64_t a = m->indptr[r], b = m->indptr[r + 1];
+        uint32_t *row = m->idx + a;
+        size_t len = (size_t)(b - a);
+        if (len > 1) qsort(row, len, sizeof *row, cmp_u32);
+        m->indptr[r] = w;
+        for (size_t k = 0; k < len; k++)
+            if (k == 0 || row[k] != row[k - 1]) m->idx[w++] = row[k];
+    }
+    m->indptr[rows] = w;
     return 0;
 }
 

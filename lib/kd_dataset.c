@@ -150,22 +150,21 @@ static uint32_t stoch_round(double x, kd_rng *r)
 int kd_split_random(kd_dataset *d, kd_csr *all, double test_ratio, double valid_ratio,
                     uint64_t seed, kd_err *e)
 {
-    uint64_t nnz = kd_csr_nnz(all);
-    kd_pair *tr = kd_alloc_array(nnz ? nnz : 1, sizeof *tr), *va = kd_alloc_array(nnz ? nnz : 1, sizeof *va),
-            *te = kd_alloc_array(nnz ? nnz : 1, sizeof *te);
+    /* pass 1 labels each interaction (0 test, 1 valid, 2 train) in the row's order; pass 2
+     * writes the three matrices at their exact sizes: memory stays near one copy of the data */
+    uint64_t nnz = kd_csr_nnz(all), count[3] = { 0, 0, 0 };
+    uint8_t *label = kd_alloc_array(nnz ? nnz : 1, 1);
     uint32_t *perm = kd_alloc_array(all->cols ? all->cols : 1, 4);
-    uint64_t ntr = 0, nva = 0, nte = 0;
     int ret = -1;
-    if (!tr || !va || !te || !perm) {
+    if (!label || !perm) {
         kd_fail(e, "out of memory");
         goto done;
     }
     kd_rng rng = kd_rng_seed(kd_key(seed, 0x53504c4954ULL /* "SPLIT" */, 0));
     for (uint32_t u = 0; u < all->rows; u++) {
         uint32_t n = kd_csr_len(all, u);
-        const uint32_t *row = all->idx + all->indptr[u];
-        memcpy(perm, row, (size_t)n * 4);
-        for (uint32_t k = n; k > 1; k--) { /* Fisher-Yates */
+        for (uint32_t k = 0; k < n; k++) perm[k] = k; /* positions in the row */
+        for (uint32_t k = n; k > 1; k--) {             /* Fisher-Yates */
             uint32_t j = kd_rng_below(&rng, k), t = perm[k - 1];
             perm[k - 1] = perm[j];
             perm[j] = t;
@@ -174,18 +173,35 @@ int kd_split_random(kd_dataset *d, kd_csr *all, double test_ratio, double valid_
         if (nt >= n) nt = n ? n - 1 : 0;
         uint32_t nv = stoch_round((n - nt) * valid_ratio, &rng);
         if (nt + nv >= n) nv = n - nt ? n - nt - 1 : 0;
+        uint8_t *lab = label + all->indptr[u];
         for (uint32_t k = 0; k < n; k++) {
-            kd_pair p = { u, perm[k] };
-            if (k < nt) te[nte++] = p;
-            else if (k < nt + nv) va[nva++] = p;
-            else tr[ntr++] = p;
+            uint8_t l = k < nt ? 0 : k < nt + nv ? 1 : 2;
+            lab[perm[k]] = l;
+            count[l]++;
         }
     }
+    /* the three matrices straight from the labels: rows stay sorted */
+    kd_csr *split[3] = { &d->test, &d->valid, &d->train };
+    for (int l = 0; l < 3; l++) {
+        kd_csr *m = split[l];
+        m->rows = all->rows;
+        m->cols = all->cols;
+        m->indptr = kd_calloc_array((uint64_t)all->rows + 1, sizeof *m->indptr);
+        m->idx = kd_alloc_array(count[l] ? count[l] : 1, sizeof *m->idx);
+        if (!m->indptr || !m->idx) {
+            kd_fail(e, "out of memory");
+            goto done;
+        }
+    }
+    uint64_t fill[3] = { 0, 0, 0 };
+    for (uint32_t u = 0; u < all->rows; u++) {
+        for (uint64_t k = all->indptr[u]; k < all->indptr[u + 1]; k++)
+            split[label[k]]->idx[fill[label[k]]++] = all->idx[k];
+        for (int l = 0; l < 3; l++) split[l]->indptr[u + 1] = fill[l];
+    }
     kd_csr_free(all);
-    if (kd_dataset_set_splits(d, tr, ntr, va, nva, te, nte, e))
-        goto done;
     ret = 0;
 done:
-    free(tr); free(va); free(te); free(perm);
+    free(label); free(perm);
     return ret;
 }

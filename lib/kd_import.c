@@ -517,8 +517,11 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
         if (split_loo(d, &train, train.all_ts, p->valid_ratio > 0, p->seed, e)) goto done;
     } else {
         kd_csr all;
-        if (kd_csr_from_pairs(&all, d->n_users, d->n_items, train.p, train.n, e) ||
-            kd_split_random(d, &all, p->test_ratio, p->valid_ratio, p->seed, e))
+        if (kd_csr_from_pairs(&all, d->n_users, d->n_items, train.p, train.n, e))
+            goto done;
+        free(train.p); /* the matrix holds them now */
+        train.p = NULL;
+        if (kd_split_random(d, &all, p->test_ratio, p->valid_ratio, p->seed, e))
             goto done;
     }
     kd_prov_str(prov, "source", "import");

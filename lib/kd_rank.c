@@ -34,11 +34,12 @@ void kd_ranker_free(kd_ranker *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Micro-kernels: MR users (or 1) x 32 items, accumulated over k = 0..dim-1 in order,
+/* Micro-kernels: MR users (or 1) x 32 items, accumulated over k = 0..dim-1 in order
+ * (MR = 8: 16 zmm accumulators with AVX-512, measured 57% of one core's peak vs 35% at 4),
  * then + user bias + item bias: the same operations, in the same order, for every user
  * whichever kernel scores it. */
-#define MR 4
-static inline void micro4(const kd_ranker *r, const float *const *p, const float *bu, uint32_t i0,
+#define MR 8
+static inline void micro_mr(const kd_ranker *r, const float *const *p, const float *bu, uint32_t i0,
                           float *const *out)
 {
     kd_v16 c[MR][2];
@@ -85,7 +86,7 @@ KD_CLONES void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu,
             o[u] = out + (size_t)(g + (uint32_t)u) * r->items_pad;
         }
         for (uint32_t i0 = 0; i0 < r->items_pad; i0 += 32)
-            micro4(r, p, bu, i0, o);
+            micro_mr(r, p, bu, i0, o);
     }
     for (; g < nu; g++)
         for (uint32_t i0 = 0; i0 < r->items_pad; i0 += 32)

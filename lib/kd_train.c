@@ -37,7 +37,7 @@ void kd_train_defaults(kd_train_opts *o, uint32_t dim)
     };
     o->select = "ndcg@10";
     o->out = "-";
-    o->level = 6;
+    o->level = 1; /* measured: level 6 cost 60% of an import for files 11% smaller */
 }
 
 int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)

@@ -346,7 +346,7 @@ int main(int argc, char **argv)
                 kd_art_add_text(a, "table.stable", (const char *)stable.p, stable.len, &e) ||
                 (per_user && kd_art_add_text(a, "per_user", (const char *)pu.p, pu.len, &e)) ||
                 (topk && kd_art_add_text(a, "topk", (const char *)tk.p, tk.len, &e)) ||
-                kd_art_encode(a, 6, &enc, &e) || kd_stage_publish(&stage, enc.p, enc.len, a->content_id, &e);
+                kd_art_encode(a, 1, &enc, &e) || kd_stage_publish(&stage, enc.p, enc.len, a->content_id, &e);
         kd_art_free(a);
         kd_buf_free(&enc);
         if (r) { if (!e.code) kd_fail(&e, "out of memory"); goto fail; }

@@ -131,7 +131,7 @@ static int cmd_rank(uint32_t U, uint32_t I, uint32_t D, int T)
         rank_job j = { &rk, U < 6400 ? U : 6400, 0 };
         kd_par_run(threads, rank_thread, &j, &e);
         double flops = 2.0 * (j.users / KD_RANK_BLOCK * KD_RANK_BLOCK) * (double)rk.items_pad * D;
-        printf("scoring %u x %u at D=%u, %d thread(s): %.1f GFLOP/s\n", j.users, I, D, threads, flops / j.secs / 1e9 * threads);
+        printf("scoring %u x %u at D=%u, %d thread(s): %.1f GFLOP/s\n", j.users, I, D, threads, flops / j.secs / 1e9);
     }
     /* a dataset of uniform random interactions: ~20 train, 5 test per user */
     kd_rng r = kd_rng_seed(3);

@@ -14,8 +14,8 @@
 kd_synth_params kd_synth_defaults(void)
 {
     kd_synth_params p = {
-        .users = 1000, .items = 500, .mean = 30, .spread = 0.5, .rank = 128, .decay = 0.99,
-        .clusters = 128, .cluster_share = 0.95, .beta = 4.0, .zipf = 0.6, .noise = 0.05,
+        .users = 1000, .items = 500, .mean = 30, .spread = 0.5, .rank = 160, .decay = 0.99,
+        .clusters = 160, .cluster_share = 0.95, .beta = 4.0, .zipf = 0.6, .noise = 0.05,
         .test_ratio = 0.2, .valid_ratio = 0.1, .seed = 1,
     };
     return p;

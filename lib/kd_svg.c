@@ -135,7 +135,7 @@ int kd_svg_bars(kd_buf *b, const char *title, const char *unit, const char *cons
     }
     for (int k = 0; k < nv; k++) {
         kd_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">",
-                      left + 120.0 * k, H - 18, COLORS[k % 10], left + 120.0 * k + 18, H - 12);
+                      left + 100.0 * k, H - 18, COLORS[k % 10], left + 100.0 * k + 18, H - 12);
         kd_xml_escape(b, vnames[k]);
         kd_buf_printf(b, " (%s)</text>\n", unit);
     }

@@ -28,7 +28,7 @@ static const char *prog = "kd-report";
 
 typedef struct mrow {
     char   name[96];
-    double recall, ndcg, lat_mean, lat_p99, params, valid;
+    double recall, ndcg, lat_mean, lat_p50, lat_p90, lat_p99, params, valid;
 } mrow;
 
 typedef struct seedrun {
@@ -102,6 +102,8 @@ static int load_seed(seedrun *s, kd_err *e)
         m->recall = kd_tsv_num(&t, r, "recall@10");
         m->ndcg = kd_tsv_num(&t, r, "ndcg@10");
         m->lat_mean = kd_tsv_num(&t, r, "lat_mean_us");
+        m->lat_p50 = kd_tsv_num(&t, r, "lat_p50_us");
+        m->lat_p90 = kd_tsv_num(&t, r, "lat_p90_us");
         m->lat_p99 = kd_tsv_num(&t, r, "lat_p99_us");
         m->params = kd_tsv_num(&t, r, "params");
         m->valid = NAN;
@@ -129,7 +131,7 @@ static int load_sweep_seed(seedrun *s, kd_err *e)
         m->recall = kd_tsv_num(&t, r, "recall@10");
         m->ndcg = kd_tsv_num(&t, r, "ndcg@10");
         m->params = kd_tsv_num(&t, r, "params");
-        m->lat_mean = m->lat_p99 = m->valid = NAN;
+        m->lat_mean = m->lat_p50 = m->lat_p90 = m->lat_p99 = m->valid = NAN;
     }
     kd_tsv_free(&t);
     return 0;
@@ -178,6 +180,8 @@ typedef double (*field)(const mrow *);
 static double f_recall(const mrow *m) { return m->recall; }
 static double f_ndcg(const mrow *m) { return m->ndcg; }
 static double f_lat(const mrow *m) { return m->lat_mean; }
+static double f_p50(const mrow *m) { return m->lat_p50; }
+static double f_p90(const mrow *m) { return m->lat_p90; }
 static double f_p99(const mrow *m) { return m->lat_p99; }
 
 /* values of a field for a row key over seeds: "teacher", "student", "study" or method:<m> */
@@ -657,17 +661,19 @@ int main(int argc, char **argv)
         for (int k = 0; k < ns; k++) { free(xs[k]); free(ys[k]); }
     }
     {
-        double v[2 * (3 + MAXMETHODS)];
-        const char *lab[3 + MAXMETHODS], *vn[2] = { "mean", "p99" };
+        /* the distribution of single-user latency as its quantiles (mean over seeds) */
+        double v[4 * (3 + MAXMETHODS)];
+        const char *lab[3 + MAXMETHODS], *vn[4] = { "p50", "mean", "p90", "p99" };
+        field fq[4] = { f_p50, f_lat, f_p90, f_p99 };
         for (int k = 0; k < nk; k++) {
-            double x[MAXSEEDS];
-            int n = values(&rp, keys[k], f_lat, x);
-            v[2 * k] = kd_mean(x, (uint32_t)n);
-            n = values(&rp, keys[k], f_p99, x);
-            v[2 * k + 1] = kd_mean(x, (uint32_t)n);
+            for (int q = 0; q < 4; q++) {
+                double x[MAXSEEDS];
+                int n = values(&rp, keys[k], fq[q], x);
+                v[4 * k + q] = kd_mean(x, (uint32_t)n);
+            }
             lab[k] = shortlab[k];
         }
-        kd_svg_bars(&svg[3], "Single-user ranking latency (mean over seeds)", "µs", lab, nk, v, 2, vn);
+        kd_svg_bars(&svg[3], "Single-user ranking latency: p50, mean, p90, p99 (mean over seeds)", "µs", lab, nk, v, 4, vn);
     }
 
     /* ---- provenance ---- */

@@ -24,6 +24,16 @@ const struct option kd_train_options[] = {
     { "verbose", 0, 0, O_VERBOSE }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
 };
 
+void kd_train_option_table(struct option *dst, const struct option *own, int nown)
+{
+    memcpy(dst, kd_train_options, sizeof(struct option) * KD_TRAIN_OPTION_COUNT);
+    if (nown)
+        memcpy(dst + KD_TRAIN_OPTION_COUNT, own, sizeof(struct option) * (size_t)nown);
+    dst[KD_TRAIN_OPTION_COUNT + nown] = (struct option){ "help", 0, 0, 'h' };
+    dst[KD_TRAIN_OPTION_COUNT + nown + 1] = (struct option){ "version", 0, 0, 'V' };
+    dst[KD_TRAIN_OPTION_COUNT + nown + 2] = (struct option){ 0, 0, 0, 0 };
+}
+
 void kd_train_defaults(kd_train_opts *o, uint32_t dim)
 {
     memset(o, 0, sizeof *o);

@@ -29,6 +29,9 @@ extern const struct option kd_train_options[];
 #define KD_TRAIN_OPTION_COUNT 21
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);
+/* Fills dst with the trainer options, then own[0..nown), then --help ('h') and
+ * --version ('V') and the terminator: dst needs KD_TRAIN_OPTION_COUNT + nown + 3 entries. */
+void kd_train_option_table(struct option *dst, const struct option *own, int nown);
 /* Handles one option of kd_train_options (or -o, -q, -v); 1 if it was one, 0 if not, -1 on error. */
 int  kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e);
 /* The thread count to use: --threads, or by default 1 when the model fits in a core's

@@ -54,11 +54,7 @@ int main(int argc, char **argv)
     kd_train_defaults(&o, 32);
     defaults = o;
     struct option opts[KD_TRAIN_OPTION_COUNT + NOWN + 3];
-    memcpy(opts, kd_train_options, sizeof(struct option) * KD_TRAIN_OPTION_COUNT);
-    memcpy(opts + KD_TRAIN_OPTION_COUNT, own, sizeof own);
-    opts[KD_TRAIN_OPTION_COUNT + NOWN] = (struct option){ "help", 0, 0, 'h' };
-    opts[KD_TRAIN_OPTION_COUNT + NOWN + 1] = (struct option){ "version", 0, 0, 'V' };
-    opts[KD_TRAIN_OPTION_COUNT + NOWN + 2] = (struct option){ 0, 0, 0, 0 };
+    kd_train_option_table(opts, own, NOWN);
     /* method flags are collected first, then applied over the method's defaults */
     const char *teacher_path = NULL, *method = NULL, *margs[16];
     int mcodes[16], nm = 0, c;
@@ -130,6 +126,7 @@ int main(int argc, char **argv)
     kd_buf prov = { 0 }, params = { 0 }, hit = { 0 };
     kd_stage stage;
     kd_art *ta = NULL;
+    int rc = KD_EXIT_DATA;
     char tid[64] = "", did[17];
     if (kd_dataset_load(&d, argv[optind], &e)) goto fail;
     if (kd_art_load(teacher_path, KD_KIND_MODEL, &ta, &e) || kd_model_from_art(&t, ta, &e)) goto fail;
@@ -182,18 +179,12 @@ int main(int argc, char **argv)
     kd_prov_u64(&prov, "params", kd_model_params(&m));
     if (kd_train_save(&o, &m, &log, &prov, &out, &stage, &e)) goto fail;
     kd_stage_report(&stage, 0);
-    kd_buf_free(&params);
-    kd_buf_free(&prov);
-    kd_train_log_free(&log);
-    kd_distill_free(&kd);
-    kd_bpr_free(&b);
-    kd_model_free(&m);
-    kd_model_free(&t);
-    kd_art_free(ta);
-    kd_dataset_free(&d);
-    return 0;
+    rc = 0;
+    if (0) {
 fail:
-    kd_out_abort(&out);
+        kd_out_abort(&out);
+        rc = kd_err_report(prog, &e);
+    }
     kd_buf_free(&params);
     kd_buf_free(&hit);
     kd_buf_free(&prov);
@@ -204,5 +195,5 @@ fail:
     kd_model_free(&t);
     kd_art_free(ta);
     kd_dataset_free(&d);
-    return kd_err_report(prog, &e);
+    return rc;
 }

@@ -28,10 +28,7 @@ int main(int argc, char **argv)
     kd_train_defaults(&o, 64);
     defaults = o;
     struct option opts[KD_TRAIN_OPTION_COUNT + 3];
-    memcpy(opts, kd_train_options, sizeof(struct option) * KD_TRAIN_OPTION_COUNT);
-    opts[KD_TRAIN_OPTION_COUNT] = (struct option){ "help", 0, 0, 'h' };
-    opts[KD_TRAIN_OPTION_COUNT + 1] = (struct option){ "version", 0, 0, 'V' };
-    opts[KD_TRAIN_OPTION_COUNT + 2] = (struct option){ 0, 0, 0, 0 };
+    kd_train_option_table(opts, NULL, 0);
     kd_err e = { 0 };
     int c;
     while ((c = getopt_long(argc, argv, "ho:qv", opts, NULL)) != -1) {

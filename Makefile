@@ -91,6 +91,20 @@ test: deps
 	@$(MAKE) --no-print-directory check
 	@echo "== the same suite under AddressSanitizer + UndefinedBehaviorSanitizer =="
 	@$(MAKE) --no-print-directory check-san
+	@echo "== a small pipeline with every tool under valgrind memcheck =="
+	@$(MAKE) --no-print-directory check-valgrind >$(BUILD)/check-valgrind.log 2>&1 || { tail -30 $(BUILD)/check-valgrind.log; exit 1; }
+	@tail -1 $(BUILD)/check-valgrind.log
+
+# ---- valgrind: a small end-to-end pipeline with every tool under memcheck (leaks included);
+# any report fails the run.  Wrappers in $(BUILD)/vg/bin stand in for the tools.
+check-valgrind: all
+	@rm -rf $(BUILD)/vg && mkdir -p $(BUILD)/vg/bin
+	@for t in $(TOOLS); do \
+	  printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect "%s" "$$@"\n' \
+	    "$(abspath $(BUILD)/bin)/$$t" >$(BUILD)/vg/bin/$$t; chmod +x $(BUILD)/vg/bin/$$t; done
+	cd $(BUILD)/vg && $(MAKE) --no-print-directory -f $(abspath pipelines/seed.mk) pipeline-report BUILD=$(abspath $(BUILD)/vg) \
+	  KD_CACHE=cache SEEDS=1 GEN_FLAGS="--users 100 --items 60 --mean 10 --rank 8 --clusters 8" EPOCHS=4 ALPHAS=0.1 LAMBDAS=0.3
+	@echo "check-valgrind: no memcheck error and no leak in the pipeline"
 
 # ---- fuzzing: libFuzzer harnesses (clang), each run FUZZ_SECONDS; findings go to build-fuzz/
 FUZZ_SECONDS ?= 60
@@ -147,4 +161,4 @@ clean:
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps check check-unit check-bats check-san test report pipeline-report report-shot bench fuzz install clean FORCE
+.PHONY: all deps check check-unit check-bats check-san check-valgrind test report pipeline-report report-shot bench fuzz install clean FORCE

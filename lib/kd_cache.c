@@ -149,40 +149,39 @@ int kd_stage_publish(kd_stage *s, const uint8_t *bytes, size_t n, uint64_t conte
         return kd_fail(e, "non-determinism: stage %s recomputed content %s, but its cache entry promised %s",
                        s->label, b, a);
     }
-    char sub[4096];
+    /* from here on a failure only costs the cache its entry: the output is complete, so
+     * it is a warning, and nothing partial is left in the cache */
+    char sub[4096], tmp[4200];
     snprintf(sub, sizeof sub, "%s", s->entry);
     *strrchr(sub, '/') = 0;
-    if (mkdir_p(sub))
-        return kd_fail(e, "%s: cannot create cache directory: %s", sub, strerror(errno));
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", s->entry, (long)getpid());
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return kd_fail(e, "%s: cannot write to the cache: %s", sub, strerror(errno));
-    size_t off = 0;
-    while (off < n) {
+    const char *why = NULL;
+    int err = 0, fd = -1;
+    if (mkdir_p(sub)) {
+        why = "cannot create the cache directory";
+        err = errno;
+    } else {
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", s->entry, (long)getpid());
+        if ((fd = mkstemp(tmp)) < 0) {
+            why = "cannot write to the cache";
+            err = errno;
+        }
+    }
+    for (size_t off = 0; !why && off < n;) {
         ssize_t w = write(fd, bytes + off, n - off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int err = errno;
-            close(fd);
-            unlink(tmp);
-            return kd_fail(e, "%s: cache write failed: %s", s->entry, strerror(err));
-        }
+        if (w <= 0) { why = "cache write failed"; err = w < 0 ? errno : ENOSPC; break; }
         off += (size_t)w;
     }
-    fchmod(fd, 0444);
-    if (close(fd)) {
+    if (fd >= 0) {
+        fchmod(fd, 0444);
+        if (close(fd) && !why) { why = "cache write failed"; err = errno; }
+        /* link, not rename: an entry another run published first is never replaced */
+        if (!why && link(tmp, s->entry) && errno != EEXIST) { why = "cannot publish"; err = errno; }
         unlink(tmp);
-        return kd_fail(e, "%s: cache write failed: %s", s->entry, strerror(errno));
     }
-    /* link, not rename: an entry another run published first is never replaced */
-    if (link(tmp, s->entry) && errno != EEXIST) {
-        int err = errno;
-        unlink(tmp);
-        return kd_fail(e, "%s: cannot publish: %s", s->entry, strerror(err));
-    }
-    unlink(tmp);
+    if (why)
+        fprintf(stderr, "%s: warning: %s: %s: %s; the result is written, only not cached\n", s->tool, s->entry, why,
+                strerror(err));
     return 0;
 }
 

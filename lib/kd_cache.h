@@ -39,8 +39,9 @@ int kd_stage_begin(kd_stage *s, const char *tool, const char *label, const char 
 /* 1 on a verified hit (the entry's bytes appended to out), 0 on a miss, -1 on error. */
 int kd_stage_lookup(kd_stage *s, kd_buf *out, kd_err *e);
 
-/* Publishes the bytes of an encoded artifact whose content ID is content_id.  Fails on
- * non-determinism (see above); an entry published meanwhile by another run is kept. */
+/* Publishes the bytes of an encoded artifact whose content ID is content_id.  Fails only
+ * on non-determinism (see above); a cache that cannot be written (full disk, read-only)
+ * is a warning, never a partial entry.  An entry published meanwhile by another run is kept. */
 int kd_stage_publish(kd_stage *s, const uint8_t *bytes, size_t n, uint64_t content_id, kd_err *e);
 
 /* Prints the stage's one line on stderr (only when caching is on), and appends it to the

@@ -149,3 +149,40 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     xmllint --noout data/sweep/report.html
     [ -s data/sweep/frontier.svg ] && [ -s data/sweep/alpha-temperature.svg ]
 }
+
+@test "a cache on a full disk: the stage still writes its result, warns, and leaves no partial entry" {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
+    mkdir full
+    mount -t tmpfs -o size=12k tmpfs full 2>/dev/null || skip "cannot mount a tmpfs here"
+    small_dataset 1 s.kd
+    run --separate-stderr -0 kd-train -q --dim 64 --epochs 2 --cache full s.kd -o m.kd
+    leftovers=$(find full -name '*.tmp.*' | wc -l)
+    entries=$(find full -name '*.kd' | wc -l)
+    umount full
+    [[ $stderr == *"warning: "*"the result is written, only not cached"* ]]
+    [ -s m.kd ] && kd-info m.kd >/dev/null
+    [ "$leftovers" -eq 0 ] && [ "$entries" -eq 0 ]
+}
+
+@test "SIGKILL of make mid-run, then a rerun: same artifacts, and two runs at once in one directory" {
+    run_pipeline
+    ids >want.ids
+    rm -rf data cache
+    make --no-print-directory -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache \
+        SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
+        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 >/dev/null 2>&1 &
+    pid=$!
+    sleep 0.5
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    sleep 1 # orphaned tools finish or die; their writes are atomic either way
+    run_pipeline & p1=$!
+    run_pipeline & p2=$!
+    wait $p1
+    wait $p2
+    run_pipeline
+    ids >got.ids
+    cmp want.ids got.ids
+    kd-cache --cache cache verify >v.out
+    grep -qx $'corrupt\t0' v.out
+}

@@ -8,6 +8,7 @@ has_header zlib.h      || missing="$missing zlib1g-dev"
 has_header xxhash.h    || missing="$missing libxxhash-dev"
 command -v bats >/dev/null 2>&1    || missing="$missing bats"
 command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
+command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "kdrec: installing missing Debian packages:$missing" >&2

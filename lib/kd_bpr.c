@@ -83,6 +83,12 @@ static inline uint64_t unit_positive(const kd_bpr *b, uint64_t key)
     return (uint64_t)(((unsigned __int128)kd_rng_at(key, 0) * kd_csr_nnz(&b->d->train)) >> 64);
 }
 
+uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit)
+{
+    const kd_bpr *b = ctx;
+    return b->row_of[unit_positive(b, unit_key(b, epoch, unit))];
+}
+
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js)
 {
     const kd_csr *tr = &b->d->train;
@@ -120,7 +126,7 @@ kd_sgd_task kd_bpr_task(kd_bpr *b)
 {
     kd_sgd_task t = {
         .units = kd_csr_nnz(&b->d->train), .recs_per_unit = 2 * b->neg, .samples_per_unit = b->neg,
-        .scratch_bytes = b->neg > 64 ? (size_t)b->neg * 4 : 0, .produce = bpr_produce, .ctx = b,
+        .scratch_bytes = b->neg > 64 ? (size_t)b->neg * 4 : 0, .produce = bpr_produce, .user_of = kd_bpr_user_of, .ctx = b,
     };
     return t;
 }

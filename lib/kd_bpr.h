@@ -31,6 +31,9 @@ int  kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd
 void kd_bpr_free(kd_bpr *b);
 kd_sgd_task kd_bpr_task(kd_bpr *b);
 
+/* The user of a unit (kd_sgd_task.user_of); ctx is the kd_bpr. */
+uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit);
+
 /* The sampling of unit `unit` in `epoch`: its user, positive and negatives (neg of them). */
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js);
 

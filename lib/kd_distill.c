@@ -167,6 +167,12 @@ KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t ep
     return loss;
 }
 
+static uint32_t margin_user_of(void *ctx, uint64_t epoch, uint64_t unit)
+{
+    const kd_distill *k = ctx;
+    return kd_bpr_user_of(k->bpr, epoch, unit);
+}
+
 /* ---------------------------------------------------------------- rd */
 
 #define RD_SAMPLES 32
@@ -477,26 +483,29 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
     switch (p->method) {
     case KD_MARGIN_MSE:
         tasks[0].produce = margin_produce;
+        tasks[0].user_of = margin_user_of;
         tasks[0].ctx = k;
         *ntasks = 1;
         break;
     case KD_RD:
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = 2 * p->K, .samples_per_unit = p->K,
-                                  .scratch_bytes = 8 * (size_t)p->K, .produce = rd_produce, .ctx = k };
+                                  .scratch_bytes = 8 * (size_t)p->K, .produce = rd_produce, .user_of = kd_sgd_unit_is_user, .ctx = k };
         break;
     case KD_RRD:
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
-                                  .scratch_bytes = list_scratch, .produce = rrd_produce, .ctx = k };
+                                  .scratch_bytes = list_scratch, .produce = rrd_produce, .user_of = kd_sgd_unit_is_user, .ctx = k };
         break;
     case KD_DCD:
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
-                                  .scratch_bytes = list_scratch, .produce = dcd_produce, .epoch_begin = dcd_epoch, .ctx = k };
+                                  .scratch_bytes = list_scratch, .produce = dcd_produce, .epoch_begin = dcd_epoch,
+                                  .user_of = kd_sgd_unit_is_user, .ctx = k };
         break;
     case KD_CE: {
         uint32_t I = p->ce_sample ? p->M + p->ce_sample : k->d->n_items;
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = I, .samples_per_unit = I,
                                   .scratch_bytes = (size_t)I * (4 + 4 + 8 + 4) + 64,
-                                  .produce = p->ce_sample ? ce_sampled_produce : ce_produce, .ctx = k };
+                                  .produce = p->ce_sample ? ce_sampled_produce : ce_produce,
+                                  .user_of = kd_sgd_unit_is_user, .ctx = k };
         break;
     }
     }

@@ -12,6 +12,13 @@
 #include "kd_par.h"
 #include "kd_vec.h"
 
+uint32_t kd_sgd_unit_is_user(void *ctx, uint64_t epoch, uint64_t unit)
+{
+    (void)ctx;
+    (void)epoch;
+    return (uint32_t)unit;
+}
+
 double kd_softplus_neg(double x) { return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 double kd_sigmoid_neg(double x) { return x > 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x)); }
 
@@ -37,7 +44,15 @@ typedef struct sgd_run {
     uint64_t upb[KD_MAX_TASKS];    /* units per block of each task */
     double task_loss[KD_MAX_TASKS];
     double *hog_loss;     /* per thread and task, hogwild */
+    /* replicas: W workers with private item rows, merged in fixed order each round */
+    uint32_t W;
+    kd_model *view;       /* (W) the model as worker w sees it: shared P, its own Q and bi */
+    float **rep;          /* (W) that worker's Q (n_items, stride) then bi (n_items) */
+    uint8_t *owner;       /* (units of a round) worker of each unit */
+    double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
+
+#define KD_ROUNDS 4u /* merges per epoch in replica mode: part of the algorithm */
 
 /* Adagrad step on one row: x += lr * g / sqrt(G + eps), G += g^2, g = s*v - decay*x */
 static inline __attribute__((always_inline)) void ada_row(float *x, float *G, float lr, float s, const float *v, float decay, uint32_t n)
@@ -50,9 +65,9 @@ static inline __attribute__((always_inline)) void ada_row(float *x, float *G, fl
 }
 
 /* The user step of a unit: p_u += lr * (sum coef_k q_k - reg p_u); saves p_u first. */
-static inline __attribute__((always_inline)) void apply_user(sgd_run *r, uint32_t u, const kd_rec *recs, uint32_t R, float *delta, float *save)
+static inline __attribute__((always_inline)) void apply_user(sgd_run *r, kd_model *m, uint32_t u, const kd_rec *recs, uint32_t R,
+                                                              float *delta, float *save)
 {
-    kd_model *m = r->m;
     float *pu = m->P + (size_t)u * m->stride;
     kd_copy16(save, pu, m->stride);
     for (uint32_t k = 0; k < m->stride; k += 16) *(kd_v16 *)(delta + k) = (kd_v16){ 0 };
@@ -65,9 +80,8 @@ static inline __attribute__((always_inline)) void apply_user(sgd_run *r, uint32_
         kd_scale_axpy(pu, 1.0f - r->lr * (float)r->p->reg, r->lr, delta, m->stride);
 }
 
-static inline __attribute__((always_inline)) void apply_item(sgd_run *r, const kd_rec *c, const float *pu_old)
+static inline __attribute__((always_inline)) void apply_item(sgd_run *r, kd_model *m, const kd_rec *c, const float *pu_old)
 {
-    kd_model *m = r->m;
     float *q = m->Q + (size_t)c->item * m->stride;
     float *bi = m->bi + c->item;
     if (r->G) {
@@ -107,7 +121,7 @@ static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, i
     for (uint64_t s = 0; s < r->nb; s++) {
         uint32_t u = r->users[s];
         if (u == KD_NO_ITEM || (T > 1 && owner(u, magic, uT) != (uint32_t)t)) continue;
-        apply_user(r, u, r->recs + s * R, R, r->delta[t], r->pu_old + s * m->stride);
+        apply_user(r, m, u, r->recs + s * R, R, r->delta[t], r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
     /* B2: items, by owner, in record order */
@@ -116,7 +130,7 @@ static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, i
         const kd_rec *c = r->recs + s * R;
         for (uint32_t k = 0; k < R; k++)
             if (c[k].item != KD_NO_ITEM && (T == 1 || owner(c[k].item, magic, uT) == (uint32_t)t))
-                apply_item(r, &c[k], r->pu_old + s * m->stride);
+                apply_item(r, m, &c[k], r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
 }
@@ -167,11 +181,67 @@ KD_CLONES static void epoch_hogwild(void *ctx, int t, int T)
             uint32_t u;
             loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, r->scratch[t]);
             if (u == KD_NO_ITEM) continue;
-            apply_user(r, u, recs, R, r->delta[t], save);
+            apply_user(r, m, u, recs, R, r->delta[t], save);
             for (uint32_t j = 0; j < R; j++)
-                if (recs[j].item != KD_NO_ITEM) apply_item(r, &recs[j], save);
+                if (recs[j].item != KD_NO_ITEM) apply_item(r, m, &recs[j], save);
         }
         r->hog_loss[(size_t)t * KD_MAX_TASKS + k] = loss;
+    }
+}
+
+KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
+{
+    sgd_run *r = ctx;
+    kd_model *m = r->m;
+    uint32_t W = r->W, uT = (uint32_t)T, uW = W;
+    uint64_t mW = UINT64_MAX / uW + 1;
+    for (uint32_t q = 0; q < KD_ROUNDS; q++) {
+        for (int k = 0; k < r->ntasks; k++) {
+            const kd_sgd_task *task = &r->tasks[k];
+            uint64_t lo = task->units * q / KD_ROUNDS, hi = task->units * (q + 1) / KD_ROUNDS;
+            unsigned long long a, b;
+            /* who owns each unit of the round (any thread may compute it) */
+            kd_par_range(hi - lo, t, T, &a, &b);
+            for (uint64_t s = a; s < b; s++)
+                r->owner[s] = (uint8_t)owner(task->user_of(task->ctx, r->epoch, lo + s), mW, uW);
+            kd_barrier_wait(&r->bar);
+            /* each worker runs its own units in order, plain sequential SGD on its rows */
+            for (uint32_t w = (uint32_t)t; w < W; w += uT) {
+                kd_model *v = &r->view[w];
+                kd_rec *recs = r->recs + (size_t)w * task->recs_per_unit;
+                float *save = r->pu_old + (size_t)w * m->stride;
+                double loss = 0;
+                for (uint64_t s = lo; s < hi; s++) {
+                    if (r->owner[s - lo] != w) continue;
+                    uint32_t u;
+                    loss += task->produce(task->ctx, v, r->epoch, s, &u, recs, r->scratch[w]);
+                    if (u == KD_NO_ITEM) continue;
+                    apply_user(r, v, u, recs, task->recs_per_unit, r->delta[w], save);
+                    for (uint32_t j = 0; j < task->recs_per_unit; j++)
+                        if (recs[j].item != KD_NO_ITEM) apply_item(r, v, &recs[j], save);
+                }
+                r->rep_loss[(size_t)w * KD_MAX_TASKS + k] += loss;
+            }
+            kd_barrier_wait(&r->bar);
+        }
+        /* merge: master += sum over workers of (replica - master), in worker order; then
+         * every replica starts the next round from the merged rows */
+        unsigned long long a, b;
+        kd_par_range(m->n_items, t, T, &a, &b);
+        for (uint64_t i = a; i < b; i++) {
+            float *qm = m->Q + i * m->stride;
+            for (uint32_t c = 0; c < m->stride; c += 16) {
+                kd_v16 base = *(const kd_v16 *)(qm + c), acc = base;
+                for (uint32_t w = 0; w < W; w++) acc += *(const kd_v16 *)(r->rep[w] + i * m->stride + c) - base;
+                *(kd_v16 *)(qm + c) = acc;
+                for (uint32_t w = 0; w < W; w++) *(kd_v16 *)(r->rep[w] + i * m->stride + c) = acc;
+            }
+            float bb = m->bi[i], accb = bb;
+            for (uint32_t w = 0; w < W; w++) accb += r->view[w].bi[i] - bb;
+            m->bi[i] = accb;
+            for (uint32_t w = 0; w < W; w++) r->view[w].bi[i] = accb;
+        }
+        kd_barrier_wait(&r->bar);
     }
 }
 
@@ -214,12 +284,20 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
         return kd_fail_usage(e, "early stopping needs a validation split, and this dataset has none");
     if (ntasks < 1 || ntasks > KD_MAX_TASKS) return kd_fail(e, "bad number of training tasks");
     int T = p->threads < 1 ? 1 : p->threads;
-    sgd_run r = { .m = m, .p = p, .tasks = tasks, .ntasks = ntasks };
+    sgd_run r = { .m = m, .p = p, .tasks = tasks, .ntasks = ntasks, .W = p->hogwild ? 0 : p->replicas };
+    if (r.W) {
+        if (r.W > 64) return kd_fail_usage(e, "--replicas: at most 64 workers");
+        if (p->optim != KD_OPT_SGD) return kd_fail_usage(e, "--replicas works with --optim sgd only");
+        for (int k = 0; k < ntasks; k++)
+            if (!tasks[k].user_of) return kd_fail_usage(e, "--replicas is not available for this loss");
+    }
+    /* the per-worker buffers of replica mode are indexed by worker, not thread */
+    int NB = r.W ? (int)r.W : T;
     uint64_t max_units = 0, max_recs = 0, max_scratch = 0, samples = 0;
     for (int k = 0; k < ntasks; k++) {
         uint32_t R = tasks[k].recs_per_unit;
         r.upb[k] = KD_SGD_BLOCK / R ? KD_SGD_BLOCK / R : 1;
-        uint64_t units = p->hogwild ? (uint64_t)T : r.upb[k];
+        uint64_t units = p->hogwild ? (uint64_t)T : r.W ? (uint64_t)r.W : r.upb[k];
         max_units = units > max_units ? units : max_units;
         max_recs = units * R > max_recs ? units * R : max_recs;
         max_scratch = tasks[k].scratch_bytes > max_scratch ? tasks[k].scratch_bytes : max_scratch;
@@ -229,8 +307,8 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
     r.recs = kd_alloc_array(max_recs, sizeof *r.recs);
     r.loss = kd_alloc_array(max_units, sizeof *r.loss);
     r.hog_loss = kd_calloc_array((uint64_t)T * KD_MAX_TASKS, sizeof *r.hog_loss);
-    r.scratch = kd_calloc_array((uint64_t)T, sizeof *r.scratch);
-    r.delta = kd_calloc_array((uint64_t)T, sizeof *r.delta);
+    r.scratch = kd_calloc_array((uint64_t)NB, sizeof *r.scratch);
+    r.delta = kd_calloc_array((uint64_t)NB, sizeof *r.delta);
     void *pu_old = NULL;
     kd_model best = { 0 };
     int ret = -1;
@@ -243,7 +321,7 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
         goto done;
     }
     r.pu_old = pu_old;
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < NB; t++) {
         if (max_scratch && !(r.scratch[t] = aligned_alloc(64, (max_scratch + 63) & ~(size_t)63))) {
             kd_fail(e, "out of memory");
             goto done;
@@ -260,6 +338,28 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
     }
     if (p->valid_every && kd_model_alloc(&best, m->n_users, m->n_items, m->dim, e))
         goto done;
+    if (r.W) {
+        uint64_t most = 0;
+        for (int k = 0; k < ntasks; k++) most = tasks[k].units > most ? tasks[k].units : most;
+        r.view = kd_calloc_array(r.W, sizeof *r.view);
+        r.rep = kd_calloc_array(r.W, sizeof *r.rep);
+        r.owner = kd_alloc_array(most / KD_ROUNDS + 2, 1);
+        r.rep_loss = kd_calloc_array((uint64_t)r.W * KD_MAX_TASKS, sizeof *r.rep_loss);
+        if (!r.view || !r.rep || !r.owner || !r.rep_loss) { kd_fail(e, "out of memory"); goto done; }
+        size_t qn = (size_t)m->n_items * m->stride;
+        for (uint32_t w = 0; w < r.W; w++) {
+            if (posix_memalign((void **)&r.rep[w], 64, (qn + m->n_items + 16) * 4)) {
+                r.rep[w] = NULL;
+                kd_fail(e, "out of memory (%u item replicas)", r.W);
+                goto done;
+            }
+            memcpy(r.rep[w], m->Q, qn * 4);
+            memcpy(r.rep[w] + qn, m->bi, (size_t)m->n_items * 4);
+            r.view[w] = *m;
+            r.view[w].Q = r.rep[w];
+            r.view[w].bi = r.rep[w] + qn;
+        }
+    }
     kd_barrier_init(&r.bar, (unsigned)T);
     double best_value = -1;
     uint32_t since_best = 0;
@@ -272,12 +372,14 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
                 goto done;
         }
         double t0 = kd_now();
-        if (kd_par_run(T, p->hogwild ? epoch_hogwild : epoch_blocked, &r, e))
+        if (r.W) memset(r.rep_loss, 0, (size_t)r.W * KD_MAX_TASKS * sizeof *r.rep_loss);
+        if (kd_par_run(T, p->hogwild ? epoch_hogwild : r.W ? epoch_replicas : epoch_blocked, &r, e))
             goto done;
         double secs = kd_now() - t0, loss = 0;
         for (int k = 0; k < ntasks; k++) {
             if (p->hogwild)
                 for (int t = 0; t < T; t++) r.task_loss[k] += r.hog_loss[(size_t)t * KD_MAX_TASKS + k];
+            for (uint32_t w = 0; w < r.W; w++) r.task_loss[k] += r.rep_loss[(size_t)w * KD_MAX_TASKS + k];
             loss += r.task_loss[k] / (double)(tasks[k].units ? tasks[k].units : 1);
         }
         log->loss[ep] = loss;
@@ -320,10 +422,12 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
 done:
     if (ret) kd_train_log_free(log);
     kd_model_free(&best);
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < NB; t++) {
         if (r.scratch) free(r.scratch[t]);
         if (r.delta) free(r.delta[t]);
     }
+    for (uint32_t w = 0; r.rep && w < r.W; w++) free(r.rep[w]);
+    free(r.rep); free(r.view); free(r.owner); free(r.rep_loss);
     free(r.scratch); free(r.delta); free(r.users); free(r.recs); free(r.loss); free(r.hog_loss);
     free(pu_old); free(r.G);
     return ret;

@@ -58,8 +58,14 @@ typedef struct kd_sgd_task {
                       kd_rec *recs, void *scratch);
     /* Optional: called before each epoch on one thread (for per-epoch state). */
     int (*epoch_begin)(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e);
+    /* The user a unit will produce, cheaply (what produce() would set); needed by
+     * replica mode, which gives each unit to the worker owning its user. */
+    uint32_t (*user_of)(void *ctx, uint64_t epoch, uint64_t unit);
     void *ctx;
 } kd_sgd_task;
+
+/* user_of for tasks whose unit number is the user */
+uint32_t kd_sgd_unit_is_user(void *ctx, uint64_t epoch, uint64_t unit);
 
 #define KD_MAX_TASKS 4
 
@@ -69,6 +75,8 @@ typedef struct kd_sgd_params {
     double   reg, reg_bias;
     int      optim;            /* enum kd_optim */
     int      threads, hogwild;
+    uint32_t replicas;         /* 0: blocks; W > 0: W workers with private item replicas,
+                                * merged KD_ROUNDS times an epoch (see kd_sgd.c) */
     int      verbosity;        /* 0 quiet, 1 progress on a terminal, 2 a line per epoch */
     const char *prog;          /* for progress lines */
     /* early stopping: evaluate on valid every valid_every epochs (0 = off) */

@@ -11,7 +11,7 @@
 enum {
     O_DIM = KD_TRAIN_OPT_BASE, O_EPOCHS, O_LR, O_LR_DECAY, O_REG, O_REG_BIAS, O_NEG, O_OPTIM, O_THREADS,
     O_SEED, O_INIT_STD, O_VALID_EVERY, O_PATIENCE, O_SELECT, O_HOGWILD, O_NO_TIMING, O_LEVEL, O_QUIET, O_VERBOSE,
-    O_CACHE, O_LABEL,
+    O_CACHE, O_LABEL, O_REPLICAS,
 };
 
 const struct option kd_train_options[] = {
@@ -22,6 +22,7 @@ const struct option kd_train_options[] = {
     { "patience", 1, 0, O_PATIENCE }, { "select-metric", 1, 0, O_SELECT }, { "hogwild", 0, 0, O_HOGWILD },
     { "no-timing", 0, 0, O_NO_TIMING }, { "level", 1, 0, O_LEVEL }, { "quiet", 0, 0, O_QUIET },
     { "verbose", 0, 0, O_VERBOSE }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
+    { "replicas", 1, 0, O_REPLICAS },
 };
 
 void kd_train_option_table(struct option *dst, const struct option *own, int nown)
@@ -82,6 +83,7 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_NO_TIMING: o->no_timing = 1; return 1;
     case O_CACHE: o->cache = arg; return 1;
     case O_LABEL: o->label = arg; return 1;
+    case O_REPLICAS: r = kd_cli_u64("--replicas", arg, 1, 64, &v, e); o->sgd.replicas = (uint32_t)v; break;
     case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
     default: return 0;
     }
@@ -120,6 +122,9 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --seed N         [%llu]                    --threads N   never changes the result [auto: 1 when\n"
         "                   the model fits in a core's cache, else all CPUs]\n"
         "  --hogwild        lock-free updates: faster, NOT reproducible (recorded in provenance)\n"
+        "  --replicas W     W workers (users mod W) with private item rows merged 4 times an epoch:\n"
+        "                   scales with threads and stays reproducible (the result depends on W,\n"
+        "                   never on --threads); SGD only\n"
         "early stopping (needs a validation split):\n"
         "  --valid-every N  evaluate on valid every N epochs, keep the best parameters\n"
         "  --patience P     stop after P evaluations without improvement [%u]\n"
@@ -143,6 +148,7 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
            kd_prov_u64(b, "neg", o->neg) || kd_prov_str(b, "optim", o->sgd.optim == KD_OPT_ADAGRAD ? "adagrad" : "sgd") ||
            kd_prov_f64(b, "init_std", o->init_std) || kd_prov_u64(b, "seed", o->seed) ||
            kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK) || kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild) ||
+           kd_prov_u64(b, "replicas", o->sgd.replicas) ||
            kd_prov_u64(b, "valid_every", o->sgd.valid_every) ||
            kd_prov_u64(b, "patience", o->sgd.valid_every ? o->sgd.patience : 0) ||
            kd_prov_str(b, "select_metric", o->sgd.valid_every ? o->select : "none") ? -1 : 0;

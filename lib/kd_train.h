@@ -26,7 +26,7 @@ typedef struct kd_train_opts {
 /* long options every trainer accepts; values >= KD_TRAIN_OPT_BASE */
 enum { KD_TRAIN_OPT_BASE = 1000 };
 extern const struct option kd_train_options[];
-#define KD_TRAIN_OPTION_COUNT 21
+#define KD_TRAIN_OPTION_COUNT 22
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);
 /* Fills dst with the trainer options, then own[0..nown), then --help ('h') and

@@ -44,6 +44,14 @@ params() { for s in user_emb item_emb item_bias; do kd-cat "$1" "$s"; done; }
     done
 }
 
+@test "distillation with --replicas is bit-identical whatever --threads" {
+    for m in rrd dcd margin-mse; do
+        kd-distill -q --teacher t.kd --method "$m" --alpha 0.1 --dim 8 --epochs 3 --replicas 4 --threads 1 small.kd -o a.kd
+        kd-distill -q --teacher t.kd --method "$m" --alpha 0.1 --dim 8 --epochs 3 --replicas 4 --threads 2 small.kd -o b.kd
+        [ "$(content_id a.kd)" = "$(content_id b.kd)" ]
+    done
+}
+
 @test "provenance names the method, its parameters and the teacher" {
     kd-distill -q --teacher t.kd --method rrd --topk 5 --uninteresting 7 --dim 8 --epochs 2 small.kd -o m.kd
     kd-cat m.kd provenance >p

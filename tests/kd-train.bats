@@ -18,6 +18,17 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     cmp n1.kd n8.kd
 }
 
+@test "--replicas: the same model whatever --threads, and recorded in provenance" {
+    for t in 1 2 5; do train_small --replicas 4 --threads "$t" --no-timing -o "r$t.kd"; done
+    cmp r1.kd r2.kd
+    cmp r1.kd r5.kd
+    kd-cat r1.kd provenance | grep -qx 'replicas=4'
+    train_small --replicas 3 --no-timing -o r3.kd
+    ! cmp -s r1.kd r3.kd
+    run --separate-stderr -2 train_small --replicas 4 --optim adagrad -o x.kd
+    [ "$stderr" = "kd-train: --replicas works with --optim sgd only" ]
+}
+
 @test "another seed gives another model" {
     train_small --seed 1 -o a.kd
     train_small --seed 2 -o b.kd

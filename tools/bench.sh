@@ -26,11 +26,11 @@ for data in d cite; do
     [ -s "$W/$data.kd" ] || continue
     for dim in 32 64; do
         for t in 1 2; do
-            for mode in "" --hogwild; do
+            for mode in "" "--replicas 4" --hogwild; do
                 for run in 1 2 3; do
                     "$BIN/kd-train" -q --dim $dim --epochs 10 --threads $t $mode "$W/$data.kd" -o "$W/m.kd"
                     "$BIN/kd-cat" "$W/m.kd" train.throughput | tail -5 | median
-                done | median | awk -v d="$data" -v D=$dim -v t=$t -v m="${mode:-deterministic}" \
+                done | median | awk -v d="$data" -v D=$dim -v t=$t -v m="${mode:-blocks}" \
                     '{ printf "%-5s D=%-3d threads=%d %-13s %6.2f M samples/s\n", d == "d" ? "synth" : "cite", D, t, m, $1 / 1e6 }'
             done
         done

@@ -55,6 +55,32 @@ enum {
     O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH, O_CACHE, O_LABEL,
 };
 
+/* Writes the generating model (role=truth, input.dataset = the dataset it generated) to
+ * path atomically and publishes it to its stage. */
+static int write_truth(const kd_model *truth, const kd_synth_params *sp, uint64_t dataset_id, const char *path,
+                       int level, kd_stage *st, kd_err *e)
+{
+    kd_buf tp = { 0 }, tenc = { 0 };
+    kd_art *ta = kd_art_new(KD_KIND_MODEL);
+    kd_out to;
+    kd_prov_begin(&tp, "kd-gen");
+    kd_prov_str(&tp, "role", "truth");
+    kd_synth_prov(sp, &tp);
+    kd_prov_id(&tp, "input.dataset", dataset_id);
+    int r = !ta || kd_model_to_art(truth, ta, e) || kd_art_add_text(ta, "provenance", (const char *)tp.p, tp.len, e) ||
+            kd_art_encode(ta, level, &tenc, e) || kd_out_open(&to, path, KD_OUT_BINARY, e);
+    if (!r && (kd_out_write(&to, tenc.p, tenc.len, e) || kd_out_commit(&to, e))) {
+        kd_out_abort(&to);
+        r = 1;
+    }
+    if (!r) r = kd_stage_publish(st, tenc.p, tenc.len, ta->content_id, e);
+    if (r && !e->code) kd_fail(e, "out of memory");
+    kd_buf_free(&tenc);
+    kd_buf_free(&tp);
+    kd_art_free(ta);
+    return r ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -138,6 +164,8 @@ int main(int argc, char **argv)
     }
 
     kd_dataset d;
+    kd_model truth;
+    int have_truth = 0;
     kd_buf prov = { 0 };
     kd_art *a = NULL;
     kd_out o;
@@ -197,46 +225,10 @@ int main(int argc, char **argv)
     kd_buf_free(&thit);
     kd_prov_begin(&prov, "kd-gen");
     if (synth) {
-        kd_model truth;
         if (kd_synth_generate(&d, &sp, truth_path ? &truth : NULL, &e))
             goto fail;
+        have_truth = truth_path != NULL;
         kd_synth_prov(&sp, &prov);
-        if (truth_path) {
-            kd_buf tp = { 0 };
-            kd_art *ta = kd_art_new(KD_KIND_MODEL);
-            kd_prov_begin(&tp, "kd-gen");
-            kd_prov_str(&tp, "role", "truth");
-            kd_synth_prov(&sp, &tp);
-            /* the dataset's content ID, so the truth can serve as a teacher for it */
-            kd_art *da = kd_art_new(KD_KIND_DATASET);
-            kd_buf dprov = { 0 };
-            kd_buf_append(&dprov, prov.p, prov.len);
-            kd_dataset_stats(&d, &dprov);
-            if (da && !kd_dataset_to_art(&d, da, &e) &&
-                !kd_art_add_text(da, "provenance", (const char *)dprov.p, dprov.len, &e))
-                kd_prov_id(&tp, "input.dataset", kd_art_content_id(da));
-            kd_art_free(da);
-            kd_buf_free(&dprov);
-            kd_buf tenc = { 0 };
-            kd_out to;
-            int r = !ta || kd_model_to_art(&truth, ta, &e) ||
-                    kd_art_add_text(ta, "provenance", (const char *)tp.p, tp.len, &e) ||
-                    kd_art_encode(ta, level, &tenc, &e) || kd_out_open(&to, truth_path, KD_OUT_BINARY, &e);
-            if (!r && (kd_out_write(&to, tenc.p, tenc.len, &e) || kd_out_commit(&to, &e))) {
-                kd_out_abort(&to);
-                r = 1;
-            }
-            if (!r) r = kd_stage_publish(&tstage, tenc.p, tenc.len, ta->content_id, &e);
-            kd_buf_free(&tenc);
-            kd_art_free(ta);
-            kd_buf_free(&tp);
-            kd_model_free(&truth);
-            if (r) {
-                kd_dataset_free(&d);
-                if (!e.code) kd_fail(&e, "out of memory");
-                goto fail;
-            }
-        }
     } else {
         ip.input_path = argv[optind];
         if (kd_import_run(&d, &ip, &prov, &e))
@@ -257,6 +249,9 @@ int main(int argc, char **argv)
         goto fail;
     }
     kd_dataset_free(&d);
+    /* the truth names the dataset's content ID, so it can serve as a teacher for it */
+    if (have_truth && write_truth(&truth, &sp, kd_art_content_id(a), truth_path, level, &tstage, &e))
+        goto fail;
     kd_buf enc = { 0 };
     if (kd_art_encode(a, level, &enc, &e) || kd_out_write(&o, enc.p, enc.len, &e) || kd_out_commit(&o, &e)) {
         kd_buf_free(&enc);
@@ -268,6 +263,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     kd_stage_report(&stage, 0);
+    if (have_truth) kd_model_free(&truth);
     kd_buf_free(&enc);
     kd_art_free(a);
     kd_buf_free(&prov);
@@ -278,6 +274,7 @@ fail_stage:
     kd_buf_free(&hit);
     kd_buf_free(&thit);
 fail:
+    if (have_truth) kd_model_free(&truth);
     kd_buf_free(&params);
     kd_buf_free(&inbuf);
     if (opened)

@@ -73,6 +73,125 @@ int kd_par_run(int T, void (*fn)(void *ctx, int t, int T), void *ctx, kd_err *e)
     return 0;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+struct kd_pool {
+    int T;
+    pthread_t *th;
+    job *jobs;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    atomic_uint gen;      /* bumped for each run; workers run when it moves */
+    atomic_uint done;     /* workers finished with the current run */
+    atomic_int stop;
+    void (*fn)(void *, int, int);
+    void *ctx;
+};
+
+enum { POOL_SPINS = 20000 }; /* pauses before an idle worker sleeps: ~0.2-0.5 ms */
+
+static void *pool_worker(void *arg)
+{
+    job *j = arg;
+    kd_pool *p = j->ctx;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        for (unsigned spin = 0; (g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen; spin++) {
+            if (spin < POOL_SPINS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen)
+                pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        seen = g;
+        if (atomic_load_explicit(&p->stop, memory_order_acquire))
+            return NULL;
+        p->fn(p->ctx, j->t, j->T);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+    }
+}
+
+kd_pool *kd_pool_new(int T, kd_err *e)
+{
+    kd_pool *p = calloc(1, sizeof *p);
+    if (!p) {
+        kd_fail(e, "out of memory");
+        return NULL;
+    }
+    p->T = T < 1 ? 1 : T;
+    if (p->T == 1)
+        return p;
+    p->th = calloc((size_t)p->T, sizeof *p->th);
+    p->jobs = calloc((size_t)p->T, sizeof *p->jobs);
+    if (!p->th || !p->jobs) {
+        free(p->th); free(p->jobs); free(p);
+        kd_fail(e, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    for (int t = 1; t < p->T; t++) {
+        p->jobs[t] = (job){ NULL, p, t, p->T };
+        if (pthread_create(&p->th[t], NULL, pool_worker, &p->jobs[t])) {
+            p->T = t; /* stop the ones started */
+            kd_pool_free(p);
+            kd_fail(e, "cannot start thread %d of %d", t, T);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void kd_pool_run(kd_pool *p, void (*fn)(void *ctx, int t, int T), void *ctx)
+{
+    if (p->T == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->T);
+    for (unsigned spin = 0; atomic_load_explicit(&p->done, memory_order_acquire) != (unsigned)p->T - 1; spin++)
+        if (spin > 100000)
+            sched_yield();
+        else
+            cpu_relax();
+}
+
+void kd_pool_free(kd_pool *p)
+{
+    if (!p)
+        return;
+    if (p->T > 1) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store_explicit(&p->stop, 1, memory_order_release);
+        atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+        for (int t = 1; t < p->T; t++)
+            pthread_join(p->th[t], NULL);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->wake);
+    }
+    free(p->th);
+    free(p->jobs);
+    free(p);
+}
+
 double kd_now(void)
 {
     struct timespec ts;

@@ -320,6 +320,7 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
     r.delta = kd_calloc_array((uint64_t)NB, sizeof *r.delta);
     void *pu_old = NULL;
     kd_model best = { 0 };
+    kd_pool *pool = NULL;
     int ret = -1;
     log->loss = kd_alloc_array(p->epochs ? p->epochs : 1, 8);
     log->throughput = kd_alloc_array(p->epochs ? p->epochs : 1, 8);
@@ -370,6 +371,8 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
         }
     }
     kd_barrier_init(&r.bar, (unsigned)T);
+    if (!(pool = kd_pool_new(T, e)))
+        goto done;
     double best_value = -1;
     uint32_t since_best = 0;
     for (uint64_t ep = 0; ep < p->epochs; ep++) {
@@ -382,8 +385,7 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
         }
         double t0 = kd_now();
         if (r.W) memset(r.rep_loss, 0, (size_t)r.W * KD_MAX_TASKS * sizeof *r.rep_loss);
-        if (kd_par_run(T, p->hogwild ? epoch_hogwild : r.W ? epoch_replicas : epoch_blocked, &r, e))
-            goto done;
+        kd_pool_run(pool, p->hogwild ? epoch_hogwild : r.W ? epoch_replicas : epoch_blocked, &r);
         double secs = kd_now() - t0, loss = 0;
         for (int k = 0; k < ntasks; k++) {
             if (p->hogwild)
@@ -429,6 +431,7 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
         kd_model_copy(m, &best);
     ret = 0;
 done:
+    kd_pool_free(pool);
     if (ret) kd_train_log_free(log);
     kd_model_free(&best);
     for (int t = 0; t < NB; t++) {

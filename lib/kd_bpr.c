@@ -25,8 +25,8 @@ int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_
     b->d = d;
     b->neg = neg;
     b->seed = seed;
-    b->row_of = NULL;
-    uint64_t nnz = kd_csr_nnz(&d->train);
+    b->pos = NULL;
+    uint64_t nnz = b->nnz = kd_csr_nnz(&d->train);
     if (nnz == 0)
         return kd_fail(e, "dataset has no train interactions");
     if (neg == 0)
@@ -37,11 +37,11 @@ int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_
             return kd_fail(e, "user %llu has %u train items of %u: fewer than --neg %u negatives are left",
                            (unsigned long long)d->user_ids[u], len, d->n_items, neg);
     }
-    b->row_of = kd_alloc_array(nnz, 4);
-    if (!b->row_of)
+    b->pos = kd_alloc_array(nnz, sizeof *b->pos);
+    if (!b->pos)
         return kd_fail(e, "out of memory");
     for (uint32_t u = 0; u < d->n_users; u++)
-        for (uint64_t k = d->train.indptr[u]; k < d->train.indptr[u + 1]; k++) b->row_of[k] = u;
+        for (uint64_t k = d->train.indptr[u]; k < d->train.indptr[u + 1]; k++) b->pos[k] = (kd_pair){ u, d->train.idx[k] };
     b->words = ((uint64_t)d->n_items + 63) / 64;
     b->bits = NULL;
     if ((uint64_t)d->n_users * b->words * 8 <= (64u << 20) &&
@@ -54,21 +54,27 @@ int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_
 
 void kd_bpr_free(kd_bpr *b)
 {
-    free(b->row_of);
+    free(b->pos);
     free(b->bits);
-    b->row_of = NULL;
+    b->pos = NULL;
     b->bits = NULL;
 }
 
-/* kd_sample_negative with the bitset: the same draws, one load per test */
-static inline uint32_t negative_bits(const uint64_t *bits, const uint32_t *row, uint32_t len, uint32_t n_items,
-                                     uint64_t key)
+/* kd_sample_negative for user u: the same draws; with the bitset one load per test, and
+ * the user's row is only looked up when the draws run out */
+static inline uint32_t negative_of(const kd_bpr *b, uint32_t u, uint64_t key)
 {
-    for (uint64_t t = 0; t < 32; t++) {
-        uint32_t j = kd_below(kd_rng_at(key, t), n_items);
-        if (!(bits[j / 64] >> (j % 64) & 1)) return j;
+    const kd_csr *tr = &b->d->train;
+    uint32_t n_items = b->d->n_items;
+    if (b->bits) {
+        const uint64_t *bits = b->bits + (uint64_t)u * b->words;
+        for (uint64_t t = 0; t < 32; t++) {
+            uint32_t j = kd_below(kd_rng_at(key, t), n_items);
+            if (!(bits[j / 64] >> (j % 64) & 1)) return j;
+        }
     }
-    return kd_sample_negative(row, len, n_items, key); /* repeats the 32 draws, then falls back */
+    /* repeats the 32 draws, then falls back */
+    return kd_sample_negative(tr->idx + tr->indptr[u], kd_csr_len(tr, u), n_items, key);
 }
 
 /* two mixing rounds give the unit its own stream; one more per draw */
@@ -80,36 +86,36 @@ static inline uint64_t unit_key(const kd_bpr *b, uint64_t epoch, uint64_t unit)
 /* the unit's positive: an interaction index drawn uniformly */
 static inline uint64_t unit_positive(const kd_bpr *b, uint64_t key)
 {
-    return (uint64_t)(((unsigned __int128)kd_rng_at(key, 0) * kd_csr_nnz(&b->d->train)) >> 64);
+    return (uint64_t)(((unsigned __int128)kd_rng_at(key, 0) * b->nnz) >> 64);
 }
 
 uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit)
 {
     const kd_bpr *b = ctx;
-    return b->row_of[unit_positive(b, unit_key(b, epoch, unit))];
+    return b->pos[unit_positive(b, unit_key(b, epoch, unit))].row;
 }
 
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js)
 {
-    const kd_csr *tr = &b->d->train;
-    uint64_t key = unit_key(b, epoch, unit), k = unit_positive(b, key);
-    *u = b->row_of[k];
-    *i = tr->idx[k];
-    const uint32_t *row = tr->idx + tr->indptr[*u];
-    uint32_t len = kd_csr_len(tr, *u);
+    uint64_t key = unit_key(b, epoch, unit);
+    kd_pair p = b->pos[unit_positive(b, key)];
+    *u = p.row;
+    *i = p.col;
     for (uint32_t n = 0; n < b->neg; n++)
-        js[n] = b->bits ? negative_bits(b->bits + (uint64_t)*u * b->words, row, len, b->d->n_items,
-                                        key + (uint64_t)(n + 1) * 0x632be59bd9b4e019ULL)
-                        : kd_sample_negative(row, len, b->d->n_items, key + (uint64_t)(n + 1) * 0x632be59bd9b4e019ULL);
+        js[n] = negative_of(b, p.row, key + (uint64_t)(n + 1) * 0x632be59bd9b4e019ULL);
 }
 
-KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
-                                    kd_rec *recs, void *scratch)
+/* ids = (u, i, j_1..j_neg): the unit's sampling, which never depends on the model */
+static void bpr_sample_ids(void *ctx, uint64_t epoch, uint64_t unit, uint32_t *ids)
+{
+    kd_bpr_sample(ctx, epoch, unit, &ids[0], &ids[1], ids + 2);
+}
+
+KD_CLONES static double bpr_produce_ids(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
 {
     const kd_bpr *b = ctx;
-    uint32_t u, i, js[64], *j = b->neg <= 64 ? js : scratch;
-    kd_bpr_sample(b, epoch, unit, &u, &i, j);
-    *user = u;
+    uint32_t u = ids[0], i = ids[1];
+    const uint32_t *j = ids + 2;
     const float *pu = m->P + (size_t)u * m->stride;
     float si = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
     double loss = 0;
@@ -122,11 +128,22 @@ KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch
     return loss;
 }
 
+KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                    kd_rec *recs, void *scratch)
+{
+    const kd_bpr *b = ctx;
+    uint32_t local[2 + 64], *ids = b->neg <= 64 ? local : scratch;
+    bpr_sample_ids(ctx, epoch, unit, ids);
+    *user = ids[0];
+    return bpr_produce_ids(ctx, m, ids, recs, scratch);
+}
+
 kd_sgd_task kd_bpr_task(kd_bpr *b)
 {
     kd_sgd_task t = {
         .units = kd_csr_nnz(&b->d->train), .recs_per_unit = 2 * b->neg, .samples_per_unit = b->neg,
-        .scratch_bytes = b->neg > 64 ? (size_t)b->neg * 4 : 0, .produce = bpr_produce, .user_of = kd_bpr_user_of, .ctx = b,
+        .scratch_bytes = b->neg > 64 ? (2 + (size_t)b->neg) * 4 : 0, .produce = bpr_produce, .user_of = kd_bpr_user_of,
+        .ids_per_unit = 2 + b->neg, .sample = bpr_sample_ids, .produce_ids = bpr_produce_ids, .ctx = b,
     };
     return t;
 }

@@ -17,7 +17,8 @@
 
 typedef struct kd_bpr {
     const kd_dataset *d;
-    uint32_t *row_of;   /* (nnz train) user of each train interaction */
+    uint64_t  nnz;      /* train interactions */
+    kd_pair  *pos;      /* (nnz train) each train interaction as (user, item): one load per draw */
     uint64_t *bits;     /* (n_users, words) train membership bitset, or NULL when too large */
     uint64_t  words;    /* 64-bit words per user row */
     uint32_t  neg;
@@ -41,13 +42,39 @@ void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, 
  * fails when len < n_items). */
 uint32_t kd_sample_negative(const uint32_t *row, uint32_t len, uint32_t n_items, uint64_t key);
 
+/* e^-a for a >= 0, in single precision without libm: Cody-Waite reduction a = n ln2 - r,
+ * the degree-6 Taylor polynomial of e^r on |r| <= ln2/2, and 2^-n put in the exponent bits.
+ * Relative error < 3e-7 (tests/unit/test_train.c).  Inline, so the hot loop makes no
+ * call (libm's expf and logf were 15% of a training profile), and the same bits on any
+ * libm: only +, * and exact conversions. */
+static inline float kd_exp_neg(float a)
+{
+    if (!(a < 87.0f)) return a != a ? a : 0.0f;   /* NaN stays NaN; e^-87 is below FLT_MIN */
+    float n = (float)(int)(a * 1.44269504f + 0.5f);
+    float r = (n * 0.693145752f - a) + n * 1.42860677e-6f;   /* ln2 split hi + lo */
+    float r2 = r * r, r4 = r2 * r2;   /* Estrin's order: a shorter dependency chain */
+    float p = ((1.0f + r) + r2 * (0.5f + r * (1.0f / 6))) + r4 * ((1.0f / 24 + r * (1.0f / 120)) + r2 * (1.0f / 720));
+    union { uint32_t u; float f; } s = { (uint32_t)(127 - (int)n) << 23 };
+    return p * s.f;
+}
+
+/* log(1 + t) for t in [0, 1]: 2 atanh(s), s = t / (2 + t) <= 1/3, odd series to s^13
+ * (truncation < 1e-8), evaluated in Estrin's order: a short dependency chain matters more
+ * than the operation count in the training loop. */
+static inline float kd_log1p_unit(float t)
+{
+    float s = t / (2.0f + t), z = s * s, z2 = z * z, z4 = z2 * z2;
+    float p = (1.0f + z * (1.0f / 3)) + z2 * (0.2f + z * (1.0f / 7)) + z4 * ((1.0f / 9 + z * (1.0f / 11)) + z2 * (1.0f / 13));
+    return 2.0f * s * p;
+}
+
 /* BPR on one margin x = s_ui - s_uj, in single precision: returns g = sigmoid(-x) and
  * adds softplus(-x) to *loss; stable for any x.  Every loss built on BPR uses this, so a
  * zero weight on its own term reproduces plain BPR bit for bit. */
 static inline float kd_bpr_grad(float x, float *loss)
 {
-    float ex = expf(-fabsf(x));
-    *loss += logf(1 + ex) + (x < 0 ? -x : 0.0f);
+    float ex = kd_exp_neg(fabsf(x));
+    *loss += kd_log1p_unit(ex) + (x < 0 ? -x : 0.0f);
     return x > 0 ? ex / (1 + ex) : 1 / (1 + ex);
 }
 

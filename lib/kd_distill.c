@@ -144,15 +144,20 @@ double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl
     return (1 - p->alpha) * bpr + p->alpha * kd;
 }
 
-KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
-                                       kd_rec *recs, void *scratch)
+static void margin_sample(void *ctx, uint64_t epoch, uint64_t unit, uint32_t *ids)
+{
+    const kd_distill *k = ctx;
+    kd_bpr_sample(k->bpr, epoch, unit, &ids[0], &ids[1], ids + 2);
+}
+
+/* ids = (u, i, j_1..j_neg), as BPR samples them */
+KD_CLONES static double margin_produce_ids(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
 {
     const kd_distill *k = ctx;
     const kd_model *t = k->teacher;
     const kd_distill_params *p = &k->p;
-    uint32_t u, i, js[64], *j = k->bpr->neg <= 64 ? js : scratch;
-    kd_bpr_sample(k->bpr, epoch, unit, &u, &i, j);
-    *user = u;
+    uint32_t u = ids[0], i = ids[1];
+    const uint32_t *j = ids + 2;
     const float *pu = m->P + (size_t)u * m->stride, *tu = t->P + (size_t)u * t->stride;
     float si = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
     float ti = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i];
@@ -165,6 +170,16 @@ KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t ep
         kd_bpr_records(recs + 2 * n, i, j[n], (float)-dl);
     }
     return loss;
+}
+
+KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                       kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    uint32_t local[2 + 64], *ids = k->bpr->neg <= 64 ? local : scratch;
+    margin_sample(ctx, epoch, unit, ids);
+    *user = ids[0];
+    return margin_produce_ids(ctx, m, ids, recs, scratch);
 }
 
 static uint32_t margin_user_of(void *ctx, uint64_t epoch, uint64_t unit)
@@ -484,6 +499,8 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
     case KD_MARGIN_MSE:
         tasks[0].produce = margin_produce;
         tasks[0].user_of = margin_user_of;
+        tasks[0].sample = margin_sample;
+        tasks[0].produce_ids = margin_produce_ids;
         tasks[0].ctx = k;
         *ntasks = 1;
         break;

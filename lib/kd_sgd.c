@@ -49,10 +49,22 @@ typedef struct sgd_run {
     kd_model *view;       /* (W) the model as worker w sees it: shared P, its own Q and bi */
     float **rep;          /* (W) that worker's Q (n_items, stride) then bi (n_items) */
     uint8_t *owner;       /* (units of a round) worker of each unit */
+    uint32_t **mine;      /* per thread (units of a chunk): the units of the worker it runs */
+    uint32_t *ids;        /* (units of a chunk, ids_per_unit) sampled ahead, or NULL */
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
 
 #define KD_ROUNDS 4u /* merges per epoch in replica mode: part of the algorithm */
+#define KD_CHUNK 16384u /* units sampled ahead in replica mode: not part of it */
+#define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */
+
+/* Every line of the rows a unit will touch (user, then items), for reading soon. */
+static inline void prefetch_rows(const kd_model *m, const uint32_t *ids, uint32_t S)
+{
+    for (uint32_t c = 0; c < m->stride; c += 16) __builtin_prefetch(m->P + (size_t)ids[0] * m->stride + c);
+    for (uint32_t k = 1; k < S; k++)
+        for (uint32_t c = 0; c < m->stride; c += 16) __builtin_prefetch(m->Q + (size_t)ids[k] * m->stride + c);
+}
 
 /* Adagrad step on one row: x += lr * g / sqrt(G + eps), G += g^2, g = s*v - decay*x */
 static inline __attribute__((always_inline)) void ada_row(float *x, float *G, float lr, float s, const float *v, float decay, uint32_t n)
@@ -206,30 +218,56 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
         for (int k = 0; k < r->ntasks; k++) {
             const kd_sgd_task *task = &r->tasks[k];
             uint64_t lo = task->units * q / KD_ROUNDS, hi = task->units * (q + 1) / KD_ROUNDS;
-            unsigned long long a, b;
-            /* who owns each unit of the round (any thread may compute it) */
-            kd_par_range(hi - lo, t, T, &a, &b);
-            for (uint64_t s = a; s < b; s++)
-                r->owner[s] = (uint8_t)owner(task->user_of(task->ctx, r->epoch, lo + s), mW, uW);
-            kd_barrier_wait(&r->bar);
-            /* each worker runs its own units in order, plain sequential SGD on its rows */
-            for (uint32_t w = (uint32_t)t; w < W; w += uT) {
-                kd_model *v = &r->view[w];
-                kd_rec *recs = r->recs + (size_t)w * rec_lines(task->recs_per_unit);
-                float *save = r->pu_old + (size_t)w * m->stride;
-                double loss = 0;
-                for (uint64_t s = lo; s < hi; s++) {
-                    if (r->owner[s - lo] != w) continue;
+            uint32_t S = task->sample ? task->ids_per_unit : 0, R = task->recs_per_unit;
+            /* in chunks, so the buffers stay small; chunking changes no result */
+            for (uint64_t c0 = lo; c0 < hi; c0 += KD_CHUNK) {
+                uint64_t c1 = hi - c0 < KD_CHUNK ? hi : c0 + KD_CHUNK;
+                unsigned long long a, b;
+                /* who owns each unit (any thread may compute it), with its sampling when
+                 * the task can sample ahead */
+                kd_par_range(c1 - c0, t, T, &a, &b);
+                for (uint64_t s = a; s < b; s++) {
                     uint32_t u;
-                    loss += task->produce(task->ctx, v, r->epoch, s, &u, recs, r->scratch[w]);
-                    if (u == KD_NO_ITEM) continue;
-                    apply_user(r, v, u, recs, task->recs_per_unit, r->delta[w], save);
-                    for (uint32_t j = 0; j < task->recs_per_unit; j++)
-                        if (recs[j].item != KD_NO_ITEM) apply_item(r, v, &recs[j], save);
+                    if (S) {
+                        task->sample(task->ctx, r->epoch, c0 + s, r->ids + s * S);
+                        u = r->ids[s * S];
+                    } else
+                        u = task->user_of(task->ctx, r->epoch, c0 + s);
+                    r->owner[s] = (uint8_t)owner(u, mW, uW);
                 }
-                r->rep_loss[(size_t)w * KD_MAX_TASKS + k] += loss;
+                kd_barrier_wait(&r->bar);
+                /* each worker runs its own units in order, plain sequential SGD on its rows */
+                for (uint32_t w = (uint32_t)t; w < W; w += uT) {
+                    kd_model *v = &r->view[w];
+                    kd_rec *recs = r->recs + (size_t)w * rec_lines(R);
+                    float *save = r->pu_old + (size_t)w * m->stride;
+                    double loss = 0;
+                    /* the worker's units, listed without a branch (owners are random: testing
+                     * each one mispredicted every other unit at W = 2) */
+                    uint32_t *mine = r->mine[t], n = 0;
+                    for (uint64_t s = 0; s < c1 - c0; s++) {
+                        mine[n] = (uint32_t)s;
+                        n += r->owner[s] == w;
+                    }
+                    for (uint32_t x = 0; x < n; x++) {
+                        uint32_t u;
+                        if (S) {
+                            /* rows of a unit a few ahead: L2 to L1 while this one computes */
+                            if (x + KD_PREFETCH < n) prefetch_rows(v, r->ids + (size_t)mine[x + KD_PREFETCH] * S, S);
+                            const uint32_t *ids = r->ids + (size_t)mine[x] * S;
+                            u = ids[0];
+                            loss += task->produce_ids(task->ctx, v, ids, recs, r->scratch[w]);
+                        } else
+                            loss += task->produce(task->ctx, v, r->epoch, c0 + mine[x], &u, recs, r->scratch[w]);
+                        if (u == KD_NO_ITEM) continue;
+                        apply_user(r, v, u, recs, R, r->delta[w], save);
+                        for (uint32_t j = 0; j < R; j++)
+                            if (recs[j].item != KD_NO_ITEM) apply_item(r, v, &recs[j], save);
+                    }
+                    r->rep_loss[(size_t)w * KD_MAX_TASKS + k] += loss;
+                }
+                kd_barrier_wait(&r->bar);
             }
-            kd_barrier_wait(&r->bar);
         }
         /* merge: master += sum over workers of (replica - master), in worker order; then
          * every replica starts the next round from the merged rows */
@@ -351,11 +389,18 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
     if (r.W) {
         uint64_t most = 0;
         for (int k = 0; k < ntasks; k++) most = tasks[k].units > most ? tasks[k].units : most;
+        uint64_t chunk = most < KD_CHUNK ? most + 1 : KD_CHUNK, S = 1;
+        for (int k = 0; k < ntasks; k++)
+            if (tasks[k].sample) S = tasks[k].ids_per_unit > S ? tasks[k].ids_per_unit : S;
         r.view = kd_calloc_array(r.W, sizeof *r.view);
         r.rep = kd_calloc_array(r.W, sizeof *r.rep);
-        r.owner = kd_alloc_array(most / KD_ROUNDS + 2, 1);
+        r.owner = kd_alloc_array(chunk, 1);
+        r.ids = kd_alloc_array(chunk, S * 4);
+        r.mine = kd_calloc_array((uint64_t)T, sizeof *r.mine);
         r.rep_loss = kd_calloc_array((uint64_t)r.W * KD_MAX_TASKS, sizeof *r.rep_loss);
-        if (!r.view || !r.rep || !r.owner || !r.rep_loss) { kd_fail(e, "out of memory"); goto done; }
+        if (!r.view || !r.rep || !r.owner || !r.ids || !r.mine || !r.rep_loss) { kd_fail(e, "out of memory"); goto done; }
+        for (int t = 0; t < T; t++)
+            if (!(r.mine[t] = kd_alloc_array(chunk, 4))) { kd_fail(e, "out of memory"); goto done; }
         size_t qn = (size_t)m->n_items * m->stride;
         for (uint32_t w = 0; w < r.W; w++) {
             if (posix_memalign((void **)&r.rep[w], 64, (qn + m->n_items + 16) * 4)) {
@@ -439,7 +484,8 @@ done:
         if (r.delta) free(r.delta[t]);
     }
     for (uint32_t w = 0; r.rep && w < r.W; w++) free(r.rep[w]);
-    free(r.rep); free(r.view); free(r.owner); free(r.rep_loss);
+    for (int t = 0; r.mine && t < T; t++) free(r.mine[t]);
+    free(r.rep); free(r.view); free(r.owner); free(r.ids); free(r.mine); free(r.rep_loss);
     free(r.scratch); free(r.delta); free(r.users); free(r.recs); free(r.loss); free(r.hog_loss);
     free(pu_old); free(r.G);
     return ret;

@@ -129,8 +129,42 @@ static void test_threads_do_not_change_the_model(void)
     kd_dataset_free(&d);
 }
 
+/* The inline exp and log1p of the BPR step against libm in double, over their whole
+ * domain (a step of 1/1024 up to 90, plus the edges), and kd_bpr_grad's outputs. */
+static void test_fast_math(void)
+{
+    double worst_exp = 0, worst_log = 0, worst_g = 0, worst_l = 0;
+    for (int k = 0; k <= 90 * 1024; k++) {
+        float a = (float)k / 1024;
+        double want = exp(-(double)a), got = kd_exp_neg(a);
+        if (want > 1e-37) {
+            double rel = fabs(got - want) / want;
+            worst_exp = rel > worst_exp ? rel : worst_exp;
+        } else
+            CHECK(got >= 0 && got < 1e-36);
+        if (a <= 1) {
+            double err = fabs(kd_log1p_unit(a) - log1p((double)a));
+            worst_log = err > worst_log ? err : worst_log;
+        }
+        for (int sign = -1; sign <= 1; sign += 2) {
+            float x = (float)sign * a, l = 0, g = kd_bpr_grad(x, &l);
+            double gw = 1 / (1 + exp((double)x)), lw = x > 0 ? log1p(exp(-(double)x)) : -(double)x + log1p(exp((double)x));
+            worst_g = fabs(g - gw) > worst_g ? fabs(g - gw) : worst_g;
+            worst_l = fabs(l - lw) / (lw > 1 ? lw : 1) > worst_l ? fabs(l - lw) / (lw > 1 ? lw : 1) : worst_l;
+        }
+    }
+    CHECK(worst_exp < 3e-7);
+    CHECK(worst_log < 2e-7);
+    CHECK(worst_g < 2e-7);
+    CHECK(worst_l < 3e-7);
+    CHECK(kd_exp_neg(0) == 1.0f && kd_exp_neg(200) == 0.0f && kd_exp_neg(INFINITY) == 0.0f);
+    CHECK(isnan(kd_exp_neg(NAN)));
+    printf("# exp rel %.2g, log1p abs %.2g, sigmoid abs %.2g, softplus rel %.2g\n", worst_exp, worst_log, worst_g, worst_l);
+}
+
 int main(void)
 {
+    test_fast_math();
     test_bpr_gradient();
     test_negatives_never_positive();
     test_threads_do_not_change_the_model();

@@ -77,6 +77,9 @@ uint32_t kd_sgd_unit_is_user(void *ctx, uint64_t epoch, uint64_t unit);
 
 #define KD_MAX_TASKS 4
 
+#define KD_REPLICAS_DEFAULT 2u          /* workers of the default scheme (with SGD) */
+#define KD_REPLICAS_AUTO    UINT32_MAX  /* not given: the default for the optimiser */
+
 typedef struct kd_sgd_params {
     uint32_t epochs;
     double   lr, lr_decay;     /* lr at epoch e = lr * lr_decay^e */
@@ -84,6 +87,7 @@ typedef struct kd_sgd_params {
     int      optim;            /* enum kd_optim */
     int      threads, hogwild;
     uint32_t replicas;         /* 0: blocks; W > 0: W workers with private item replicas,
+                                * (KD_REPLICAS_AUTO until kd_train_finish resolves it)
                                 * merged KD_ROUNDS times an epoch (see kd_sgd.c) */
     int      verbosity;        /* 0 quiet, 1 progress on a terminal, 2 a line per epoch */
     const char *prog;          /* for progress lines */

@@ -44,7 +44,7 @@ void kd_train_defaults(kd_train_opts *o, uint32_t dim)
     o->init_std = 0.1;
     o->sgd = (kd_sgd_params){
         .epochs = 50, .lr = 0.05, .lr_decay = 1.0, .reg = 0.01, .reg_bias = 0.01, .optim = KD_OPT_SGD,
-        .threads = 0, .verbosity = 1, .valid_every = 0, .patience = 5,
+        .threads = 0, .verbosity = 1, .valid_every = 0, .patience = 5, .replicas = KD_REPLICAS_AUTO,
     };
     o->select = "ndcg@10";
     o->out = "-";
@@ -83,7 +83,7 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_NO_TIMING: o->no_timing = 1; return 1;
     case O_CACHE: o->cache = arg; return 1;
     case O_LABEL: o->label = arg; return 1;
-    case O_REPLICAS: r = kd_cli_u64("--replicas", arg, 1, 64, &v, e); o->sgd.replicas = (uint32_t)v; break;
+    case O_REPLICAS: r = kd_cli_u64("--replicas", arg, 0, 64, &v, e); o->sgd.replicas = (uint32_t)v; break;
     case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
     default: return 0;
     }
@@ -94,11 +94,15 @@ int kd_train_threads(const kd_train_opts *o, uint32_t n_users, uint32_t n_items)
 {
     if (o->sgd.threads > 0)
         return o->sgd.threads;
-    /* measured (make bench): when the parameters fit in one core's L2 cache, the second
-     * thread's cross-core row traffic costs more than it brings (1 thread 12M samples/s,
-     * 2 threads 5-8M on the default data); larger models gain from every core */
+    int all = kd_cli_default_threads();
+    /* replica mode: one thread per worker (more would only share the sampling) */
+    if (!o->sgd.hogwild && o->sgd.replicas)
+        return all < (int)o->sgd.replicas ? all : (int)o->sgd.replicas;
+    /* block mode, measured (make bench): when the parameters fit in one core's L2 cache,
+     * the second thread's cross-core row traffic costs more than it brings (1 thread 12M
+     * samples/s, 2 threads 9-11M on the default data); larger models gain from every core */
     uint64_t bytes = ((uint64_t)n_users + n_items) * (((uint64_t)o->dim + 15) & ~15ull) * 4;
-    return bytes <= (1u << 20) ? 1 : kd_cli_default_threads();
+    return o->sgd.hogwild || bytes > (1u << 20) ? all : 1;
 }
 
 int kd_train_finish(kd_train_opts *o, kd_err *e)
@@ -106,6 +110,10 @@ int kd_train_finish(kd_train_opts *o, kd_err *e)
     if (kd_metric_parse(o->select, &o->sgd.select_metric, &o->sgd.select_k))
         return kd_fail_usage(e, "--select-metric: '%s' is not METRIC@K (recall, ndcg, precision, hitrate, mrr, map)",
                              o->select);
+    if (o->sgd.hogwild && o->sgd.replicas != KD_REPLICAS_AUTO && o->sgd.replicas)
+        return kd_fail_usage(e, "--hogwild and --replicas exclude each other");
+    if (o->sgd.replicas == KD_REPLICAS_AUTO)
+        o->sgd.replicas = o->sgd.hogwild || o->sgd.optim != KD_OPT_SGD ? 0 : KD_REPLICAS_DEFAULT;
     return 0;
 }
 
@@ -119,12 +127,14 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --reg X          L2 on embeddings [%g]    --reg-bias X  L2 on item biases [%g]\n"
         "  --neg N          negatives per positive [%u]\n"
         "  --optim sgd|adagrad [sgd]                --init-std X  N(0, X^2) init [%g]\n"
-        "  --seed N         [%llu]                    --threads N   never changes the result [auto: 1 when\n"
-        "                   the model fits in a core's cache, else all CPUs]\n"
+        "  --seed N         [%llu]\n"
+        "  --threads N      never changes the result [auto: one per replica, at most the CPUs;\n"
+        "                   block scheme: 1 when the model fits in a core's cache, else all]\n"
+        "  --replicas W     W workers own users mod W and keep private item rows, merged in\n"
+        "                   worker order 4 times an epoch: scales with threads, and the result\n"
+        "                   depends on W, never on --threads [2 with sgd; more workers suit more\n"
+        "                   cores].  0: the block scheme (always used by adagrad)\n"
         "  --hogwild        lock-free updates: faster, NOT reproducible (recorded in provenance)\n"
-        "  --replicas W     W workers (users mod W) with private item rows merged 4 times an epoch:\n"
-        "                   scales with threads and stays reproducible (the result depends on W,\n"
-        "                   never on --threads); SGD only\n"
         "early stopping (needs a validation split):\n"
         "  --valid-every N  evaluate on valid every N epochs, keep the best parameters\n"
         "  --patience P     stop after P evaluations without improvement [%u]\n"

@@ -27,6 +27,25 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     ! cmp -s r1.kd r3.kd
     run --separate-stderr -2 train_small --replicas 4 --optim adagrad -o x.kd
     [ "$stderr" = "kd-train: --replicas works with --optim sgd only" ]
+    run --separate-stderr -2 train_small --replicas 2 --hogwild -o x.kd
+    [ "$stderr" = "kd-train: --hogwild and --replicas exclude each other" ]
+    [ ! -e x.kd ]
+}
+
+@test "the default scheme is 2 replicas with sgd, the block scheme with adagrad or --replicas 0" {
+    train_small --no-timing -o d.kd
+    kd-cat d.kd provenance | grep -qx 'replicas=2'
+    train_small --replicas 2 --no-timing -o r2.kd
+    cmp d.kd r2.kd
+    for t in 1 2 3; do train_small --replicas 0 --threads "$t" --no-timing -o "b$t.kd"; done
+    kd-cat b1.kd provenance | grep -qx 'replicas=0'
+    cmp b1.kd b2.kd
+    cmp b1.kd b3.kd
+    ! cmp -s d.kd b1.kd
+    kd-train -q --dim 16 --epochs 2 --optim adagrad small.kd -o a.kd
+    kd-cat a.kd provenance | grep -qx 'replicas=0'
+    train_small --hogwild -o h.kd
+    kd-cat h.kd provenance | grep -qx 'replicas=0'
 }
 
 @test "another seed gives another model" {

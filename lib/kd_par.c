@@ -1,3 +1,5 @@
+/* sched_getaffinity and pthread_setaffinity_np (Linux) */
+#define _GNU_SOURCE
 /* kd_par: threads and a barrier for the deterministic parallel kernels. */
 #include "kd_par.h"
 
@@ -82,6 +84,7 @@ static inline void cpu_relax(void)
 
 struct kd_pool {
     int T;
+    int cpu[64];          /* worker t's CPU, or -1: the t-th CPU this process may use */
     pthread_t *th;
     job *jobs;
     pthread_mutex_t mu;
@@ -100,6 +103,14 @@ static void *pool_worker(void *arg)
     job *j = arg;
     kd_pool *p = j->ctx;
     unsigned seen = 0;
+#ifdef __linux__
+    if (j->t < 64 && p->cpu[j->t] >= 0) {
+        cpu_set_t s;
+        CPU_ZERO(&s);
+        CPU_SET(p->cpu[j->t], &s);
+        pthread_setaffinity_np(pthread_self(), sizeof s, &s); /* a hint: failure is harmless */
+    }
+#endif
     for (;;) {
         unsigned g;
         for (unsigned spin = 0; (g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen; spin++) {
@@ -137,6 +148,17 @@ kd_pool *kd_pool_new(int T, kd_err *e)
         kd_fail(e, "out of memory");
         return NULL;
     }
+    /* Worker t stays on the t-th CPU the process may use, leaving the first to the caller
+     * (who stays free).  Measured on the 2-core VM: unpinned, 3 runs in 8 kept both threads
+     * on one CPU for the whole run (8 M samples/s instead of 17); pinned, none did.  Only
+     * when there are no more threads than CPUs: never stack workers on one CPU. */
+    for (int t = 0; t < 64; t++) p->cpu[t] = -1;
+#ifdef __linux__
+    cpu_set_t allowed;
+    if (p->T <= 64 && !sched_getaffinity(0, sizeof allowed, &allowed) && CPU_COUNT(&allowed) >= p->T)
+        for (int c = 0, t = 0; c < CPU_SETSIZE && t < p->T; c++)
+            if (CPU_ISSET(c, &allowed)) p->cpu[t++] = c;
+#endif
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     for (int t = 1; t < p->T; t++) {

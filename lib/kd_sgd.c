@@ -54,9 +54,13 @@ typedef struct sgd_run {
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
 
+#ifndef KD_ROUNDS
 #define KD_ROUNDS 4u /* merges per epoch in replica mode: part of the algorithm */
+#endif
 #define KD_CHUNK 16384u /* units sampled ahead in replica mode: not part of it */
+#ifndef KD_PREFETCH
 #define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */
+#endif
 
 /* Every line of the rows a unit will touch (user, then items), for reading soon. */
 static inline void prefetch_rows(const kd_model *m, const uint32_t *ids, uint32_t S)
@@ -107,6 +111,41 @@ static inline __attribute__((always_inline)) void apply_item(sgd_run *r, kd_mode
         kd_scale_axpy(q, 1.0f - r->lr * (float)r->p->reg, r->lr * c->coef, pu_old, m->stride);
         *bi = (1.0f - r->lr * (float)r->p->reg_bias) * *bi + r->lr * c->coef;
     }
+}
+
+/* apply_user then apply_item on both records, for a unit of exactly two records on two
+ * different items (a BPR triple) under SGD: the same arithmetic, bit for bit, in one pass
+ * over the three rows -- no copy of p_u, no delta row, each row loaded once. */
+static inline __attribute__((always_inline)) void apply_pair(sgd_run *r, kd_model *m, uint32_t u, const kd_rec *recs)
+{
+    float *pu = m->P + (size_t)u * m->stride;
+    float *qi = m->Q + (size_t)recs[0].item * m->stride, *qj = m->Q + (size_t)recs[1].item * m->stride;
+    float ci = recs[0].coef, cj = recs[1].coef, lr = r->lr;
+    float keep = 1.0f - lr * (float)r->p->reg, si = lr * ci, sj = lr * cj;
+    const kd_v16 zero = { 0 };
+    for (uint32_t k = 0; k < m->stride; k += 16) {
+        kd_v16 p = *(const kd_v16 *)(pu + k), a = *(const kd_v16 *)(qi + k), b = *(const kd_v16 *)(qj + k);
+        kd_v16 delta = (zero + ci * a) + cj * b;
+        *(kd_v16 *)(pu + k) = keep * p + lr * delta;
+        *(kd_v16 *)(qi + k) = keep * a + si * p;
+        *(kd_v16 *)(qj + k) = keep * b + sj * p;
+    }
+    float keep_b = 1.0f - lr * (float)r->p->reg_bias;
+    m->bi[recs[0].item] = keep_b * m->bi[recs[0].item] + lr * ci;
+    m->bi[recs[1].item] = keep_b * m->bi[recs[1].item] + lr * cj;
+}
+
+/* One unit's updates, sequentially (hogwild and replica workers). */
+static inline __attribute__((always_inline)) void apply_unit(sgd_run *r, kd_model *m, uint32_t u, const kd_rec *recs, uint32_t R,
+                                                              float *delta, float *save)
+{
+    if (R == 2 && !r->G && recs[0].item != KD_NO_ITEM && recs[1].item != KD_NO_ITEM && recs[0].item != recs[1].item) {
+        apply_pair(r, m, u, recs);
+        return;
+    }
+    apply_user(r, m, u, recs, R, delta, save);
+    for (uint32_t j = 0; j < R; j++)
+        if (recs[j].item != KD_NO_ITEM) apply_item(r, m, &recs[j], save);
 }
 
 /* Records of different threads or workers start on their own cache lines: sharing a line
@@ -200,9 +239,7 @@ KD_CLONES static void epoch_hogwild(void *ctx, int t, int T)
             uint32_t u;
             loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, r->scratch[t]);
             if (u == KD_NO_ITEM) continue;
-            apply_user(r, m, u, recs, R, r->delta[t], save);
-            for (uint32_t j = 0; j < R; j++)
-                if (recs[j].item != KD_NO_ITEM) apply_item(r, m, &recs[j], save);
+            apply_unit(r, m, u, recs, R, r->delta[t], save);
         }
         r->hog_loss[(size_t)t * KD_MAX_TASKS + k] = loss;
     }
@@ -253,16 +290,14 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                         uint32_t u;
                         if (S) {
                             /* rows of a unit a few ahead: L2 to L1 while this one computes */
-                            if (x + KD_PREFETCH < n) prefetch_rows(v, r->ids + (size_t)mine[x + KD_PREFETCH] * S, S);
+                            if (KD_PREFETCH && x + KD_PREFETCH < n) prefetch_rows(v, r->ids + (size_t)mine[x + KD_PREFETCH] * S, S);
                             const uint32_t *ids = r->ids + (size_t)mine[x] * S;
                             u = ids[0];
                             loss += task->produce_ids(task->ctx, v, ids, recs, r->scratch[w]);
                         } else
                             loss += task->produce(task->ctx, v, r->epoch, c0 + mine[x], &u, recs, r->scratch[w]);
                         if (u == KD_NO_ITEM) continue;
-                        apply_user(r, v, u, recs, R, r->delta[w], save);
-                        for (uint32_t j = 0; j < R; j++)
-                            if (recs[j].item != KD_NO_ITEM) apply_item(r, v, &recs[j], save);
+                        apply_unit(r, v, u, recs, R, r->delta[w], save);
                     }
                     r->rep_loss[(size_t)w * KD_MAX_TASKS + k] += loss;
                 }

@@ -77,10 +77,16 @@ static inline uint32_t negative_of(const kd_bpr *b, uint32_t u, uint64_t key)
     return kd_sample_negative(tr->idx + tr->indptr[u], kd_csr_len(tr, u), n_items, key);
 }
 
-/* two mixing rounds give the unit its own stream; one more per draw */
+/* two mixing rounds give the unit its own stream (the first is the epoch's); one more
+ * per draw */
+static inline uint64_t epoch_key(const kd_bpr *b, uint64_t epoch)
+{
+    return kd_mix64(b->seed ^ (epoch * 0xd1342543de82ef95ULL));
+}
+
 static inline uint64_t unit_key(const kd_bpr *b, uint64_t epoch, uint64_t unit)
 {
-    return kd_mix64(kd_mix64(b->seed ^ (epoch * 0xd1342543de82ef95ULL)) + unit * 0x9e3779b97f4a7c15ULL);
+    return kd_mix64(epoch_key(b, epoch) + unit * 0x9e3779b97f4a7c15ULL);
 }
 
 /* the unit's positive: an interaction index drawn uniformly */
@@ -95,9 +101,8 @@ uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit)
     return b->pos[unit_positive(b, unit_key(b, epoch, unit))].row;
 }
 
-void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js)
+static inline void sample_key(const kd_bpr *b, uint64_t key, uint32_t *u, uint32_t *i, uint32_t *js)
 {
-    uint64_t key = unit_key(b, epoch, unit);
     kd_pair p = b->pos[unit_positive(b, key)];
     *u = p.row;
     *i = p.col;
@@ -105,10 +110,22 @@ void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, 
         js[n] = negative_of(b, p.row, key + (uint64_t)(n + 1) * 0x632be59bd9b4e019ULL);
 }
 
-/* ids = (u, i, j_1..j_neg): the unit's sampling, which never depends on the model */
-static void bpr_sample_ids(void *ctx, uint64_t epoch, uint64_t unit, uint32_t *ids)
+void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js)
 {
-    kd_bpr_sample(ctx, epoch, unit, &ids[0], &ids[1], ids + 2);
+    sample_key(b, unit_key(b, epoch, unit), u, i, js);
+}
+
+void kd_bpr_sample_range(const kd_bpr *b, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids)
+{
+    uint64_t ek = epoch_key(b, epoch), S = 2 + (uint64_t)b->neg;
+    for (uint64_t s = 0; s < n; s++, ids += S)
+        sample_key(b, kd_mix64(ek + (unit0 + s) * 0x9e3779b97f4a7c15ULL), &ids[0], &ids[1], ids + 2);
+}
+
+/* ids = (u, i, j_1..j_neg) per unit: the sampling, which never depends on the model */
+static void bpr_sample_ids(void *ctx, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids)
+{
+    kd_bpr_sample_range(ctx, epoch, unit0, n, ids);
 }
 
 KD_CLONES static double bpr_produce_ids(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
@@ -133,7 +150,7 @@ KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch
 {
     const kd_bpr *b = ctx;
     uint32_t local[2 + 64], *ids = b->neg <= 64 ? local : scratch;
-    bpr_sample_ids(ctx, epoch, unit, ids);
+    kd_bpr_sample(b, epoch, unit, &ids[0], &ids[1], ids + 2);
     *user = ids[0];
     return bpr_produce_ids(ctx, m, ids, recs, scratch);
 }

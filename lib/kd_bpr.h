@@ -37,6 +37,8 @@ uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit);
 
 /* The sampling of unit `unit` in `epoch`: its user, positive and negatives (neg of them). */
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js);
+/* The same for units unit0..unit0+n-1, as rows (u, i, j_1..j_neg) of ids. */
+void kd_bpr_sample_range(const kd_bpr *b, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids);
 
 /* A uniform item not in the sorted row[0..len) of n_items, from the stream `key` (never
  * fails when len < n_items). */

@@ -144,10 +144,10 @@ double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl
     return (1 - p->alpha) * bpr + p->alpha * kd;
 }
 
-static void margin_sample(void *ctx, uint64_t epoch, uint64_t unit, uint32_t *ids)
+static void margin_sample(void *ctx, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids)
 {
     const kd_distill *k = ctx;
-    kd_bpr_sample(k->bpr, epoch, unit, &ids[0], &ids[1], ids + 2);
+    kd_bpr_sample_range(k->bpr, epoch, unit0, n, ids);
 }
 
 /* ids = (u, i, j_1..j_neg), as BPR samples them */
@@ -177,7 +177,7 @@ KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t ep
 {
     const kd_distill *k = ctx;
     uint32_t local[2 + 64], *ids = k->bpr->neg <= 64 ? local : scratch;
-    margin_sample(ctx, epoch, unit, ids);
+    kd_bpr_sample(k->bpr, epoch, unit, &ids[0], &ids[1], ids + 2);
     *user = ids[0];
     return margin_produce_ids(ctx, m, ids, recs, scratch);
 }

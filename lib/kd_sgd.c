@@ -263,15 +263,12 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                 /* who owns each unit (any thread may compute it), with its sampling when
                  * the task can sample ahead */
                 kd_par_range(c1 - c0, t, T, &a, &b);
-                for (uint64_t s = a; s < b; s++) {
-                    uint32_t u;
-                    if (S) {
-                        task->sample(task->ctx, r->epoch, c0 + s, r->ids + s * S);
-                        u = r->ids[s * S];
-                    } else
-                        u = task->user_of(task->ctx, r->epoch, c0 + s);
-                    r->owner[s] = (uint8_t)owner(u, mW, uW);
-                }
+                if (S) {
+                    task->sample(task->ctx, r->epoch, c0 + a, b - a, r->ids + a * S);
+                    for (uint64_t s = a; s < b; s++) r->owner[s] = (uint8_t)owner(r->ids[s * S], mW, uW);
+                } else
+                    for (uint64_t s = a; s < b; s++)
+                        r->owner[s] = (uint8_t)owner(task->user_of(task->ctx, r->epoch, c0 + s), mW, uW);
                 kd_barrier_wait(&r->bar);
                 /* each worker runs its own units in order, plain sequential SGD on its rows */
                 for (uint32_t w = (uint32_t)t; w < W; w += uT) {

@@ -62,12 +62,12 @@ typedef struct kd_sgd_task {
      * replica mode, which gives each unit to the worker owning its user. */
     uint32_t (*user_of)(void *ctx, uint64_t epoch, uint64_t unit);
     /* Optional split of produce() for tasks whose random choices never depend on the
-     * model: sample() writes the unit's ids_per_unit row ids (ids[0] its user, every other
+     * model: sample() writes each unit's ids_per_unit row ids (ids[0] its user, every other
      * id an item), produce_ids() does the rest from them.  Replica mode then samples a
      * chunk of units ahead, on all threads and off the update chain, and prefetches the
      * rows a worker is about to touch. */
     uint32_t ids_per_unit;
-    void   (*sample)(void *ctx, uint64_t epoch, uint64_t unit, uint32_t *ids);
+    void   (*sample)(void *ctx, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids); /* n units' rows */
     double (*produce_ids)(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch);
     void *ctx;
 } kd_sgd_task;

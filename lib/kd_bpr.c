@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kd_rng.h"
 #include "kd_vec.h"
@@ -26,6 +27,9 @@ int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_
     b->neg = neg;
     b->seed = seed;
     b->pos = NULL;
+    b->part_W = 0;
+    b->part_off = NULL;
+    b->part_pos = NULL;
     uint64_t nnz = b->nnz = kd_csr_nnz(&d->train);
     if (nnz == 0)
         return kd_fail(e, "dataset has no train interactions");
@@ -56,6 +60,11 @@ void kd_bpr_free(kd_bpr *b)
 {
     free(b->pos);
     free(b->bits);
+    free(b->part_off);
+    free(b->part_pos);
+    b->part_off = NULL;
+    b->part_pos = NULL;
+    b->part_W = 0;
     b->pos = NULL;
     b->bits = NULL;
 }
@@ -95,12 +104,6 @@ static inline uint64_t unit_positive(const kd_bpr *b, uint64_t key)
     return (uint64_t)(((unsigned __int128)kd_rng_at(key, 0) * b->nnz) >> 64);
 }
 
-uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit)
-{
-    const kd_bpr *b = ctx;
-    return b->pos[unit_positive(b, unit_key(b, epoch, unit))].row;
-}
-
 static inline void sample_key(const kd_bpr *b, uint64_t key, uint32_t *u, uint32_t *i, uint32_t *js)
 {
     kd_pair p = b->pos[unit_positive(b, key)];
@@ -115,17 +118,57 @@ void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, 
     sample_key(b, unit_key(b, epoch, unit), u, i, js);
 }
 
-void kd_bpr_sample_range(const kd_bpr *b, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids)
+int kd_bpr_partition(kd_bpr *b, uint32_t W, kd_err *e)
 {
-    uint64_t ek = epoch_key(b, epoch), S = 2 + (uint64_t)b->neg;
-    for (uint64_t s = 0; s < n; s++, ids += S)
-        sample_key(b, kd_mix64(ek + (unit0 + s) * 0x9e3779b97f4a7c15ULL), &ids[0], &ids[1], ids + 2);
+    if (b->part_W == W)
+        return 0;
+    free(b->part_off);
+    free(b->part_pos);
+    b->part_W = 0;
+    b->part_off = kd_calloc_array((uint64_t)W + 1, sizeof *b->part_off);
+    b->part_pos = kd_alloc_array(b->nnz, sizeof *b->part_pos);
+    if (!b->part_off || !b->part_pos)
+        return kd_fail(e, "out of memory");
+    /* a stable counting sort of the positives by worker: in user, then item order within */
+    for (uint64_t k = 0; k < b->nnz; k++) b->part_off[b->pos[k].row % W + 1]++;
+    for (uint32_t w = 0; w < W; w++) b->part_off[w + 1] += b->part_off[w];
+    uint64_t *next = kd_alloc_array(W, sizeof *next);
+    if (!next)
+        return kd_fail(e, "out of memory");
+    memcpy(next, b->part_off, (size_t)W * sizeof *next);
+    for (uint64_t k = 0; k < b->nnz; k++) b->part_pos[next[b->pos[k].row % W]++] = b->pos[k];
+    free(next);
+    b->part_W = W;
+    return 0;
 }
 
-/* ids = (u, i, j_1..j_neg) per unit: the sampling, which never depends on the model */
-static void bpr_sample_ids(void *ctx, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids)
+void kd_bpr_sample_part(const kd_bpr *b, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids)
 {
-    kd_bpr_sample_range(ctx, epoch, unit0, n, ids);
+    uint64_t ek = epoch_key(b, epoch), W = b->part_W, S = 2 + (uint64_t)b->neg;
+    const kd_pair *pos = b->part_pos + b->part_off[w];
+    uint64_t count = b->part_off[w + 1] - b->part_off[w];
+    for (uint64_t k = k0; k < k0 + n; k++, ids += S) {
+        /* unit k of worker w has its own stream; W = 1 gives plain unit k's */
+        uint64_t key = kd_mix64(ek + (k * W + w) * 0x9e3779b97f4a7c15ULL);
+        kd_pair p = pos[(uint64_t)(((unsigned __int128)kd_rng_at(key, 0) * count) >> 64)];
+        ids[0] = p.row;
+        ids[1] = p.col;
+        for (uint32_t j = 0; j < b->neg; j++)
+            ids[2 + j] = negative_of(b, p.row, key + (uint64_t)(j + 1) * 0x632be59bd9b4e019ULL);
+    }
+}
+
+static int bpr_part_init(void *ctx, uint32_t W, kd_err *e) { return kd_bpr_partition(ctx, W, e); }
+
+static uint64_t bpr_part_units(void *ctx, uint32_t w)
+{
+    const kd_bpr *b = ctx;
+    return b->part_off[w + 1] - b->part_off[w];
+}
+
+static void bpr_part_sample(void *ctx, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids)
+{
+    kd_bpr_sample_part(ctx, epoch, w, k0, n, ids);
 }
 
 KD_CLONES static double bpr_produce_ids(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
@@ -159,8 +202,9 @@ kd_sgd_task kd_bpr_task(kd_bpr *b)
 {
     kd_sgd_task t = {
         .units = kd_csr_nnz(&b->d->train), .recs_per_unit = 2 * b->neg, .samples_per_unit = b->neg,
-        .scratch_bytes = b->neg > 64 ? (2 + (size_t)b->neg) * 4 : 0, .produce = bpr_produce, .user_of = kd_bpr_user_of,
-        .ids_per_unit = 2 + b->neg, .sample = bpr_sample_ids, .produce_ids = bpr_produce_ids, .ctx = b,
+        .scratch_bytes = b->neg > 64 ? (2 + (size_t)b->neg) * 4 : 0, .produce = bpr_produce,
+        .part_init = bpr_part_init, .part_units = bpr_part_units, .part_sample = bpr_part_sample,
+        .ids_per_unit = 2 + b->neg, .produce_ids = bpr_produce_ids, .ctx = b,
     };
     return t;
 }

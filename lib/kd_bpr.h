@@ -19,6 +19,9 @@ typedef struct kd_bpr {
     const kd_dataset *d;
     uint64_t  nnz;      /* train interactions */
     kd_pair  *pos;      /* (nnz train) each train interaction as (user, item): one load per draw */
+    uint32_t  part_W;   /* replica mode: pos grouped by worker u % part_W (0: not built) */
+    uint64_t *part_off; /* (part_W + 1) where each worker's positives start in part_pos */
+    kd_pair  *part_pos; /* (nnz train) */
     uint64_t *bits;     /* (n_users, words) train membership bitset, or NULL when too large */
     uint64_t  words;    /* 64-bit words per user row */
     uint32_t  neg;
@@ -32,13 +35,15 @@ int  kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd
 void kd_bpr_free(kd_bpr *b);
 kd_sgd_task kd_bpr_task(kd_bpr *b);
 
-/* The user of a unit (kd_sgd_task.user_of); ctx is the kd_bpr. */
-uint32_t kd_bpr_user_of(void *ctx, uint64_t epoch, uint64_t unit);
 
 /* The sampling of unit `unit` in `epoch`: its user, positive and negatives (neg of them). */
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js);
-/* The same for units unit0..unit0+n-1, as rows (u, i, j_1..j_neg) of ids. */
-void kd_bpr_sample_range(const kd_bpr *b, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids);
+/* Replica mode's sampling: the positives grouped by worker (user % W) once, then units
+ * k0..k0+n-1 of worker w, as rows (u, i, j_1..j_neg) of ids: a positive drawn uniformly
+ * among worker w's train interactions, negatives as above.  A worker runs as many units
+ * an epoch as its users have interactions, so an epoch is still one per interaction. */
+int  kd_bpr_partition(kd_bpr *b, uint32_t W, kd_err *e);
+void kd_bpr_sample_part(const kd_bpr *b, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids);
 
 /* A uniform item not in the sorted row[0..len) of n_items, from the stream `key` (never
  * fails when len < n_items). */

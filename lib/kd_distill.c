@@ -144,10 +144,22 @@ double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl
     return (1 - p->alpha) * bpr + p->alpha * kd;
 }
 
-static void margin_sample(void *ctx, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids)
+static int margin_part_init(void *ctx, uint32_t W, kd_err *e)
+{
+    kd_distill *k = ctx;
+    return kd_bpr_partition(k->bpr, W, e);
+}
+
+static uint64_t margin_part_units(void *ctx, uint32_t w)
 {
     const kd_distill *k = ctx;
-    kd_bpr_sample_range(k->bpr, epoch, unit0, n, ids);
+    return k->bpr->part_off[w + 1] - k->bpr->part_off[w];
+}
+
+static void margin_part_sample(void *ctx, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids)
+{
+    const kd_distill *k = ctx;
+    kd_bpr_sample_part(k->bpr, epoch, w, k0, n, ids);
 }
 
 /* ids = (u, i, j_1..j_neg), as BPR samples them */
@@ -180,12 +192,6 @@ KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t ep
     kd_bpr_sample(k->bpr, epoch, unit, &ids[0], &ids[1], ids + 2);
     *user = ids[0];
     return margin_produce_ids(ctx, m, ids, recs, scratch);
-}
-
-static uint32_t margin_user_of(void *ctx, uint64_t epoch, uint64_t unit)
-{
-    const kd_distill *k = ctx;
-    return kd_bpr_user_of(k->bpr, epoch, unit);
 }
 
 /* ---------------------------------------------------------------- rd */
@@ -498,31 +504,32 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
     switch (p->method) {
     case KD_MARGIN_MSE:
         tasks[0].produce = margin_produce;
-        tasks[0].user_of = margin_user_of;
-        tasks[0].sample = margin_sample;
+        tasks[0].part_init = margin_part_init;
+        tasks[0].part_units = margin_part_units;
+        tasks[0].part_sample = margin_part_sample;
         tasks[0].produce_ids = margin_produce_ids;
         tasks[0].ctx = k;
         *ntasks = 1;
         break;
     case KD_RD:
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = 2 * p->K, .samples_per_unit = p->K,
-                                  .scratch_bytes = 8 * (size_t)p->K, .produce = rd_produce, .user_of = kd_sgd_unit_is_user, .ctx = k };
+                                  .scratch_bytes = 8 * (size_t)p->K, .produce = rd_produce, .units_are_users = 1, .ctx = k };
         break;
     case KD_RRD:
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
-                                  .scratch_bytes = list_scratch, .produce = rrd_produce, .user_of = kd_sgd_unit_is_user, .ctx = k };
+                                  .scratch_bytes = list_scratch, .produce = rrd_produce, .units_are_users = 1, .ctx = k };
         break;
     case KD_DCD:
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
                                   .scratch_bytes = list_scratch, .produce = dcd_produce, .epoch_begin = dcd_epoch,
-                                  .user_of = kd_sgd_unit_is_user, .ctx = k };
+                                  .units_are_users = 1, .ctx = k };
         break;
     case KD_CE: {
         uint32_t I = p->ce_sample ? p->M + p->ce_sample : k->d->n_items;
         tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = I, .samples_per_unit = I,
                                   .scratch_bytes = (size_t)I * (4 + 4 + 8 + 4) + 64,
                                   .produce = p->ce_sample ? ce_sampled_produce : ce_produce,
-                                  .user_of = kd_sgd_unit_is_user, .ctx = k };
+                                  .units_are_users = 1, .ctx = k };
         break;
     }
     }

@@ -12,13 +12,6 @@
 #include "kd_par.h"
 #include "kd_vec.h"
 
-uint32_t kd_sgd_unit_is_user(void *ctx, uint64_t epoch, uint64_t unit)
-{
-    (void)ctx;
-    (void)epoch;
-    return (uint32_t)unit;
-}
-
 double kd_softplus_neg(double x) { return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 double kd_sigmoid_neg(double x) { return x > 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x)); }
 
@@ -48,16 +41,16 @@ typedef struct sgd_run {
     uint32_t W;
     kd_model *view;       /* (W) the model as worker w sees it: shared P, its own Q and bi */
     float **rep;          /* (W) that worker's Q (n_items, stride) then bi (n_items) */
-    uint8_t *owner;       /* (units of a round) worker of each unit */
-    uint32_t **mine;      /* per thread (units of a chunk): the units of the worker it runs */
-    uint32_t *ids;        /* (units of a chunk, ids_per_unit) sampled ahead, or NULL */
+    uint64_t wunits[KD_MAX_TASKS][64]; /* units of each task each worker runs an epoch */
+    uint32_t **ids;       /* per worker (KD_BATCH, ids_per_unit): units sampled ahead */
+    size_t rec_stride;    /* records between two workers' buffers: the most any task needs */
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
 
 #ifndef KD_ROUNDS
 #define KD_ROUNDS 4u /* merges per epoch in replica mode: part of the algorithm */
 #endif
-#define KD_CHUNK 16384u /* units sampled ahead in replica mode: not part of it */
+#define KD_BATCH 64u    /* units a worker samples ahead: not part of it */
 #ifndef KD_PREFETCH
 #define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */
 #endif
@@ -249,60 +242,46 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
 {
     sgd_run *r = ctx;
     kd_model *m = r->m;
-    uint32_t W = r->W, uT = (uint32_t)T, uW = W;
-    uint64_t mW = UINT64_MAX / uW + 1;
+    uint32_t W = r->W, uT = (uint32_t)T;
     for (uint32_t q = 0; q < KD_ROUNDS; q++) {
-        for (int k = 0; k < r->ntasks; k++) {
-            const kd_sgd_task *task = &r->tasks[k];
-            uint64_t lo = task->units * q / KD_ROUNDS, hi = task->units * (q + 1) / KD_ROUNDS;
-            uint32_t S = task->sample ? task->ids_per_unit : 0, R = task->recs_per_unit;
-            /* in chunks, so the buffers stay small; chunking changes no result */
-            for (uint64_t c0 = lo; c0 < hi; c0 += KD_CHUNK) {
-                uint64_t c1 = hi - c0 < KD_CHUNK ? hi : c0 + KD_CHUNK;
-                unsigned long long a, b;
-                /* who owns each unit (any thread may compute it), with its sampling when
-                 * the task can sample ahead */
-                kd_par_range(c1 - c0, t, T, &a, &b);
-                if (S) {
-                    task->sample(task->ctx, r->epoch, c0 + a, b - a, r->ids + a * S);
-                    for (uint64_t s = a; s < b; s++) r->owner[s] = (uint8_t)owner(r->ids[s * S], mW, uW);
-                } else
-                    for (uint64_t s = a; s < b; s++)
-                        r->owner[s] = (uint8_t)owner(task->user_of(task->ctx, r->epoch, c0 + s), mW, uW);
-                kd_barrier_wait(&r->bar);
-                /* each worker runs its own units in order, plain sequential SGD on its rows */
-                for (uint32_t w = (uint32_t)t; w < W; w += uT) {
-                    kd_model *v = &r->view[w];
-                    kd_rec *recs = r->recs + (size_t)w * rec_lines(R);
-                    float *save = r->pu_old + (size_t)w * m->stride;
-                    double loss = 0;
-                    /* the worker's units, listed without a branch (owners are random: testing
-                     * each one mispredicted every other unit at W = 2) */
-                    uint32_t *mine = r->mine[t], n = 0;
-                    for (uint64_t s = 0; s < c1 - c0; s++) {
-                        mine[n] = (uint32_t)s;
-                        n += r->owner[s] == w;
-                    }
-                    for (uint32_t x = 0; x < n; x++) {
+        /* each worker runs its share of the round of every task, in order: plain sequential
+         * SGD on its own user rows and item replica, touching nothing another worker writes */
+        for (uint32_t w = (uint32_t)t; w < W; w += uT) {
+            kd_model *v = &r->view[w];
+            float *save = r->pu_old + (size_t)w * m->stride;
+            for (int k = 0; k < r->ntasks; k++) {
+                const kd_sgd_task *task = &r->tasks[k];
+                uint32_t R = task->recs_per_unit, S = task->ids_per_unit;
+                kd_rec *recs = r->recs + (size_t)w * r->rec_stride; /* workers may be on different tasks */
+                uint64_t n = r->wunits[k][w], lo = n * q / KD_ROUNDS, hi = n * (q + 1) / KD_ROUNDS;
+                double loss = 0;
+                if (task->units_are_users) {
+                    for (uint64_t x = lo; x < hi; x++) {
                         uint32_t u;
-                        if (S) {
-                            /* rows of a unit a few ahead: L2 to L1 while this one computes */
-                            if (KD_PREFETCH && x + KD_PREFETCH < n) prefetch_rows(v, r->ids + (size_t)mine[x + KD_PREFETCH] * S, S);
-                            const uint32_t *ids = r->ids + (size_t)mine[x] * S;
-                            u = ids[0];
-                            loss += task->produce_ids(task->ctx, v, ids, recs, r->scratch[w]);
-                        } else
-                            loss += task->produce(task->ctx, v, r->epoch, c0 + mine[x], &u, recs, r->scratch[w]);
-                        if (u == KD_NO_ITEM) continue;
-                        apply_unit(r, v, u, recs, R, r->delta[w], save);
+                        loss += task->produce(task->ctx, v, r->epoch, w + x * W, &u, recs, r->scratch[w]);
+                        if (u != KD_NO_ITEM) apply_unit(r, v, u, recs, R, r->delta[w], save);
                     }
-                    r->rep_loss[(size_t)w * KD_MAX_TASKS + k] += loss;
+                } else {
+                    uint32_t *ids = r->ids[w];
+                    for (uint64_t b0 = lo; b0 < hi; b0 += KD_BATCH) {
+                        uint32_t nb = hi - b0 < KD_BATCH ? (uint32_t)(hi - b0) : KD_BATCH;
+                        /* sampled ahead: the draws do not depend on the model, and the rows a
+                         * few units on can be fetched while this one computes */
+                        task->part_sample(task->ctx, r->epoch, w, b0, nb, ids);
+                        for (uint32_t x = 0; x < nb; x++) {
+                            if (KD_PREFETCH && x + KD_PREFETCH < nb) prefetch_rows(v, ids + (size_t)(x + KD_PREFETCH) * S, S);
+                            const uint32_t *row = ids + (size_t)x * S;
+                            loss += task->produce_ids(task->ctx, v, row, recs, r->scratch[w]);
+                            apply_unit(r, v, row[0], recs, R, r->delta[w], save);
+                        }
+                    }
                 }
-                kd_barrier_wait(&r->bar);
+                r->rep_loss[(size_t)w * KD_MAX_TASKS + k] += loss;
             }
         }
-        /* merge: master += sum over workers of (replica - master), in worker order; then
-         * every replica starts the next round from the merged rows */
+        kd_barrier_wait(&r->bar);
+        /* merge, by item ranges: master += sum over workers of (replica - master), in worker
+         * order ... */
         unsigned long long a, b;
         kd_par_range(m->n_items, t, T, &a, &b);
         for (uint64_t i = a; i < b; i++) {
@@ -311,15 +290,21 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                 kd_v16 base = *(const kd_v16 *)(qm + c), acc = base;
                 for (uint32_t w = 0; w < W; w++) acc += *(const kd_v16 *)(r->rep[w] + i * m->stride + c) - base;
                 *(kd_v16 *)(qm + c) = acc;
-                for (uint32_t w = 0; w < W; w++) *(kd_v16 *)(r->rep[w] + i * m->stride + c) = acc;
             }
             float bb = m->bi[i], accb = bb;
             for (uint32_t w = 0; w < W; w++) accb += r->view[w].bi[i] - bb;
             m->bi[i] = accb;
-            for (uint32_t w = 0; w < W; w++) r->view[w].bi[i] = accb;
         }
         kd_barrier_wait(&r->bar);
+        /* ... then each worker's thread copies the merged rows into its replica, so that the
+         * next round finds them in its own core's cache (when other threads wrote them there,
+         * the round's random row reads each missed to the other core) */
+        for (uint32_t w = (uint32_t)t; w < W; w += uT) {
+            memcpy(r->rep[w], m->Q, (size_t)m->n_items * m->stride * 4);
+            memcpy(r->view[w].bi, m->bi, (size_t)m->n_items * 4);
+        }
     }
+    /* the caller reads the master and the losses once every thread is back */
 }
 
 void kd_train_log_free(kd_train_log *log)
@@ -366,7 +351,8 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
         if (r.W > 64) return kd_fail_usage(e, "--replicas: at most 64 workers");
         if (p->optim != KD_OPT_SGD) return kd_fail_usage(e, "--replicas works with --optim sgd only");
         for (int k = 0; k < ntasks; k++)
-            if (!tasks[k].user_of) return kd_fail_usage(e, "--replicas is not available for this loss");
+            if (!tasks[k].units_are_users && !(tasks[k].part_units && tasks[k].part_sample && tasks[k].produce_ids))
+                return kd_fail_usage(e, "--replicas is not available for this loss");
     }
     /* the per-worker buffers of replica mode are indexed by worker, not thread */
     int NB = r.W ? (int)r.W : T;
@@ -419,20 +405,28 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
     if (p->valid_every && kd_model_alloc(&best, m->n_users, m->n_items, m->dim, e))
         goto done;
     if (r.W) {
-        uint64_t most = 0;
-        for (int k = 0; k < ntasks; k++) most = tasks[k].units > most ? tasks[k].units : most;
-        uint64_t chunk = most < KD_CHUNK ? most + 1 : KD_CHUNK, S = 1;
-        for (int k = 0; k < ntasks; k++)
-            if (tasks[k].sample) S = tasks[k].ids_per_unit > S ? tasks[k].ids_per_unit : S;
+        uint64_t S = 1;
+        for (int k = 0; k < ntasks; k++) {
+            r.rec_stride = rec_lines(tasks[k].recs_per_unit) > r.rec_stride ? rec_lines(tasks[k].recs_per_unit) : r.rec_stride;
+            if (tasks[k].units_are_users) {
+                for (uint32_t w = 0; w < r.W; w++)
+                    r.wunits[k][w] = w < tasks[k].units ? (tasks[k].units - w + r.W - 1) / r.W : 0;
+                continue;
+            }
+            if (tasks[k].part_init && tasks[k].part_init(tasks[k].ctx, r.W, e))
+                goto done;
+            uint64_t sum = 0;
+            for (uint32_t w = 0; w < r.W; w++) sum += r.wunits[k][w] = tasks[k].part_units(tasks[k].ctx, w);
+            if (sum != tasks[k].units) { kd_fail(e, "internal error: workers' units do not add up"); goto done; }
+            S = tasks[k].ids_per_unit > S ? tasks[k].ids_per_unit : S;
+        }
         r.view = kd_calloc_array(r.W, sizeof *r.view);
         r.rep = kd_calloc_array(r.W, sizeof *r.rep);
-        r.owner = kd_alloc_array(chunk, 1);
-        r.ids = kd_alloc_array(chunk, S * 4);
-        r.mine = kd_calloc_array((uint64_t)T, sizeof *r.mine);
+        r.ids = kd_calloc_array(r.W, sizeof *r.ids);
         r.rep_loss = kd_calloc_array((uint64_t)r.W * KD_MAX_TASKS, sizeof *r.rep_loss);
-        if (!r.view || !r.rep || !r.owner || !r.ids || !r.mine || !r.rep_loss) { kd_fail(e, "out of memory"); goto done; }
-        for (int t = 0; t < T; t++)
-            if (!(r.mine[t] = kd_alloc_array(chunk, 4))) { kd_fail(e, "out of memory"); goto done; }
+        if (!r.view || !r.rep || !r.ids || !r.rep_loss) { kd_fail(e, "out of memory"); goto done; }
+        for (uint32_t w = 0; w < r.W; w++)
+            if (!(r.ids[w] = kd_alloc_array(KD_BATCH, S * 4))) { kd_fail(e, "out of memory"); goto done; }
         size_t qn = (size_t)m->n_items * m->stride;
         for (uint32_t w = 0; w < r.W; w++) {
             if (posix_memalign((void **)&r.rep[w], 64, (qn + m->n_items + 16) * 4)) {
@@ -516,8 +510,8 @@ done:
         if (r.delta) free(r.delta[t]);
     }
     for (uint32_t w = 0; r.rep && w < r.W; w++) free(r.rep[w]);
-    for (int t = 0; r.mine && t < T; t++) free(r.mine[t]);
-    free(r.rep); free(r.view); free(r.owner); free(r.ids); free(r.mine); free(r.rep_loss);
+    for (uint32_t w = 0; r.ids && w < r.W; w++) free(r.ids[w]);
+    free(r.rep); free(r.view); free(r.ids); free(r.rep_loss);
     free(r.scratch); free(r.delta); free(r.users); free(r.recs); free(r.loss); free(r.hog_loss);
     free(pu_old); free(r.G);
     return ret;

@@ -58,22 +58,20 @@ typedef struct kd_sgd_task {
                       kd_rec *recs, void *scratch);
     /* Optional: called before each epoch on one thread (for per-epoch state). */
     int (*epoch_begin)(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e);
-    /* The user a unit will produce, cheaply (what produce() would set); needed by
-     * replica mode, which gives each unit to the worker owning its user. */
-    uint32_t (*user_of)(void *ctx, uint64_t epoch, uint64_t unit);
-    /* Optional split of produce() for tasks whose random choices never depend on the
-     * model: sample() writes each unit's ids_per_unit row ids (ids[0] its user, every other
-     * id an item), produce_ids() does the rest from them.  Replica mode then samples a
-     * chunk of units ahead, on all threads and off the update chain, and prefetches the
-     * rows a worker is about to touch. */
+    /* Replica mode deals the units to W workers, worker w owning the users u % W == w, and
+     * needs one of two ways to do it.  units_are_users: unit u is user u's (the engine deals
+     * them).  Otherwise the task samples each worker's units itself: part_init(W) once,
+     * part_units(w) units of worker w an epoch (they sum to `units`), part_sample() writes
+     * units k0..k0+n-1 of worker w as rows of ids_per_unit ids (ids[0] the user, the rest
+     * items), and produce_ids() does what produce() does from such a row. */
+    int      units_are_users;
+    int      (*part_init)(void *ctx, uint32_t W, kd_err *e);
+    uint64_t (*part_units)(void *ctx, uint32_t w);
+    void     (*part_sample)(void *ctx, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids);
     uint32_t ids_per_unit;
-    void   (*sample)(void *ctx, uint64_t epoch, uint64_t unit0, uint64_t n, uint32_t *ids); /* n units' rows */
-    double (*produce_ids)(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch);
+    double   (*produce_ids)(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch);
     void *ctx;
 } kd_sgd_task;
-
-/* user_of for tasks whose unit number is the user */
-uint32_t kd_sgd_unit_is_user(void *ctx, uint64_t epoch, uint64_t unit);
 
 #define KD_MAX_TASKS 4
 

@@ -1,4 +1,5 @@
-/* kd_sgd: deterministic block-parallel SGD with early stopping (design in kd_sgd.h). */
+/* kd_sgd: reproducible parallel SGD -- replica, block and hogwild schemes -- with early
+ * stopping (design in kd_sgd.h). */
 #include "kd_sgd.h"
 
 #include <math.h>
@@ -47,9 +48,7 @@ typedef struct sgd_run {
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
 
-#ifndef KD_ROUNDS
 #define KD_ROUNDS 4u /* merges per epoch in replica mode: part of the algorithm */
-#endif
 #define KD_BATCH 64u    /* units a worker samples ahead: not part of it */
 #ifndef KD_PREFETCH
 #define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */

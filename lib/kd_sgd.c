@@ -45,10 +45,10 @@ typedef struct sgd_run {
     uint64_t wunits[KD_MAX_TASKS][64]; /* units of each task each worker runs an epoch */
     uint32_t **ids;       /* per worker (KD_BATCH, ids_per_unit): units sampled ahead */
     size_t rec_stride;    /* records between two workers' buffers: the most any task needs */
+    uint64_t rounds;      /* merges an epoch */
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
 
-#define KD_ROUNDS 4u /* merges per epoch in replica mode: part of the algorithm */
 #define KD_BATCH 64u    /* units a worker samples ahead: not part of it */
 #ifndef KD_PREFETCH
 #define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */
@@ -242,7 +242,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
     sgd_run *r = ctx;
     kd_model *m = r->m;
     uint32_t W = r->W, uT = (uint32_t)T;
-    for (uint32_t q = 0; q < KD_ROUNDS; q++) {
+    for (uint64_t q = 0; q < r->rounds; q++) {
         /* each worker runs its share of the round of every task, in order: plain sequential
          * SGD on its own user rows and item replica, touching nothing another worker writes */
         for (uint32_t w = (uint32_t)t; w < W; w += uT) {
@@ -252,7 +252,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                 const kd_sgd_task *task = &r->tasks[k];
                 uint32_t R = task->recs_per_unit, S = task->ids_per_unit;
                 kd_rec *recs = r->recs + (size_t)w * r->rec_stride; /* workers may be on different tasks */
-                uint64_t n = r->wunits[k][w], lo = n * q / KD_ROUNDS, hi = n * (q + 1) / KD_ROUNDS;
+                uint64_t n = r->wunits[k][w], lo = n * q / r->rounds, hi = n * (q + 1) / r->rounds;
                 double loss = 0;
                 if (task->units_are_users) {
                     for (uint64_t x = lo; x < hi; x++) {
@@ -404,7 +404,11 @@ int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int
     if (p->valid_every && kd_model_alloc(&best, m->n_users, m->n_items, m->dim, e))
         goto done;
     if (r.W) {
-        uint64_t S = 1;
+        uint64_t S = 1, all = 0;
+        for (int k = 0; k < ntasks; k++) all += tasks[k].units;
+        uint64_t per = p->round_units ? p->round_units : KD_ROUND_UNITS;
+        r.rounds = (all + per - 1) / per;
+        r.rounds = r.rounds ? r.rounds : 1;
         for (int k = 0; k < ntasks; k++) {
             r.rec_stride = rec_lines(tasks[k].recs_per_unit) > r.rec_stride ? rec_lines(tasks[k].recs_per_unit) : r.rec_stride;
             if (tasks[k].units_are_users) {

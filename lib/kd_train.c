@@ -131,7 +131,7 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --threads N      never changes the result [auto: one per replica, at most the CPUs;\n"
         "                   block scheme: 1 when the model fits in a core's cache, else all]\n"
         "  --replicas W     W workers own users mod W and keep private item rows, merged in\n"
-        "                   worker order 4 times an epoch: scales with threads, and the result\n"
+        "                   worker order every 65,536 units: scales with threads, and the result\n"
         "                   depends on W, never on --threads [2 with sgd; more workers suit more\n"
         "                   cores].  0: the block scheme (always used by adagrad)\n"
         "  --hogwild        lock-free updates: faster, NOT reproducible (recorded in provenance)\n"
@@ -159,6 +159,7 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
            kd_prov_f64(b, "init_std", o->init_std) || kd_prov_u64(b, "seed", o->seed) ||
            kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK) || kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild) ||
            kd_prov_u64(b, "replicas", o->sgd.replicas) ||
+           kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS) ||
            kd_prov_u64(b, "valid_every", o->sgd.valid_every) ||
            kd_prov_u64(b, "patience", o->sgd.valid_every ? o->sgd.patience : 0) ||
            kd_prov_str(b, "select_metric", o->sgd.valid_every ? o->select : "none") ? -1 : 0;

@@ -103,18 +103,19 @@ static void test_threads_do_not_change_the_model(void)
     kd_synth_params sp = kd_synth_defaults();
     sp.users = 200; sp.items = 120; sp.mean = 12; sp.rank = 8; sp.clusters = 4;
     CHECK(kd_synth_generate(&d, &sp, NULL, &e) == 0);
-    /* the block scheme and replica mode with 2 and 3 workers: each gives one model for
-     * every thread count (and replica mode's models differ with W) */
-    static const uint32_t schemes[] = { 0, 2, 3 };
-    kd_model first[3] = { { 0 } };
-    for (int k = 0; k < 3; k++) {
+    /* the block scheme, replica mode with 2 and 3 workers, and with 2 workers merging
+     * every 300 units (~8 rounds an epoch): each gives one model for every thread count
+     * (and the models differ between schemes) */
+    static const uint32_t schemes[] = { 0, 2, 3, 2 };
+    kd_model first[4] = { { 0 } };
+    for (int k = 0; k < 4; k++) {
         kd_model ref = { 0 };
         for (int T = 1; T <= 5; T += 2) {
             kd_model m;
             kd_bpr b;
             kd_train_log log;
             kd_sgd_params p = { .epochs = 3, .lr = 0.05, .lr_decay = 1, .reg = 0.01, .reg_bias = 0.01, .threads = T,
-                                .replicas = schemes[k] };
+                                .replicas = schemes[k], .round_units = k == 3 ? 300 : 0 };
             CHECK(kd_model_alloc(&m, d.n_users, d.n_items, 16, &e) == 0);
             kd_model_init_normal(&m, 5, 0.1f);
             CHECK(kd_bpr_init(&b, &d, 2, 9, &e) == 0);
@@ -134,8 +135,9 @@ static void test_threads_do_not_change_the_model(void)
         first[k] = ref;
     }
     size_t n = ((size_t)first[0].n_users + first[0].n_items) * first[0].stride;
-    CHECK(memcmp(first[0].P, first[1].P, n * 4) && memcmp(first[1].P, first[2].P, n * 4));
-    for (int k = 0; k < 3; k++) kd_model_free(&first[k]);
+    CHECK(memcmp(first[0].P, first[1].P, n * 4) && memcmp(first[1].P, first[2].P, n * 4) &&
+          memcmp(first[1].P, first[3].P, n * 4));
+    for (int k = 0; k < 4; k++) kd_model_free(&first[k]);
     kd_dataset_free(&d);
 }
 

@@ -74,12 +74,12 @@ echo "$out" | awk -v s="$size" -v n="$(wc -l <"$W/big.data")" -v a="$art" \
     '{ printf "import tsv, %d lines (%.1f MB): %.2f s = %.0f MB/s; peak memory %.1f MB = %.1fx the artifact'"'"'s %.1f MB uncompressed\n",
        n, s / 1e6, $1, s / 1e6 / ($1 > 0 ? $1 : 0.001), $2 / 1024, $2 * 1024 / a, a / 1e6 }'
 
-echo "== distillation cost per epoch, relative to plain BPR (default data, student D=32, 10 epochs, 1 thread)"
+echo "== distillation cost per epoch, relative to plain BPR (default data, student D=32, 200 epochs, 1 thread)"
 "$BIN/kd-train" -q --dim 64 --epochs 40 "$W/d.kd" -o "$W/teacher.kd"
-base=$(secs "$BIN/kd-train" -q --threads 1 --dim 32 --epochs 10 "$W/d.kd" -o "$W/s.kd")
+base=$(secs "$BIN/kd-train" -q --threads 1 --dim 32 --epochs 200 "$W/d.kd" -o "$W/s.kd")
 echo "plain BPR: $base s"
 for m in margin-mse rd rrd ce dcd; do
-    s=$(secs "$BIN/kd-distill" -q --threads 1 --teacher "$W/teacher.kd" --method $m --alpha 0.1 --epochs 10 "$W/d.kd" -o "$W/k.kd")
+    s=$(secs "$BIN/kd-distill" -q --threads 1 --teacher "$W/teacher.kd" --method $m --alpha 0.1 --epochs 200 "$W/d.kd" -o "$W/k.kd")
     echo "$m $s $base" | awk '{ printf "%-10s %.2f s = %.1fx plain BPR (incl. the one-time teacher ranking)\n", $1, $2, $2 / $3 }'
 done
 "$BIN/kd-distill" --verbose --threads 1 --teacher "$W/teacher.kd" --method rrd --epochs 1 "$W/d.kd" -o "$W/k.kd" 2>&1 | grep 'ranking'

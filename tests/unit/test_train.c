@@ -152,8 +152,8 @@ static void test_fast_math(void)
         if (want > 1e-37) {
             double rel = fabs(got - want) / want;
             worst_exp = rel > worst_exp ? rel : worst_exp;
-        } else
-            CHECK(got >= 0 && got < 1e-36);
+        } else if (!(got >= 0 && got < 1e-36))
+            worst_exp = 1; /* the underflow range must give (nearly) zero */
         if (a <= 1) {
             double err = fabs(kd_log1p_unit(a) - log1p((double)a));
             worst_log = err > worst_log ? err : worst_log;

@@ -141,6 +141,46 @@ static void test_threads_do_not_change_the_model(void)
     kd_dataset_free(&d);
 }
 
+/* Replica mode's sampling: worker w of 3 draws only its users' (u % 3 == w) train
+ * interactions as positives, never a train item as negative, the workers' units add up
+ * to the epoch, and every interaction of a worker gets drawn in a few epochs' worth. */
+static void test_worker_sampling(void)
+{
+    kd_err e;
+    kd_dataset d;
+    kd_synth_params sp = kd_synth_defaults();
+    sp.users = 90; sp.items = 40; sp.mean = 10; sp.rank = 4; sp.clusters = 3;
+    CHECK(kd_synth_generate(&d, &sp, NULL, &e) == 0);
+    kd_bpr b;
+    CHECK(kd_bpr_init(&b, &d, 3, 5, &e) == 0);
+    CHECK(kd_bpr_partition(&b, 3, &e) == 0);
+    uint64_t total = 0, bad = 0, unseen = 0;
+    uint32_t ids[5];
+    for (uint32_t w = 0; w < 3; w++) {
+        uint64_t n = b.part_off[w + 1] - b.part_off[w];
+        total += n;
+        uint8_t *seen = calloc(kd_csr_nnz(&d.train), 1);
+        for (uint64_t epoch = 0; epoch < 20; epoch++)
+            for (uint64_t k = 0; k < n; k++) {
+                kd_bpr_sample_part(&b, epoch, w, k, 1, ids);
+                const uint32_t *row = d.train.idx + d.train.indptr[ids[0]];
+                uint32_t len = kd_csr_len(&d.train, ids[0]);
+                bad += ids[0] % 3 != w || !kd_sorted_has(row, len, ids[1]);
+                for (int j = 2; j < 5; j++) bad += ids[j] >= d.n_items || kd_sorted_has(row, len, ids[j]);
+                for (uint32_t x = 0; x < len; x++)
+                    if (row[x] == ids[1]) seen[d.train.indptr[ids[0]] + x] = 1;
+            }
+        for (uint32_t u = w; u < d.n_users; u += 3)
+            for (uint64_t x = d.train.indptr[u]; x < d.train.indptr[u + 1]; x++) unseen += !seen[x];
+        free(seen);
+    }
+    CHECK(total == kd_csr_nnz(&d.train));
+    CHECK(bad == 0);
+    CHECK(unseen == 0);
+    kd_bpr_free(&b);
+    kd_dataset_free(&d);
+}
+
 /* The inline exp and log1p of the BPR step against libm in double, over their whole
  * domain (a step of 1/1024 up to 90, plus the edges), and kd_bpr_grad's outputs. */
 static void test_fast_math(void)
@@ -179,6 +219,7 @@ int main(void)
     test_fast_math();
     test_bpr_gradient();
     test_negatives_never_positive();
+    test_worker_sampling();
     test_threads_do_not_change_the_model();
     return kd_test_done("test_train");
 }

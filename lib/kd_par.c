@@ -149,9 +149,10 @@ kd_pool *kd_pool_new(int T, kd_err *e)
         return NULL;
     }
     /* Worker t stays on the t-th CPU the process may use, leaving the first to the caller
-     * (who stays free).  Measured on the 2-core VM: unpinned, 3 runs in 8 kept both threads
-     * on one CPU for the whole run (8 M samples/s instead of 17); pinned, none did.  Only
-     * when there are no more threads than CPUs: never stack workers on one CPU. */
+     * (who stays free).  Measured on the 2-core VM, 8 runs each: unpinned, 3 ran at ~8 M
+     * samples/s for the whole run instead of 17 and first epochs ran at 3-6; pinned, none
+     * did and first epochs ran at 12-15.  (The VM also has slow spells that pinning does not
+     * cure.)  Only when there are no more threads than CPUs: never stack workers on one CPU. */
     for (int t = 0; t < 64; t++) p->cpu[t] = -1;
 #ifdef __linux__
     cpu_set_t allowed;

@@ -26,11 +26,11 @@
  * interactions, as many as they have, each from a counter-based stream keyed by (seed,
  * epoch, w, k), which is why the result depends on W.  Cost against sequential SGD: a
  * worker sees the others' item updates only at merges (once an epoch on the default
- * data).  Measured on 8 seeds of the default data (the pipeline's early stopping), test
+ * data).  Measured on 8 seeds of the default data (early stopping with patience 6), test
  * Recall@10 0.2170 vs 0.2193 for the block scheme (teacher, D=64) and 0.1707 vs 0.1726
  * (student, D=32): paired differences -0.0023 and -0.0019, t = -0.7, within seed noise.  Why this
  * and not the blocks below: no thread ever touches a row another thread wrote during a
- * round, so the rows stay in each core's cache and 2 threads come close to twice 1.
+ * round, so the rows stay in each core's cache; 2 threads ran 1.7-2.1x one (make bench).
  *
  * Blocks (--replicas 0, and Adagrad, whose accumulators replicas would need to merge):
  * an epoch is cut into blocks of about KD_SGD_BLOCK records, a number independent of
@@ -63,9 +63,9 @@
 #endif
 /* Replica mode merges every KD_ROUND_UNITS units (all tasks), and at least once an epoch:
  * part of the algorithm.  A merge streams every item row of every replica, so its cost is
- * set against the round's work: on the default data (21,666 units, 500 items) four merges
- * an epoch took ~10% of the time at 2 threads, and one instead cost no accuracy (8 seeds,
- * teacher test Recall@10 0.2170 vs 0.2166 with four). */
+ * set against the round's work: on the default data (21,666 units, 500 items), 2 threads
+ * ran at 20.2 M samples/s with four merges an epoch and 22.9 with one (medians of 6 runs),
+ * and one cost no accuracy (8 seeds, teacher test Recall@10 0.2170 vs 0.2166 with four). */
 #define KD_ROUND_UNITS 65536u
 #define KD_NO_ITEM    UINT32_MAX    /* an empty record slot, or a unit with no user */
 

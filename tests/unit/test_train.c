@@ -96,13 +96,20 @@ static void test_negatives_never_positive(void)
     CHECK(free_items > 0 && hi < 2 * lo);
 }
 
+/* a small synthetic dataset with the generator's other defaults */
+static int small_synth(kd_dataset *d, uint32_t users, uint32_t items, double mean, uint32_t rank, uint32_t clusters,
+                       kd_err *e)
+{
+    kd_synth_params sp = kd_synth_defaults();
+    sp.users = users; sp.items = items; sp.mean = mean; sp.rank = rank; sp.clusters = clusters;
+    return kd_synth_generate(d, &sp, NULL, e);
+}
+
 static void test_threads_do_not_change_the_model(void)
 {
     kd_err e;
     kd_dataset d;
-    kd_synth_params sp = kd_synth_defaults();
-    sp.users = 200; sp.items = 120; sp.mean = 12; sp.rank = 8; sp.clusters = 4;
-    CHECK(kd_synth_generate(&d, &sp, NULL, &e) == 0);
+    CHECK(small_synth(&d, 200, 120, 12, 8, 4, &e) == 0);
     /* the block scheme, replica mode with 2 and 3 workers, and with 2 workers merging
      * every 300 units (~8 rounds an epoch): each gives one model for every thread count
      * (and the models differ between schemes) */
@@ -148,9 +155,7 @@ static void test_worker_sampling(void)
 {
     kd_err e;
     kd_dataset d;
-    kd_synth_params sp = kd_synth_defaults();
-    sp.users = 90; sp.items = 40; sp.mean = 10; sp.rank = 4; sp.clusters = 3;
-    CHECK(kd_synth_generate(&d, &sp, NULL, &e) == 0);
+    CHECK(small_synth(&d, 90, 40, 10, 4, 3, &e) == 0);
     kd_bpr b;
     CHECK(kd_bpr_init(&b, &d, 3, 5, &e) == 0);
     CHECK(kd_bpr_partition(&b, 3, &e) == 0);

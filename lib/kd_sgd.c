@@ -1,17 +1,17 @@
-/* kd_sgd: reproducible parallel SGD -- replica, block and hogwild schemes -- with early
- * stopping (design in kd_sgd.h). */
+/* kd_sgd: reproducible parallel SGD -- replica, block and hogwild schemes -- and an epoch
+ * hook (design in kd_sgd.h).
+ *
+ * kd_sgd_train in four steps: check the parameters, plan and make the run's one
+ * allocation (a table of sizes, then pointers carved from it), set up the scheme
+ * (replicas, blocks or hogwild), run the epochs, calling the hook after each. */
 #include "kd_sgd.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "kd_cli.h"
-#include "kd_eval.h"
-#include "kd_par.h"
-#include "kd_vec.h"
+#include "kd_par.h"   /* kd_pool, kd_barrier, kd_par_range, kd_now */
+#include "kd_vec.h"   /* kd_v16 row kernels, KD_CLONES */
 
 double kd_softplus_neg(double x) { return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 double kd_sigmoid_neg(double x) { return x > 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x)); }
@@ -19,35 +19,47 @@ double kd_sigmoid_neg(double x) { return x > 0 ? exp(-x) / (1 + exp(-x)) : 1 / (
 typedef struct sgd_run {
     kd_model *m;
     const kd_sgd_params *p;
+    int T;                /* threads */
+    uint32_t NB;          /* per-thread buffers: one per worker in replica mode, else per thread */
     kd_barrier bar;
     uint64_t epoch;
     float lr;
+    uint64_t samples;     /* an epoch's samples, for the measured rate */
     /* the block being trained */
     const kd_sgd_task *task;
     uint64_t b0, nb;      /* units [b0, b0 + nb) of task */
+    /* buffers, all carved from mem (see plan_buffers) */
+    void *mem;
     uint32_t *users;      /* (units per block) user of each unit, KD_NO_ITEM = none */
     kd_rec *recs;         /* (units per block * R) */
     double *loss;         /* (units per block) */
     float *pu_old;        /* (units per block, stride) p_u as B1 read it */
-    float **delta;        /* per thread (stride) */
-    uint8_t **scratch;    /* per thread */
+    float *delta;         /* (NB, stride) */
+    uint8_t *scratch;     /* (NB, scratch_stride) */
+    size_t scratch_stride;
     float *G;             /* Adagrad accumulators (P | Q | pad | bi), or NULL */
     /* the schedule of one epoch: blocks of each task, interleaved */
     const kd_sgd_task *tasks;
     int ntasks;
     uint64_t upb[KD_MAX_TASKS];    /* units per block of each task */
     double task_loss[KD_MAX_TASKS];
-    double *hog_loss;     /* per thread and task, hogwild */
+    double *hog_loss;     /* (T, KD_MAX_TASKS) hogwild */
     /* replicas: W workers with private item rows, merged in fixed order each round */
     uint32_t W;
     kd_model *view;       /* (W) the model as worker w sees it: shared P, its own Q and bi */
-    float **rep;          /* (W) that worker's Q (n_items, stride) then bi (n_items) */
+    float *rep;           /* (W, rep_stride) that worker's Q (n_items, stride) then bi (n_items) */
+    size_t rep_stride;
     uint64_t wunits[KD_MAX_TASKS][64]; /* units of each task each worker runs an epoch */
-    uint32_t **ids;       /* per worker (KD_BATCH, ids_per_unit): units sampled ahead */
+    uint32_t *ids;        /* (W, ids_stride = KD_BATCH * ids_per_unit): units sampled ahead */
+    size_t ids_stride;
     size_t rec_stride;    /* records between two workers' buffers: the most any task needs */
     uint64_t rounds;      /* merges an epoch */
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
 } sgd_run;
+
+static inline uint8_t *scratch_of(const sgd_run *r, uint32_t t) { return r->scratch + (size_t)t * r->scratch_stride; }
+static inline float *delta_of(const sgd_run *r, uint32_t t) { return r->delta + (size_t)t * r->m->stride; }
+static inline float *rep_of(const sgd_run *r, uint32_t w) { return r->rep + (size_t)w * r->rep_stride; }
 
 #define KD_BATCH 64u    /* units a worker samples ahead: not part of it */
 #ifndef KD_PREFETCH
@@ -165,13 +177,13 @@ static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, i
     /* A: produce records from the parameters as they stand */
     kd_par_range(r->nb, t, T, &lo, &hi);
     for (uint64_t s = lo; s < hi; s++)
-        r->loss[s] = task->produce(task->ctx, m, r->epoch, r->b0 + s, &r->users[s], r->recs + s * R, r->scratch[t]);
+        r->loss[s] = task->produce(task->ctx, m, r->epoch, r->b0 + s, &r->users[s], r->recs + s * R, scratch_of(r, (uint32_t)t));
     kd_barrier_wait(&r->bar);
     /* B1: users, by owner, in unit order */
     for (uint64_t s = 0; s < r->nb; s++) {
         uint32_t u = r->users[s];
         if (u == KD_NO_ITEM || (T > 1 && owner(u, magic, uT) != (uint32_t)t)) continue;
-        apply_user(r, m, u, r->recs + s * R, R, r->delta[t], r->pu_old + s * m->stride);
+        apply_user(r, m, u, r->recs + s * R, R, delta_of(r, (uint32_t)t), r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
     /* B2: items, by owner, in record order */
@@ -229,9 +241,9 @@ KD_CLONES static void epoch_hogwild(void *ctx, int t, int T)
         double loss = 0;
         for (uint64_t s = lo; s < hi; s++) {
             uint32_t u;
-            loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, r->scratch[t]);
+            loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, scratch_of(r, (uint32_t)t));
             if (u == KD_NO_ITEM) continue;
-            apply_unit(r, m, u, recs, R, r->delta[t], save);
+            apply_unit(r, m, u, recs, R, delta_of(r, (uint32_t)t), save);
         }
         r->hog_loss[(size_t)t * KD_MAX_TASKS + k] = loss;
     }
@@ -257,11 +269,11 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                 if (task->units_are_users) {
                     for (uint64_t x = lo; x < hi; x++) {
                         uint32_t u;
-                        loss += task->produce(task->ctx, v, r->epoch, w + x * W, &u, recs, r->scratch[w]);
-                        if (u != KD_NO_ITEM) apply_unit(r, v, u, recs, R, r->delta[w], save);
+                        loss += task->produce(task->ctx, v, r->epoch, w + x * W, &u, recs, scratch_of(r, w));
+                        if (u != KD_NO_ITEM) apply_unit(r, v, u, recs, R, delta_of(r, w), save);
                     }
                 } else {
-                    uint32_t *ids = r->ids[w];
+                    uint32_t *ids = r->ids + (size_t)w * r->ids_stride;
                     for (uint64_t b0 = lo; b0 < hi; b0 += KD_BATCH) {
                         uint32_t nb = hi - b0 < KD_BATCH ? (uint32_t)(hi - b0) : KD_BATCH;
                         /* sampled ahead: the draws do not depend on the model, and the rows a
@@ -270,8 +282,8 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                         for (uint32_t x = 0; x < nb; x++) {
                             if (KD_PREFETCH && x + KD_PREFETCH < nb) prefetch_rows(v, ids + (size_t)(x + KD_PREFETCH) * S, S);
                             const uint32_t *row = ids + (size_t)x * S;
-                            loss += task->produce_ids(task->ctx, v, row, recs, r->scratch[w]);
-                            apply_unit(r, v, row[0], recs, R, r->delta[w], save);
+                            loss += task->produce_ids(task->ctx, v, row, recs, scratch_of(r, w));
+                            apply_unit(r, v, row[0], recs, R, delta_of(r, w), save);
                         }
                     }
                 }
@@ -287,7 +299,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
             float *qm = m->Q + i * m->stride;
             for (uint32_t c = 0; c < m->stride; c += 16) {
                 kd_v16 base = *(const kd_v16 *)(qm + c), acc = base;
-                for (uint32_t w = 0; w < W; w++) acc += *(const kd_v16 *)(r->rep[w] + i * m->stride + c) - base;
+                for (uint32_t w = 0; w < W; w++) acc += *(const kd_v16 *)(rep_of(r, w) + i * m->stride + c) - base;
                 *(kd_v16 *)(qm + c) = acc;
             }
             float bb = m->bi[i], accb = bb;
@@ -299,223 +311,227 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
          * next round finds them in its own core's cache (when other threads wrote them there,
          * the round's random row reads each missed to the other core) */
         for (uint32_t w = (uint32_t)t; w < W; w += uT) {
-            memcpy(r->rep[w], m->Q, (size_t)m->n_items * m->stride * 4);
+            memcpy(rep_of(r, w), m->Q, (size_t)m->n_items * m->stride * 4);
             memcpy(r->view[w].bi, m->bi, (size_t)m->n_items * 4);
         }
     }
     /* the caller reads the master and the losses once every thread is back */
 }
 
-void kd_train_log_free(kd_train_log *log)
-{
-    free(log->loss);
-    free(log->throughput);
-    free(log->valid);
-    memset(log, 0, sizeof *log);
-}
 
-int kd_train_log_to_art(const kd_train_log *log, kd_art *a, int no_timing, kd_err *e)
-{
-    if (kd_art_add_f64(a, "train.loss", log->epochs_run, 1, log->loss, e) ||
-        kd_art_add_f64(a, "train.valid", log->n_valid, 2, log->valid, e))
-        return -1;
-    if (no_timing)
-        return 0;
-    if (kd_art_add_f64(a, "train.throughput", log->epochs_run, 1, log->throughput, e))
-        return -1;
-    return kd_art_set_volatile(a, "train.throughput");
-}
+/* ---------------------------------------------------------------- a run */
 
-static void progress(const kd_sgd_params *p, uint64_t epoch, double loss, double rate, const char *extra)
+/* Step 1: what can be refused before anything is allocated. */
+static int check_params(const kd_sgd_task *tasks, int ntasks, const kd_sgd_params *p, kd_err *e)
 {
-    if (p->verbosity >= 2)
-        fprintf(stderr, "%s: epoch %llu/%u loss %.5f %.3g samples/s%s\n", p->prog, (unsigned long long)epoch,
-                p->epochs, loss, rate, extra);
-    else if (kd_cli_progress_ok(p->verbosity))
-        fprintf(stderr, "\r%s: epoch %llu/%u loss %.5f %.3g samples/s%s\033[K", p->prog,
-                (unsigned long long)epoch, p->epochs, loss, rate, extra);
-}
-
-int kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
-                 const kd_sgd_params *p, kd_train_log *log, kd_err *e)
-{
-    memset(log, 0, sizeof *log);
     if (!(p->lr > 0) || !isfinite(p->lr)) return kd_fail_usage(e, "--lr must be positive");
-    if (p->valid_every && kd_csr_nnz(&d->valid) == 0)
-        return kd_fail_usage(e, "early stopping needs a validation split, and this dataset has none");
     if (ntasks < 1 || ntasks > KD_MAX_TASKS) return kd_fail(e, "bad number of training tasks");
-    int T = p->threads < 1 ? 1 : p->threads;
-    sgd_run r = { .m = m, .p = p, .tasks = tasks, .ntasks = ntasks, .W = p->hogwild ? 0 : p->replicas };
-    if (r.W) {
-        if (r.W > 64) return kd_fail_usage(e, "--replicas: at most 64 workers");
+    if (!p->hogwild && p->replicas) {
+        if (p->replicas > 64) return kd_fail_usage(e, "--replicas: at most 64 workers");
         if (p->optim != KD_OPT_SGD) return kd_fail_usage(e, "--replicas works with --optim sgd only");
         for (int k = 0; k < ntasks; k++)
             if (!tasks[k].units_are_users && !(tasks[k].part_units && tasks[k].part_sample && tasks[k].produce_ids))
                 return kd_fail_usage(e, "--replicas is not available for this loss");
     }
-    /* the per-worker buffers of replica mode are indexed by worker, not thread */
-    int NB = r.W ? (int)r.W : T;
-    uint64_t max_units = 0, max_recs = 0, max_scratch = 0, samples = 0;
-    for (int k = 0; k < ntasks; k++) {
+    return 0;
+}
+
+/* Step 2: the run's buffers as a table of sizes, then one allocation carved by it (llm.c's
+ * malloc_and_point_parameters).  Every piece starts on a cache line (the kernels load
+ * whole 64-byte vectors, and two threads' pieces never share a line). */
+enum { B_USERS, B_RECS, B_LOSS, B_HOG_LOSS, B_PU_OLD, B_DELTA, B_SCRATCH, B_G, B_VIEW, B_REP, B_IDS, B_REP_LOSS, B_N };
+
+static uint64_t line_up(uint64_t n) { return (n + 63) & ~(uint64_t)63; }
+
+/* a * b and a + b, setting *bad on overflow */
+static uint64_t mul_ok(uint64_t a, uint64_t b, int *bad)
+{
+    uint64_t x;
+    if (kd_mul(a, b, &x)) { *bad = 1; return 0; }
+    return x;
+}
+
+static uint64_t add_ok(uint64_t a, uint64_t b, int *bad)
+{
+    uint64_t x;
+    if (kd_add(a, b, &x)) { *bad = 1; return 0; }
+    return x;
+}
+
+/* Sizes in bytes of every buffer (0: not needed), and the run's strides; -1 if a size
+ * overflows. */
+static int plan_buffers(sgd_run *r, uint64_t bytes[B_N])
+{
+    const kd_model *m = r->m;
+    const kd_sgd_task *tasks = r->tasks;
+    uint64_t T = (uint64_t)r->T, W = r->W, max_units = 0, max_recs = 0, max_scratch = 0, S = 1, rl = 0;
+    int bad = 0;
+    r->samples = 0;
+    for (int k = 0; k < r->ntasks; k++) {
         uint32_t R = tasks[k].recs_per_unit;
-        r.upb[k] = KD_SGD_BLOCK / R ? KD_SGD_BLOCK / R : 1;
-        uint64_t units = p->hogwild ? (uint64_t)T : r.W ? (uint64_t)r.W : r.upb[k];
+        r->upb[k] = KD_SGD_BLOCK / R ? KD_SGD_BLOCK / R : 1;
+        uint64_t units = r->p->hogwild ? T : W ? W : r->upb[k];
         max_units = units > max_units ? units : max_units;
-        uint64_t need = (p->hogwild || r.W) ? units * rec_lines(R) : units * R;
+        /* hogwild and replica workers each keep their records on their own lines */
+        uint64_t need = mul_ok(units, (r->p->hogwild || W) ? rec_lines(R) : R, &bad);
         max_recs = need > max_recs ? need : max_recs;
         max_scratch = tasks[k].scratch_bytes > max_scratch ? tasks[k].scratch_bytes : max_scratch;
-        samples += (uint64_t)((double)tasks[k].units * tasks[k].samples_per_unit);
+        r->samples += (uint64_t)((double)tasks[k].units * tasks[k].samples_per_unit);
+        rl = rec_lines(R) > rl ? rec_lines(R) : rl;
+        if (!tasks[k].units_are_users) S = tasks[k].ids_per_unit > S ? tasks[k].ids_per_unit : S;
     }
-    r.users = kd_alloc_array(max_units, 4);
-    if (max_recs > SIZE_MAX / sizeof *r.recs || posix_memalign((void **)&r.recs, 64, (size_t)max_recs * sizeof *r.recs))
-        r.recs = NULL;
-    r.loss = kd_alloc_array(max_units, sizeof *r.loss);
-    r.hog_loss = kd_calloc_array((uint64_t)T * KD_MAX_TASKS, sizeof *r.hog_loss);
-    r.scratch = kd_calloc_array((uint64_t)NB, sizeof *r.scratch);
-    r.delta = kd_calloc_array((uint64_t)NB, sizeof *r.delta);
-    void *pu_old = NULL;
-    kd_model best = { 0 };
-    kd_pool *pool = NULL;
-    int ret = -1;
-    log->loss = kd_alloc_array(p->epochs ? p->epochs : 1, 8);
-    log->throughput = kd_alloc_array(p->epochs ? p->epochs : 1, 8);
-    log->valid = kd_alloc_array(2 * (uint64_t)(p->epochs ? p->epochs : 1), 8);
-    if (!r.users || !r.recs || !r.loss || !r.hog_loss || !r.scratch || !r.delta || !log->loss ||
-        !log->throughput || !log->valid || posix_memalign(&pu_old, 64, (size_t)(max_units * m->stride * 4 + 64))) {
-        kd_fail(e, "out of memory");
-        goto done;
+    uint64_t row = (uint64_t)m->stride * 4;
+    memset(bytes, 0, B_N * sizeof *bytes);
+    r->scratch_stride = (size_t)line_up(max_scratch);
+    r->rec_stride = (size_t)rl;
+    bytes[B_USERS] = mul_ok(max_units, 4, &bad);
+    bytes[B_RECS] = mul_ok(max_recs, sizeof(kd_rec), &bad);
+    bytes[B_LOSS] = mul_ok(max_units, sizeof(double), &bad);
+    bytes[B_HOG_LOSS] = mul_ok(T, KD_MAX_TASKS * sizeof(double), &bad);
+    bytes[B_PU_OLD] = add_ok(mul_ok(max_units, row, &bad), 64, &bad);
+    bytes[B_DELTA] = mul_ok(r->NB, row, &bad);
+    bytes[B_SCRATCH] = mul_ok(r->NB, r->scratch_stride, &bad);
+    if (r->p->optim == KD_OPT_ADAGRAD) { /* P | Q | a pad row | bi */
+        uint64_t rows = (uint64_t)m->n_users + m->n_items + 1;
+        bytes[B_G] = mul_ok(add_ok(mul_ok(rows, m->stride, &bad), m->n_items, &bad), 4, &bad);
     }
-    r.pu_old = pu_old;
-    for (int t = 0; t < NB; t++) {
-        if (max_scratch && !(r.scratch[t] = aligned_alloc(64, (max_scratch + 63) & ~(size_t)63))) {
-            kd_fail(e, "out of memory");
-            goto done;
+    if (W) {
+        /* each replica starts on a cache line: Q, then bi, padded to 16 floats */
+        uint64_t rs = add_ok(mul_ok(m->n_items, m->stride, &bad), (uint64_t)m->n_items + 16, &bad);
+        r->rep_stride = (size_t)(line_up(mul_ok(rs, 4, &bad)) / 4);
+        r->ids_stride = (size_t)mul_ok(KD_BATCH, S, &bad);
+        bytes[B_VIEW] = mul_ok(W, sizeof(kd_model), &bad);
+        bytes[B_REP] = mul_ok(mul_ok(W, r->rep_stride, &bad), 4, &bad);
+        bytes[B_IDS] = mul_ok(mul_ok(W, r->ids_stride, &bad), 4, &bad);
+        bytes[B_REP_LOSS] = mul_ok(W, KD_MAX_TASKS * sizeof(double), &bad);
+    }
+    return bad ? -1 : 0;
+}
+
+static int alloc_buffers(sgd_run *r, kd_err *e)
+{
+    uint64_t bytes[B_N], off[B_N], total = 0;
+    if (plan_buffers(r, bytes))
+        return kd_fail(e, "out of memory (training buffers too large)");
+    for (int b = 0; b < B_N; b++) {
+        off[b] = total;
+        if (kd_add(total, line_up(bytes[b]), &total))
+            return kd_fail(e, "out of memory (training buffers too large)");
+    }
+    if (total > SIZE_MAX || posix_memalign(&r->mem, 64, total ? (size_t)total : 64)) {
+        r->mem = NULL;
+        return kd_fail(e, "out of memory (%llu bytes of training buffers)", (unsigned long long)total);
+    }
+    uint8_t *base = r->mem;
+    /* Adagrad's accumulators start at zero; the loss slots are summed before all are written */
+    if (bytes[B_G]) memset(base + off[B_G], 0, (size_t)bytes[B_G]);
+    memset(base + off[B_HOG_LOSS], 0, (size_t)bytes[B_HOG_LOSS]);
+    memset(base + off[B_REP_LOSS], 0, (size_t)bytes[B_REP_LOSS]);
+    r->users = (uint32_t *)(base + off[B_USERS]);
+    r->recs = (kd_rec *)(base + off[B_RECS]);
+    r->loss = (double *)(base + off[B_LOSS]);
+    r->hog_loss = (double *)(base + off[B_HOG_LOSS]);
+    r->pu_old = (float *)(base + off[B_PU_OLD]);
+    r->delta = (float *)(base + off[B_DELTA]);
+    r->scratch = base + off[B_SCRATCH];
+    r->G = bytes[B_G] ? (float *)(base + off[B_G]) : NULL;
+    r->view = bytes[B_VIEW] ? (kd_model *)(base + off[B_VIEW]) : NULL;
+    r->rep = bytes[B_REP] ? (float *)(base + off[B_REP]) : NULL;
+    r->ids = bytes[B_IDS] ? (uint32_t *)(base + off[B_IDS]) : NULL;
+    r->rep_loss = bytes[B_REP_LOSS] ? (double *)(base + off[B_REP_LOSS]) : NULL;
+    return 0;
+}
+
+/* Step 3, replica mode: the rounds, each worker's units of every task, and its replica
+ * of the item rows (blocks and hogwild need nothing beyond the buffers). */
+static int setup_replicas(sgd_run *r, kd_err *e)
+{
+    const kd_sgd_task *tasks = r->tasks;
+    kd_model *m = r->m;
+    uint64_t all = 0;
+    for (int k = 0; k < r->ntasks; k++) all += tasks[k].units;
+    uint64_t per = r->p->round_units ? r->p->round_units : KD_ROUND_UNITS;
+    r->rounds = (all + per - 1) / per;
+    r->rounds = r->rounds ? r->rounds : 1;
+    for (int k = 0; k < r->ntasks; k++) {
+        if (tasks[k].units_are_users) {
+            for (uint32_t w = 0; w < r->W; w++)
+                r->wunits[k][w] = w < tasks[k].units ? (tasks[k].units - w + r->W - 1) / r->W : 0;
+            continue;
         }
-        if (posix_memalign((void **)&r.delta[t], 64, (size_t)m->stride * 4)) {
-            r.delta[t] = NULL;
-            kd_fail(e, "out of memory");
-            goto done;
-        }
+        if (tasks[k].part_init && tasks[k].part_init(tasks[k].ctx, r->W, e))
+            return -1;
+        uint64_t sum = 0;
+        for (uint32_t w = 0; w < r->W; w++) sum += r->wunits[k][w] = tasks[k].part_units(tasks[k].ctx, w);
+        if (sum != tasks[k].units)
+            return kd_fail(e, "internal error: workers' units do not add up");
     }
-    if (p->optim == KD_OPT_ADAGRAD) {
-        r.G = kd_calloc_array(((uint64_t)m->n_users + m->n_items + 1) * m->stride + m->n_items, 4);
-        if (!r.G) { kd_fail(e, "out of memory"); goto done; }
+    size_t qn = (size_t)m->n_items * m->stride;
+    for (uint32_t w = 0; w < r->W; w++) {
+        float *q = rep_of(r, w);
+        memcpy(q, m->Q, qn * 4);
+        memcpy(q + qn, m->bi, (size_t)m->n_items * 4);
+        r->view[w] = *m;
+        r->view[w].Q = q;
+        r->view[w].bi = q + qn;
     }
-    if (p->valid_every && kd_model_alloc(&best, m->n_users, m->n_items, m->dim, e))
-        goto done;
-    if (r.W) {
-        uint64_t S = 1, all = 0;
-        for (int k = 0; k < ntasks; k++) all += tasks[k].units;
-        uint64_t per = p->round_units ? p->round_units : KD_ROUND_UNITS;
-        r.rounds = (all + per - 1) / per;
-        r.rounds = r.rounds ? r.rounds : 1;
-        for (int k = 0; k < ntasks; k++) {
-            r.rec_stride = rec_lines(tasks[k].recs_per_unit) > r.rec_stride ? rec_lines(tasks[k].recs_per_unit) : r.rec_stride;
-            if (tasks[k].units_are_users) {
-                for (uint32_t w = 0; w < r.W; w++)
-                    r.wunits[k][w] = w < tasks[k].units ? (tasks[k].units - w + r.W - 1) / r.W : 0;
-                continue;
-            }
-            if (tasks[k].part_init && tasks[k].part_init(tasks[k].ctx, r.W, e))
-                goto done;
-            uint64_t sum = 0;
-            for (uint32_t w = 0; w < r.W; w++) sum += r.wunits[k][w] = tasks[k].part_units(tasks[k].ctx, w);
-            if (sum != tasks[k].units) { kd_fail(e, "internal error: workers' units do not add up"); goto done; }
-            S = tasks[k].ids_per_unit > S ? tasks[k].ids_per_unit : S;
-        }
-        r.view = kd_calloc_array(r.W, sizeof *r.view);
-        r.rep = kd_calloc_array(r.W, sizeof *r.rep);
-        r.ids = kd_calloc_array(r.W, sizeof *r.ids);
-        r.rep_loss = kd_calloc_array((uint64_t)r.W * KD_MAX_TASKS, sizeof *r.rep_loss);
-        if (!r.view || !r.rep || !r.ids || !r.rep_loss) { kd_fail(e, "out of memory"); goto done; }
-        for (uint32_t w = 0; w < r.W; w++)
-            if (!(r.ids[w] = kd_alloc_array(KD_BATCH, S * 4))) { kd_fail(e, "out of memory"); goto done; }
-        size_t qn = (size_t)m->n_items * m->stride;
-        for (uint32_t w = 0; w < r.W; w++) {
-            if (posix_memalign((void **)&r.rep[w], 64, (qn + m->n_items + 16) * 4)) {
-                r.rep[w] = NULL;
-                kd_fail(e, "out of memory (%u item replicas)", r.W);
-                goto done;
-            }
-            memcpy(r.rep[w], m->Q, qn * 4);
-            memcpy(r.rep[w] + qn, m->bi, (size_t)m->n_items * 4);
-            r.view[w] = *m;
-            r.view[w].Q = r.rep[w];
-            r.view[w].bi = r.rep[w] + qn;
-        }
-    }
-    kd_barrier_init(&r.bar, (unsigned)T);
-    if (!(pool = kd_pool_new(T, e)))
-        goto done;
-    double best_value = -1;
-    uint32_t since_best = 0;
+    return 0;
+}
+
+/* Step 4: the epochs, each followed by the hook. */
+static int run_epochs(sgd_run *r, kd_pool *pool, kd_sgd_hook hook, void *hook_ctx, kd_err *e)
+{
+    const kd_sgd_params *p = r->p;
+    const kd_sgd_task *tasks = r->tasks;
+    void (*epoch_fn)(void *, int, int) = p->hogwild ? epoch_hogwild : r->W ? epoch_replicas : epoch_blocked;
     for (uint64_t ep = 0; ep < p->epochs; ep++) {
-        r.epoch = ep;
-        r.lr = (float)(p->lr * pow(p->lr_decay, (double)ep));
-        for (int k = 0; k < ntasks; k++) {
-            r.task_loss[k] = 0;
-            if (tasks[k].epoch_begin && tasks[k].epoch_begin(tasks[k].ctx, m, ep, e))
-                goto done;
+        r->epoch = ep;
+        r->lr = (float)(p->lr * pow(p->lr_decay, (double)ep));
+        for (int k = 0; k < r->ntasks; k++) {
+            r->task_loss[k] = 0;
+            if (tasks[k].epoch_begin && tasks[k].epoch_begin(tasks[k].ctx, r->m, ep, e))
+                return -1;
         }
         double t0 = kd_now();
-        if (r.W) memset(r.rep_loss, 0, (size_t)r.W * KD_MAX_TASKS * sizeof *r.rep_loss);
-        kd_pool_run(pool, p->hogwild ? epoch_hogwild : r.W ? epoch_replicas : epoch_blocked, &r);
+        if (r->W) memset(r->rep_loss, 0, (size_t)r->W * KD_MAX_TASKS * sizeof *r->rep_loss);
+        kd_pool_run(pool, epoch_fn, r);
         double secs = kd_now() - t0, loss = 0;
-        for (int k = 0; k < ntasks; k++) {
+        for (int k = 0; k < r->ntasks; k++) {
             if (p->hogwild)
-                for (int t = 0; t < T; t++) r.task_loss[k] += r.hog_loss[(size_t)t * KD_MAX_TASKS + k];
-            for (uint32_t w = 0; w < r.W; w++) r.task_loss[k] += r.rep_loss[(size_t)w * KD_MAX_TASKS + k];
-            loss += r.task_loss[k] / (double)(tasks[k].units ? tasks[k].units : 1);
+                for (int t = 0; t < r->T; t++) r->task_loss[k] += r->hog_loss[(size_t)t * KD_MAX_TASKS + k];
+            for (uint32_t w = 0; w < r->W; w++) r->task_loss[k] += r->rep_loss[(size_t)w * KD_MAX_TASKS + k];
+            loss += r->task_loss[k] / (double)(tasks[k].units ? tasks[k].units : 1);
         }
-        log->loss[ep] = loss;
-        log->throughput[ep] = secs > 0 ? (double)samples / secs : 0;
-        log->epochs_run = (uint32_t)ep + 1;
-        if (!isfinite(loss) || !kd_model_finite(m)) {
-            if (kd_cli_progress_ok(p->verbosity) && p->verbosity < 2) fputc('\n', stderr);
-            kd_fail(e, "training diverged at epoch %llu (loss %g); try a smaller --lr", (unsigned long long)ep + 1, loss);
-            goto done;
-        }
-        char extra[96] = "";
-        if (p->valid_every && (ep + 1) % p->valid_every == 0) {
-            kd_eval_opts o = { .ks = { p->select_k }, .nk = 1, .split = KD_SPLIT_VALID, .threads = T };
-            kd_eval_result res;
-            if (kd_evaluate(m, d, &o, &res, e))
-                goto done;
-            double v = res.mean[p->select_metric][0];
-            kd_eval_result_free(&res);
-            log->valid[2 * log->n_valid] = (double)ep + 1;
-            log->valid[2 * log->n_valid + 1] = v;
-            log->n_valid++;
-            snprintf(extra, sizeof extra, " valid %s@%u %.5f", kd_metric_names[p->select_metric], p->select_k, v);
-            if (v > best_value) {
-                best_value = v;
-                since_best = 0;
-                log->best_epoch = (uint32_t)ep + 1;
-                kd_model_copy(&best, m);
-            } else if (++since_best >= p->patience) {
-                progress(p, ep + 1, loss, log->throughput[ep], extra);
-                log->stopped_early = 1;
-                break;
-            }
-        }
-        progress(p, ep + 1, loss, log->throughput[ep], extra);
+        if (!isfinite(loss) || !kd_model_finite(r->m))
+            return kd_fail(e, "training diverged at epoch %llu (loss %g); try a smaller --lr", (unsigned long long)ep + 1, loss);
+        kd_sgd_epoch info = { .epoch = (uint32_t)ep + 1, .epochs = p->epochs, .loss = loss, .seconds = secs,
+                              .samples_per_s = secs > 0 ? (double)r->samples / secs : 0 };
+        int h = hook ? hook(hook_ctx, r->m, &info, e) : 0;
+        if (h < 0) return -1;
+        if (h > 0) break;
     }
-    if (kd_cli_progress_ok(p->verbosity) && p->verbosity < 2) fputc('\n', stderr);
-    if (p->valid_every && log->best_epoch)
-        kd_model_copy(m, &best);
-    ret = 0;
+    return 0;
+}
+
+int kd_sgd_train(kd_model *m, const kd_sgd_task *tasks, int ntasks, const kd_sgd_params *p,
+                 kd_sgd_hook hook, void *hook_ctx, kd_err *e)
+{
+    if (check_params(tasks, ntasks, p, e))
+        return -1;
+    sgd_run r = { .m = m, .p = p, .tasks = tasks, .ntasks = ntasks, .T = p->threads < 1 ? 1 : p->threads,
+                  .W = p->hogwild ? 0 : p->replicas };
+    /* the per-worker buffers of replica mode are indexed by worker, not thread */
+    r.NB = r.W ? r.W : (uint32_t)r.T;
+    kd_pool *pool = NULL;
+    int ret = -1;
+    if (alloc_buffers(&r, e) || (r.W && setup_replicas(&r, e)))
+        goto done;
+    kd_barrier_init(&r.bar, (unsigned)r.T);
+    if (!(pool = kd_pool_new(r.T, e)))
+        goto done;
+    ret = run_epochs(&r, pool, hook, hook_ctx, e);
 done:
     kd_pool_free(pool);
-    if (ret) kd_train_log_free(log);
-    kd_model_free(&best);
-    for (int t = 0; t < NB; t++) {
-        if (r.scratch) free(r.scratch[t]);
-        if (r.delta) free(r.delta[t]);
-    }
-    for (uint32_t w = 0; r.rep && w < r.W; w++) free(r.rep[w]);
-    for (uint32_t w = 0; r.ids && w < r.W; w++) free(r.ids[w]);
-    free(r.rep); free(r.view); free(r.ids); free(r.rep_loss);
-    free(r.scratch); free(r.delta); free(r.users); free(r.recs); free(r.loss); free(r.hog_loss);
-    free(pu_old); free(r.G);
+    free(r.mem);
     return ret;
 }

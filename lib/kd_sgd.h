@@ -1,5 +1,8 @@
 /* kd_sgd: the training engine under kd-train and kd-distill: SGD (or Adagrad) on MF
- * parameters, reproducible for any thread count, with validation-based early stopping.
+ * parameters, reproducible for any thread count.  After every epoch it calls an epoch
+ * hook, which may stop the run (kd_train's hook validates, keeps the best parameters,
+ * stops early and reports progress); the engine itself never prints and knows nothing
+ * of evaluation or of the command line.
  *
  * A loss is described by tasks.  A task turns a "unit" (one sampled positive with its
  * negatives, one user's distillation list, ...) into one user u and a fixed number of
@@ -55,7 +58,7 @@
 
 #include <stdint.h>
 
-#include "kd_dataset.h"
+#include "kd_err.h"
 #include "kd_model.h"
 
 #ifndef KD_SGD_BLOCK
@@ -118,32 +121,29 @@ typedef struct kd_sgd_params {
                                 * (KD_REPLICAS_AUTO until kd_train_finish resolves it)
                                 * merged every KD_ROUND_UNITS units */
     uint32_t round_units;      /* replica mode's round, if not KD_ROUND_UNITS (tests) */
-    int      verbosity;        /* 0 quiet, 1 progress on a terminal, 2 a line per epoch */
-    const char *prog;          /* for progress lines */
-    /* early stopping: evaluate on valid every valid_every epochs (0 = off) */
-    uint32_t valid_every, patience;
-    int      select_metric;
-    uint32_t select_k;
 } kd_sgd_params;
 
-typedef struct kd_train_log {
-    uint32_t epochs_run;
-    double  *loss;         /* (epochs_run) mean loss per unit */
-    double  *throughput;   /* (epochs_run) samples per second (measured) */
-    uint32_t n_valid;
-    double  *valid;        /* (n_valid, 2): epoch, metric */
-    uint32_t best_epoch;   /* epoch whose parameters are returned (1-based; 0 = last) */
-    int      stopped_early;
-} kd_train_log;
+/* What the engine tells the hook after an epoch.  The measured figures are for people
+ * (progress lines, make bench), never for an artifact: they differ on every run. */
+typedef struct kd_sgd_epoch {
+    uint32_t epoch;            /* epochs done, 1-based */
+    uint32_t epochs;           /* of p->epochs */
+    double   loss;             /* sum over tasks of the mean unit loss of this epoch */
+    double   seconds;          /* measured: wall time of the epoch's updates */
+    double   samples_per_s;    /* measured: samples (units x samples_per_unit) per second */
+} kd_sgd_epoch;
 
-/* Trains m in place with ntasks tasks interleaved.  On error (divergence, out of
- * memory) m is unspecified.  The reported loss is the sum of the tasks' mean unit losses. */
-int  kd_sgd_train(kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
-                  const kd_sgd_params *p, kd_train_log *log, kd_err *e);
-void kd_train_log_free(kd_train_log *log);
+/* The epoch hook, called on the calling thread between epochs (the engine's threads are
+ * idle, m is as the epoch left it).  Returns 0 to go on, 1 to end the run there (a
+ * success), or -1 with e filled to fail it. */
+typedef int (*kd_sgd_hook)(void *ctx, const kd_model *m, const kd_sgd_epoch *ep, kd_err *e);
 
-/* Adds train.loss, train.valid and (unless no_timing) the volatile train.throughput. */
-int kd_train_log_to_art(const kd_train_log *log, kd_art *a, int no_timing, kd_err *e);
+/* Trains m in place for p->epochs epochs, or until the hook (NULL: none) ends the run,
+ * with ntasks tasks interleaved.  Every buffer of the run comes from one allocation,
+ * freed before it returns.  On error (bad parameters, divergence, out of memory, a task's
+ * or the hook's error) m is unspecified.  Runs on p->threads threads of its own. */
+int kd_sgd_train(kd_model *m, const kd_sgd_task *tasks, int ntasks, const kd_sgd_params *p,
+                 kd_sgd_hook hook, void *hook_ctx, kd_err *e);
 
 /* softplus(-x) = log(1 + e^-x) and sigmoid(-x) = 1/(1 + e^x), without overflow. */
 double kd_softplus_neg(double x);

@@ -1,12 +1,15 @@
-/* kd_train: shared trainer flags, defaults, provenance and output. */
+/* kd_train: shared trainer flags, defaults, the run's epoch hook (validation, early
+ * stopping, progress), provenance and output. */
 #include "kd_train.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "kd_cli.h"
-#include "kd_metrics.h"
-#include "kd_prov.h"
+#include "kd_cli.h"     /* number parsing, kd_cli_progress_ok */
+#include "kd_eval.h"    /* kd_evaluate: validation */
+#include "kd_metrics.h" /* kd_metric_parse, kd_metric_names */
+#include "kd_prov.h"    /* provenance lines */
 
 enum {
     O_DIM = KD_TRAIN_OPT_BASE, O_EPOCHS, O_LR, O_LR_DECAY, O_REG, O_REG_BIAS, O_NEG, O_OPTIM, O_THREADS,
@@ -44,8 +47,10 @@ void kd_train_defaults(kd_train_opts *o, uint32_t dim)
     o->init_std = 0.1;
     o->sgd = (kd_sgd_params){
         .epochs = 50, .lr = 0.05, .lr_decay = 1.0, .reg = 0.01, .reg_bias = 0.01, .optim = KD_OPT_SGD,
-        .threads = 0, .verbosity = 1, .valid_every = 0, .patience = 5, .replicas = KD_REPLICAS_AUTO,
+        .threads = 0, .replicas = KD_REPLICAS_AUTO,
     };
+    o->verbosity = 1;
+    o->patience = 5;
     o->select = "ndcg@10";
     o->out = "-";
     o->level = 1; /* measured: level 6 cost 60% of an import for files 11% smaller */
@@ -57,10 +62,10 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     int r = 0;
     switch (c) {
     case 'o': o->out = arg; return 1;
-    case 'q': o->sgd.verbosity = 0; return 1;
-    case 'v': o->sgd.verbosity = 2; return 1;
-    case O_QUIET: o->sgd.verbosity = 0; return 1;
-    case O_VERBOSE: o->sgd.verbosity = 2; return 1;
+    case 'q': o->verbosity = 0; return 1;
+    case 'v': o->verbosity = 2; return 1;
+    case O_QUIET: o->verbosity = 0; return 1;
+    case O_VERBOSE: o->verbosity = 2; return 1;
     case O_DIM: r = kd_cli_u64("--dim", arg, 1, KD_MAX_DIM, &v, e); o->dim = (uint32_t)v; break;
     case O_EPOCHS: r = kd_cli_u64("--epochs", arg, 1, 100000, &v, e); o->sgd.epochs = (uint32_t)v; break;
     case O_LR: r = kd_cli_double("--lr", arg, 1e-12, 1e3, &o->sgd.lr, e); break;
@@ -76,8 +81,8 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_THREADS: r = kd_cli_u64("--threads", arg, 1, 256, &v, e); o->sgd.threads = (int)v; break;
     case O_SEED: r = kd_cli_u64("--seed", arg, 0, UINT64_MAX, &o->seed, e); break;
     case O_INIT_STD: r = kd_cli_double("--init-std", arg, 0, 10, &o->init_std, e); break;
-    case O_VALID_EVERY: r = kd_cli_u64("--valid-every", arg, 1, 100000, &v, e); o->sgd.valid_every = (uint32_t)v; break;
-    case O_PATIENCE: r = kd_cli_u64("--patience", arg, 1, 100000, &v, e); o->sgd.patience = (uint32_t)v; break;
+    case O_VALID_EVERY: r = kd_cli_u64("--valid-every", arg, 1, 100000, &v, e); o->valid_every = (uint32_t)v; break;
+    case O_PATIENCE: r = kd_cli_u64("--patience", arg, 1, 100000, &v, e); o->patience = (uint32_t)v; break;
     case O_SELECT: o->select = arg; return 1;
     case O_HOGWILD: o->sgd.hogwild = 1; return 1;
     case O_NO_TIMING: o->no_timing = 1; return 1;
@@ -107,7 +112,7 @@ int kd_train_threads(const kd_train_opts *o, uint32_t n_users, uint32_t n_items)
 
 int kd_train_finish(kd_train_opts *o, kd_err *e)
 {
-    if (kd_metric_parse(o->select, &o->sgd.select_metric, &o->sgd.select_k))
+    if (kd_metric_parse(o->select, &o->select_metric, &o->select_k))
         return kd_fail_usage(e, "--select-metric: '%s' is not METRIC@K (recall, ndcg, precision, hitrate, mrr, map)",
                              o->select);
     if (o->sgd.hogwild && o->sgd.replicas != KD_REPLICAS_AUTO && o->sgd.replicas)
@@ -141,14 +146,124 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --select-metric M@K  [%s] (recall, ndcg, precision, hitrate, mrr, map)\n"
         "output:\n"
         "  -o OUT           the model artifact [stdout, never a terminal]\n"
-        "  --no-timing      leave out the measured throughput section (byte-identical files)\n"
+        "  --no-timing      no effect, kept for old scripts: a model holds no timings, so two\n"
+        "                   runs give the same bytes (--verbose prints samples/s per epoch)\n"
         "  --level N        zlib level [%d];  -q/--quiet, -v/--verbose (a line per epoch)\n"
         "  --cache DIR      content-hashed stage cache: reuse the model of an identical earlier\n"
         "                   run (same binary, parameters and input content), else publish this one\n"
         "  --label TEXT     the stage's name in the one line printed with --cache [OUT's name]\n",
         d->dim, d->sgd.epochs, d->sgd.lr, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
-        d->init_std, (unsigned long long)d->seed, d->sgd.patience, d->select, d->level);
+        d->init_std, (unsigned long long)d->seed, d->patience, d->select, d->level);
 }
+
+/* ---------------------------------------------------------------- a run */
+
+typedef struct trainer {
+    const kd_train_opts *o;
+    const kd_dataset *d;
+    kd_train_log *log;
+    kd_model best;         /* the parameters of the best validation so far */
+    double best_value;
+    uint32_t since_best;   /* evaluations since */
+    int live;              /* a terminal's progress line is open */
+} trainer;
+
+static void say_epoch(trainer *t, const kd_sgd_epoch *ep, const char *extra)
+{
+    const kd_train_opts *o = t->o;
+    const char *prog = o->prog ? o->prog : "kd-train";
+    char line[512];
+    if (!o->say)
+        return;
+    if (o->verbosity >= 2) {
+        snprintf(line, sizeof line, "%s: epoch %u/%u loss %.5f %.3g samples/s%s\n", prog, ep->epoch, ep->epochs,
+                 ep->loss, ep->samples_per_s, extra);
+    } else if (kd_cli_progress_ok(o->verbosity)) {
+        snprintf(line, sizeof line, "\r%s: epoch %u/%u loss %.5f %.3g samples/s%s\033[K", prog, ep->epoch, ep->epochs,
+                 ep->loss, ep->samples_per_s, extra);
+        t->live = 1;
+    } else {
+        return;
+    }
+    o->say(o->say_ctx, line);
+}
+
+/* The epoch hook: records the loss, validates every valid_every epochs, keeps the best
+ * parameters, stops after `patience` evaluations without improvement, reports. */
+static int on_epoch(void *ctx, const kd_model *m, const kd_sgd_epoch *ep, kd_err *e)
+{
+    trainer *t = ctx;
+    const kd_train_opts *o = t->o;
+    kd_train_log *log = t->log;
+    int stop = 0;
+    char extra[96] = "";
+    log->loss[ep->epoch - 1] = ep->loss;
+    log->epochs_run = ep->epoch;
+    if (o->valid_every && ep->epoch % o->valid_every == 0) {
+        kd_eval_opts eo = { .ks = { o->select_k }, .nk = 1, .split = KD_SPLIT_VALID,
+                            .threads = o->sgd.threads < 1 ? 1 : o->sgd.threads };
+        kd_eval_result res;
+        if (kd_evaluate(m, t->d, &eo, &res, e))
+            return -1;
+        double v = res.mean[o->select_metric][0];
+        kd_eval_result_free(&res);
+        log->valid[2 * log->n_valid] = (double)ep->epoch;
+        log->valid[2 * log->n_valid + 1] = v;
+        log->n_valid++;
+        snprintf(extra, sizeof extra, " valid %s@%u %.5f", kd_metric_names[o->select_metric], o->select_k, v);
+        if (v > t->best_value) {
+            t->best_value = v;
+            t->since_best = 0;
+            log->best_epoch = ep->epoch;
+            kd_model_copy(&t->best, m);
+        } else if (++t->since_best >= o->patience) {
+            log->stopped_early = 1;
+            stop = 1;
+        }
+    }
+    say_epoch(t, ep, extra);
+    return stop;
+}
+
+int kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
+                 kd_train_log *log, kd_err *e)
+{
+    memset(log, 0, sizeof *log);
+    if (o->valid_every && kd_csr_nnz(&d->valid) == 0)
+        return kd_fail_usage(e, "early stopping needs a validation split, and this dataset has none");
+    trainer t = { .o = o, .d = d, .log = log, .best_value = -1 };
+    uint64_t n = o->sgd.epochs ? o->sgd.epochs : 1;
+    int r = -1;
+    log->loss = kd_alloc_array(n, sizeof *log->loss);
+    log->valid = kd_alloc_array(2 * n, sizeof *log->valid);
+    if (!log->loss || !log->valid) {
+        kd_fail(e, "out of memory");
+        goto done;
+    }
+    if (o->valid_every && kd_model_alloc(&t.best, m->n_users, m->n_items, m->dim, e))
+        goto done;
+    if (kd_sgd_train(m, tasks, ntasks, &o->sgd, on_epoch, &t, e))
+        goto done;
+    if (o->valid_every && log->best_epoch)
+        kd_model_copy(m, &t.best);
+    r = 0;
+done:
+    if (t.live)
+        o->say(o->say_ctx, "\n");
+    kd_model_free(&t.best);
+    if (r)
+        kd_train_log_free(log);
+    return r;
+}
+
+void kd_train_log_free(kd_train_log *log)
+{
+    free(log->loss);
+    free(log->valid);
+    memset(log, 0, sizeof *log);
+}
+
+/* ---------------------------------------------------------------- provenance and output */
 
 int kd_train_prov(const kd_train_opts *o, kd_buf *b)
 {
@@ -160,9 +275,9 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
            kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK) || kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild) ||
            kd_prov_u64(b, "replicas", o->sgd.replicas) ||
            kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS) ||
-           kd_prov_u64(b, "valid_every", o->sgd.valid_every) ||
-           kd_prov_u64(b, "patience", o->sgd.valid_every ? o->sgd.patience : 0) ||
-           kd_prov_str(b, "select_metric", o->sgd.valid_every ? o->select : "none") ? -1 : 0;
+           kd_prov_u64(b, "valid_every", o->valid_every) ||
+           kd_prov_u64(b, "patience", o->valid_every ? o->patience : 0) ||
+           kd_prov_str(b, "select_metric", o->valid_every ? o->select : "none") ? -1 : 0;
 }
 
 int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
@@ -172,6 +287,13 @@ int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
            kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early) ? -1 : 0;
 }
 
+/* The training record: deterministic sections only (no timing: see kd_train.h). */
+static int log_to_art(const kd_train_log *log, kd_art *a, kd_err *e)
+{
+    return kd_art_add_f64(a, "train.loss", log->epochs_run, 1, log->loss, e) ||
+           kd_art_add_f64(a, "train.valid", log->n_valid, 2, log->valid, e) ? -1 : 0;
+}
+
 int kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
                   kd_out *out, kd_stage *stage, kd_err *e)
 {
@@ -179,7 +301,7 @@ int kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log 
     kd_buf enc = { 0 };
     int r = -1;
     if (!a) return kd_fail(e, "out of memory");
-    if (kd_model_to_art(m, a, e) || kd_train_log_to_art(log, a, o->no_timing, e) ||
+    if (kd_model_to_art(m, a, e) || log_to_art(log, a, e) ||
         kd_art_add_text(a, "provenance", (const char *)prov->p, prov->len, e) ||
         kd_art_encode(a, o->level, &enc, e) || kd_out_write(out, enc.p, enc.len, e) || kd_out_commit(out, e) ||
         kd_stage_publish(stage, enc.p, enc.len, a->content_id, e))

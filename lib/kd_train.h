@@ -1,5 +1,10 @@
-/* kd_train: the command-line surface shared by kd-train and kd-distill: the training
- * flags, their defaults, their provenance lines, and the model artifact they write. */
+/* kd_train: the study layer over the engine, shared by kd-train and kd-distill: the
+ * training flags, their defaults and provenance lines, a training run with validation,
+ * early stopping and progress (kd_sgd's epoch hook), and the model artifact they write.
+ *
+ * A model artifact holds only what the inputs, flags and seed decide: parameters, the
+ * per-epoch loss and validation record, provenance.  Measured figures (samples/s) go to
+ * progress lines only, so two runs give the same bytes. */
 #ifndef KD_TRAIN_H
 #define KD_TRAIN_H
 
@@ -17,11 +22,33 @@ typedef struct kd_train_opts {
     uint64_t seed;
     double   init_std;
     kd_sgd_params sgd;
-    const char *select;   /* "ndcg@10" */
+    /* early stopping: evaluate on valid every valid_every epochs (0 = off) */
+    uint32_t valid_every, patience;
+    const char *select;   /* "ndcg@10", resolved by kd_train_finish into: */
+    int      select_metric;
+    uint32_t select_k;
     const char *out;
     const char *cache, *label;  /* --cache DIR (stage caching), --label TEXT (its messages) */
-    int level, no_timing;
+    int level;
+    int no_timing;        /* --no-timing: accepted, no effect (models hold no timings) */
+    /* progress: 0 quiet, 1 a live line on a terminal, 2 a line per epoch (--verbose).
+     * Lines are "<prog>: epoch ..." handed whole (newline or \r included) to say(); no
+     * say, no progress.  The tool gives it: library code never prints. */
+    int      verbosity;
+    const char *prog;
+    void   (*say)(void *ctx, const char *text);
+    void    *say_ctx;
 } kd_train_opts;
+
+/* How a training went: what a model artifact records of it. */
+typedef struct kd_train_log {
+    uint32_t epochs_run;
+    double  *loss;         /* (epochs_run) mean loss per unit */
+    uint32_t n_valid;
+    double  *valid;        /* (n_valid, 2): epoch, metric */
+    uint32_t best_epoch;   /* epoch whose parameters are returned (1-based; 0 = last) */
+    int      stopped_early;
+} kd_train_log;
 
 /* long options every trainer accepts; values >= KD_TRAIN_OPT_BASE */
 enum { KD_TRAIN_OPT_BASE = 1000 };
@@ -41,13 +68,21 @@ int  kd_train_threads(const kd_train_opts *o, uint32_t n_users, uint32_t n_items
 int  kd_train_finish(kd_train_opts *o, kd_err *e);
 /* The help text of the shared flags. */
 void kd_train_help(FILE *f, const kd_train_opts *defaults);
+/* Trains m with the tasks (kd_sgd_train) under o: validation every o->valid_every epochs
+ * on d's valid split, the best parameters kept and returned, a stop after o->patience
+ * evaluations without improvement, progress through o->say.  Fills log (free it with
+ * kd_train_log_free; on error it is freed already). */
+int  kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
+                  kd_train_log *log, kd_err *e);
+void kd_train_log_free(kd_train_log *log);
+
 /* Provenance lines of every training parameter (no thread count). */
 int  kd_train_prov(const kd_train_opts *o, kd_buf *b);
 /* Provenance of how the training went: epochs run, best epoch, early stop. */
 int  kd_train_prov_log(const kd_train_log *log, kd_buf *b);
 
-/* Writes model + training record + provenance to o->out atomically, and publishes it
- * to the stage's cache (a no-op without --cache). */
+/* Writes model + training record (train.loss, train.valid) + provenance to o->out
+ * atomically, and publishes it to the stage's cache (a no-op without --cache). */
 int  kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
                    kd_out *out, kd_stage *stage, kd_err *e);
 

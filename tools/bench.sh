@@ -23,7 +23,8 @@ echo "== BPR training throughput (M samples/s: median [min-max] of 5 runs of 15 
 echo "   schemes: default = 2 replicas (reproducible), blocks = --replicas 0 (reproducible), hogwild (not)"
 "$BIN/kd-gen" import --format triples --test "$SHARED/citeulike/test.txt" --valid "$SHARED/citeulike/valid.txt" \
     "$SHARED/citeulike/train.txt" -o "$W/cite.kd" 2>/dev/null || echo "(CiteULike not found in $SHARED)"
-rate() { "$BIN/kd-cat" "$1" train.throughput | tail -10 | median; }
+# samples/s of an epoch: from kd-train --verbose's epoch lines (a model holds no timings)
+rate() { sed -n 's/^kd-train: epoch [0-9]*\/[0-9]* loss [^ ]* \([^ ]*\) samples\/s.*/\1/p' "$1" | tail -10 | median; }
 MODES="default|--replicas 0|--hogwild|--replicas 4"
 for data in d cite; do
     [ -s "$W/$data.kd" ] || continue
@@ -35,14 +36,14 @@ for data in d cite; do
             for t in 1 2; do
                 echo "$MODES" | tr '|' '\n' | while read -r mode; do
                     m=$mode; [ "$m" = default ] && m=""
-                    "$BIN/kd-train" -q --dim $dim --epochs 15 --threads $t $m "$W/$data.kd" -o "$W/m.kd"
-                    echo "$t $mode|$(rate "$W/m.kd")"
+                    "$BIN/kd-train" --verbose --dim $dim --epochs 15 --threads $t $m "$W/$data.kd" -o "$W/m.kd" 2>"$W/m.log"
+                    echo "$t $mode|$(rate "$W/m.log")"
                 done
             done
-            "$BIN/kd-train" -q --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/a.kd" &
-            "$BIN/kd-train" -q --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/b.kd"
+            "$BIN/kd-train" --verbose --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/a.kd" 2>"$W/a.log" &
+            "$BIN/kd-train" --verbose --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/b.kd" 2>"$W/b.log"
             wait
-            echo "2 ceiling|$(echo "$(rate "$W/a.kd") $(rate "$W/b.kd")" | awk '{ print $1 + $2 }')"
+            echo "2 ceiling|$(echo "$(rate "$W/a.log") $(rate "$W/b.log")" | awk '{ print $1 + $2 }')"
         done >"$W/runs"
         for t in 1 2; do
             { echo "$MODES" | tr '|' '\n'; [ $t = 2 ] && echo ceiling; } | while read -r mode; do

@@ -10,9 +10,12 @@
 #include "kd_distill.h" /* methods and their tasks */
 #include "kd_prov.h"    /* provenance */
 #include "kd_rng.h"     /* kd_key */
-#include "kd_train.h"   /* shared trainer flags, kd_train_save */
+#include "kd_train.h"   /* shared trainer flags, kd_train_run, kd_train_save */
 
 static const char *prog = "kd-distill";
+
+/* where kd_train_run's progress lines go */
+static void say(void *ctx, const char *text) { (void)ctx; fputs(text, stderr); }
 
 static void usage(FILE *f, const kd_train_opts *d)
 {
@@ -114,7 +117,8 @@ int main(int argc, char **argv)
         return KD_EXIT_USAGE;
     }
     if (kd_train_finish(&o, &e)) return kd_err_report(prog, &e);
-    o.sgd.prog = prog;
+    o.prog = prog;
+    o.say = say;
 
     kd_out out;
     if (kd_out_open(&out, o.out, KD_OUT_BINARY, &e)) return kd_err_report(prog, &e);
@@ -165,12 +169,12 @@ int main(int argc, char **argv)
         goto fail;
     /* the same initialisation and BPR stream as kd-train: at zero weight, the same model */
     kd_model_init_normal(&m, kd_key(o.seed, 0, 0), (float)o.init_std);
-    if (o.sgd.verbosity >= 2 && kd.t_items)
+    if (o.verbosity >= 2 && kd.t_items)
         fprintf(stderr, "%s: teacher top-%u ranking of %u users: %.3f s\n", prog, kd.p.M, d.n_users, kd.rank_seconds);
     kd_sgd_task tasks[KD_MAX_TASKS];
     int ntasks;
     kd_distill_tasks(&kd, tasks, &ntasks);
-    if (kd_sgd_train(&m, &d, tasks, ntasks, &o.sgd, &log, &e)) goto fail;
+    if (kd_train_run(&o, &m, &d, tasks, ntasks, &log, &e)) goto fail;
     kd_prov_begin(&prov, prog);
     kd_prov_id(&prov, "input.dataset", d.content_id);
     kd_prov_id(&prov, "input.teacher", ta->content_id);

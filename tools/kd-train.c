@@ -8,9 +8,12 @@
 #include "kd_dataset.h" /* kd_dataset_load */
 #include "kd_prov.h"    /* provenance */
 #include "kd_rng.h"     /* kd_key */
-#include "kd_train.h"   /* shared trainer flags, kd_train_save */
+#include "kd_train.h"   /* shared trainer flags, kd_train_run, kd_train_save */
 
 static const char *prog = "kd-train";
+
+/* where kd_train_run's progress lines go */
+static void say(void *ctx, const char *text) { (void)ctx; fputs(text, stderr); }
 
 static void usage(FILE *f, const kd_train_opts *d)
 {
@@ -43,7 +46,8 @@ int main(int argc, char **argv)
         return KD_EXIT_USAGE;
     }
     if (kd_train_finish(&o, &e)) return kd_err_report(prog, &e);
-    o.sgd.prog = prog;
+    o.prog = prog;
+    o.say = say;
 
     kd_out out;
     if (kd_out_open(&out, o.out, KD_OUT_BINARY, &e)) return kd_err_report(prog, &e);
@@ -76,7 +80,7 @@ int main(int argc, char **argv)
     kd_model_init_normal(&m, kd_key(o.seed, 0, 0), (float)o.init_std);
     o.sgd.threads = kd_train_threads(&o, d.n_users, d.n_items);
     kd_sgd_task task = kd_bpr_task(&b);
-    if (kd_sgd_train(&m, &d, &task, 1, &o.sgd, &log, &e)) goto fail;
+    if (kd_train_run(&o, &m, &d, &task, 1, &log, &e)) goto fail;
     kd_prov_begin(&prov, prog);
     kd_prov_id(&prov, "input.dataset", d.content_id);
     kd_buf_append(&prov, params.p, params.len);

@@ -30,6 +30,8 @@ int kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_
     b->part_W = 0;
     b->part_off = NULL;
     b->part_pos = NULL;
+    b->records = NULL;
+    b->records_ctx = NULL;
     uint64_t nnz = b->nnz = kd_csr_nnz(&d->train);
     if (nnz == 0)
         return kd_fail(e, "dataset has no train interactions");
@@ -188,14 +190,39 @@ KD_CLONES static double bpr_produce_ids(void *ctx, const kd_model *m, const uint
     return loss;
 }
 
+/* Unit `unit` of `epoch` sampled into a row (u, i, j_1..j_neg): in `local` (2 + 64 ids),
+ * or in the task's scratch for more negatives. */
+static inline const uint32_t *sample_row(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *local, void *scratch)
+{
+    uint32_t *ids = b->neg <= 64 ? local : scratch;
+    kd_bpr_sample(b, epoch, unit, &ids[0], &ids[1], ids + 2);
+    return ids;
+}
+
 KD_CLONES static double bpr_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
                                     kd_rec *recs, void *scratch)
 {
-    const kd_bpr *b = ctx;
-    uint32_t local[2 + 64], *ids = b->neg <= 64 ? local : scratch;
-    kd_bpr_sample(b, epoch, unit, &ids[0], &ids[1], ids + 2);
+    uint32_t local[2 + 64];
+    const uint32_t *ids = sample_row(ctx, epoch, unit, local, scratch);
     *user = ids[0];
     return bpr_produce_ids(ctx, m, ids, recs, scratch);
+}
+
+/* the same two, for a loss on BPR's units: its records instead of BPR's */
+static double loss_produce_ids(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
+{
+    const kd_bpr *b = ctx;
+    return b->records(b->records_ctx, m, ids, recs, scratch);
+}
+
+static double loss_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                           kd_rec *recs, void *scratch)
+{
+    const kd_bpr *b = ctx;
+    uint32_t local[2 + 64];
+    const uint32_t *ids = sample_row(b, epoch, unit, local, scratch);
+    *user = ids[0];
+    return b->records(b->records_ctx, m, ids, recs, scratch);
 }
 
 kd_sgd_task kd_bpr_task(kd_bpr *b)
@@ -206,5 +233,16 @@ kd_sgd_task kd_bpr_task(kd_bpr *b)
         .part_init = bpr_part_init, .part_units = bpr_part_units, .part_sample = bpr_part_sample,
         .ids_per_unit = 2 + b->neg, .produce_ids = bpr_produce_ids, .ctx = b,
     };
+    return t;
+}
+
+kd_sgd_task kd_bpr_task_with(kd_bpr *b, double (*records)(void *ctx, const kd_model *m, const uint32_t *ids,
+                                                          kd_rec *recs, void *scratch), void *ctx)
+{
+    b->records = records;
+    b->records_ctx = ctx;
+    kd_sgd_task t = kd_bpr_task(b);
+    t.produce = loss_produce;
+    t.produce_ids = loss_produce_ids;
     return t;
 }

@@ -26,6 +26,10 @@ typedef struct kd_bpr {
     uint64_t  words;    /* 64-bit words per user row */
     uint32_t  neg;
     uint64_t  seed;
+    /* a loss on BPR's units (kd_bpr_task_with): its records of a sampled row, instead of
+     * BPR's own, and its context */
+    double  (*records)(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch);
+    void     *records_ctx;
 } kd_bpr;
 
 /* Checks every user has at least `neg` items outside train; builds row_of, and a
@@ -34,6 +38,11 @@ typedef struct kd_bpr {
 int  kd_bpr_init(kd_bpr *b, const kd_dataset *d, uint32_t neg, uint64_t seed, kd_err *e);
 void kd_bpr_free(kd_bpr *b);
 kd_sgd_task kd_bpr_task(kd_bpr *b);
+/* The task of another loss on BPR's units (margin-mse): BPR's sampling, partition and
+ * replica adapters, with records(ctx, m, ids, recs, scratch) turning each sampled row
+ * ids = (u, i, j_1..j_neg) into its records and returning its loss.  Sets b->records. */
+kd_sgd_task kd_bpr_task_with(kd_bpr *b, double (*records)(void *ctx, const kd_model *m, const uint32_t *ids,
+                                                          kd_rec *recs, void *scratch), void *ctx);
 
 
 /* The sampling of unit `unit` in `epoch`: its user, positive and negatives (neg of them). */

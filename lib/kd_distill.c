@@ -12,12 +12,10 @@
 #include "kd_rng.h"
 #include "kd_vec.h"
 
-const char *const kd_method_names[KD_N_METHODS] = { "margin-mse", "rd", "rrd", "ce", "dcd" };
-
 int kd_method_parse(const char *name)
 {
     for (int m = 0; m < KD_N_METHODS; m++)
-        if (!strcmp(name, kd_method_names[m])) return m;
+        if (!strcmp(name, kd_distill_methods[m].name)) return m;
     return -1;
 }
 
@@ -25,39 +23,21 @@ kd_distill_params kd_distill_defaults(int method)
 {
     kd_distill_params p = { .method = method, .alpha = 0.5, .temperature = 1, .lambda = 1, .K = 10,
                             .L = 40, .M = 100, .rank_temp = 10, .mu = 0.1, .tau = 1, .eps = 0.1 };
-    if (method == KD_RD) p.lambda = 0.5;
-    if (method == KD_DCD) { p.K = 20; p.L = 20; }
+    if (kd_distill_methods[method].defaults) kd_distill_methods[method].defaults(&p);
     return p;
 }
 
 int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
 {
-    int r = kd_prov_str(b, "method", kd_method_names[p->method]);
-    switch (p->method) {
-    case KD_MARGIN_MSE:
-        r |= kd_prov_str(b, "mix", p->mix_add ? "add" : "convex");
-        r |= p->mix_add ? kd_prov_f64(b, "lambda", p->lambda) : kd_prov_f64(b, "alpha", p->alpha);
-        r |= kd_prov_f64(b, "temperature", p->temperature);
-        break;
-    case KD_RD:
-        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
-             kd_prov_f64(b, "rank_temp", p->rank_temp) | kd_prov_u64(b, "dynamic", (uint64_t)p->dynamic) |
-             kd_prov_f64(b, "mu", p->mu);
-        break;
-    case KD_RRD:
-        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
-             kd_prov_u64(b, "uninteresting", p->L) | kd_prov_u64(b, "topm", p->M);
-        break;
-    case KD_CE:
-        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_f64(b, "tau", p->tau) | kd_prov_u64(b, "ce_sample", p->ce_sample);
-        if (p->ce_sample) r |= kd_prov_u64(b, "topm", p->M);
-        break;
-    case KD_DCD:
-        r |= kd_prov_f64(b, "lambda", p->lambda) | kd_prov_u64(b, "topk", p->K) |
-             kd_prov_u64(b, "uninteresting", p->L) | kd_prov_u64(b, "topm", p->M) | kd_prov_f64(b, "eps", p->eps);
-        break;
-    }
-    return r ? -1 : 0;
+    return kd_prov_str(b, "method", kd_distill_methods[p->method].name) || kd_distill_methods[p->method].prov(p, b)
+               ? -1 : 0;
+}
+
+const char *kd_distill_knob(const kd_distill_params *p, double *value)
+{
+    const char *name = p->mix_add ? "lambda" : kd_distill_methods[p->method].knob;
+    *value = !strcmp(name, "alpha") ? p->alpha : p->lambda;
+    return name;
 }
 
 /* ---------------------------------------------------------------- shared pieces */
@@ -65,6 +45,34 @@ int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
 static inline float student_score(const kd_model *m, uint32_t u, uint32_t i)
 {
     return kd_dot(m->P + (size_t)u * m->stride, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
+}
+
+/* The per-thread scratch of a per-user unit with a list of n entries, laid out here only:
+ * list_layout(n, NULL, NULL) is the size a task asks for, list_layout(n, scratch, &ls)
+ * the pointers its producer uses.  Doubles first (the engine's scratch is 64-aligned). */
+typedef struct list_scratch {
+    double   *g;       /* (n) gradients, or rd's weights */
+    float    *s, *t;   /* (n) student and teacher scores */
+    uint32_t *items;   /* (n) */
+} list_scratch;
+
+static size_t list_layout(uint32_t n, void *base, list_scratch *ls)
+{
+    size_t n8 = (size_t)n * 8, n4 = ((size_t)n * 4 + 7) & ~(size_t)7;
+    if (ls) {
+        uint8_t *b = base;
+        ls->g = (double *)b;
+        ls->s = (float *)(b + n8);
+        ls->t = (float *)(b + n8 + n4);
+        ls->items = (uint32_t *)(b + n8 + 2 * n4);
+    }
+    return n8 + 3 * n4;
+}
+
+/* The key of user u's unit of `epoch` for the method's stream tag (kd_rng.h). */
+static inline uint64_t unit_key(const kd_distill *k, uint64_t epoch, enum kd_unit_stream tag, uint32_t u)
+{
+    return kd_key(k->seed, epoch, ((uint64_t)tag << 40) | u);
 }
 
 static int in_list(const uint32_t *a, uint32_t n, uint32_t x)
@@ -81,7 +89,7 @@ static uint32_t sample_outside(const kd_dataset *d, uint32_t u, const uint32_t *
     const uint32_t *row = d->train.idx + d->train.indptr[u];
     uint32_t len = kd_csr_len(&d->train, u), j = 0;
     for (uint64_t t = 0; t < 32; t++) {
-        j = kd_sample_negative(row, len, d->n_items, kd_key(key, t, 0));
+        j = kd_sample_negative(row, len, d->n_items, kd_key(key, t, KD_DRAW_PICK));
         if (!in_list(avoid, n, j)) return j;
     }
     return j;
@@ -144,26 +152,9 @@ double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl
     return (1 - p->alpha) * bpr + p->alpha * kd;
 }
 
-static int margin_part_init(void *ctx, uint32_t W, kd_err *e)
-{
-    kd_distill *k = ctx;
-    return kd_bpr_partition(k->bpr, W, e);
-}
-
-static uint64_t margin_part_units(void *ctx, uint32_t w)
-{
-    const kd_distill *k = ctx;
-    return k->bpr->part_off[w + 1] - k->bpr->part_off[w];
-}
-
-static void margin_part_sample(void *ctx, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids)
-{
-    const kd_distill *k = ctx;
-    kd_bpr_sample_part(k->bpr, epoch, w, k0, n, ids);
-}
-
-/* ids = (u, i, j_1..j_neg), as BPR samples them */
-KD_CLONES static double margin_produce_ids(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
+/* The records of a BPR unit ids = (u, i, j_1..j_neg) under margin-mse: BPR's sampling,
+ * partition and adapters do the rest (kd_bpr_task_with). */
+KD_CLONES static double margin_records(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
 {
     const kd_distill *k = ctx;
     const kd_model *t = k->teacher;
@@ -184,16 +175,6 @@ KD_CLONES static double margin_produce_ids(void *ctx, const kd_model *m, const u
     return loss;
 }
 
-KD_CLONES static double margin_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
-                                       kd_rec *recs, void *scratch)
-{
-    const kd_distill *k = ctx;
-    uint32_t local[2 + 64], *ids = k->bpr->neg <= 64 ? local : scratch;
-    kd_bpr_sample(k->bpr, epoch, unit, &ids[0], &ids[1], ids + 2);
-    *user = ids[0];
-    return margin_produce_ids(ctx, m, ids, recs, scratch);
-}
-
 /* ---------------------------------------------------------------- rd */
 
 #define RD_SAMPLES 32
@@ -206,8 +187,10 @@ KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch,
     const kd_dataset *d = k->d;
     uint32_t u = (uint32_t)unit, K = p->K;
     const uint32_t *top = k->t_items + (size_t)u * p->M;
-    double *w = scratch;
-    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)2 << 40) | u);
+    list_scratch ls;
+    list_layout(K, scratch, &ls);
+    double *w = ls.g;
+    uint64_t key = unit_key(k, epoch, KD_UNIT_RD, u);
     *user = u;
     for (uint32_t r = 0; r < 2 * K; r++) recs[r].item = KD_NO_ITEM;
     uint32_t n = 0;
@@ -222,7 +205,7 @@ KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch,
     if (p->dynamic) { /* student's rank of each item, estimated from uniform samples */
         float samp[RD_SAMPLES];
         for (uint32_t s = 0; s < RD_SAMPLES; s++)
-            samp[s] = student_score(m, u, kd_below(kd_rng_at(key, 1000 + s), d->n_items));
+            samp[s] = student_score(m, u, kd_below(kd_rng_at(key, KD_RD_RANK_DRAWS + s), d->n_items));
         for (uint32_t r = 0; r < n; r++) {
             uint32_t above = 0;
             for (uint32_t s = 0; s < RD_SAMPLES; s++) above += samp[s] > s_top[r];
@@ -234,7 +217,7 @@ KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch,
     if (!(wsum > 0)) { *user = KD_NO_ITEM; return 0; }
     double loss = 0;
     for (uint32_t r = 0; r < n; r++) {
-        uint32_t j = sample_outside(d, u, top, n, kd_key(key, r, 1));
+        uint32_t j = sample_outside(d, u, top, n, kd_key(key, r, KD_DRAW_RD_NEG));
         double x = (double)s_top[r] - student_score(m, u, j), wr = p->lambda * w[r] / wsum;
         loss += wr * kd_softplus_neg(x);
         float c = (float)(wr * kd_sigmoid_neg(x));
@@ -263,10 +246,10 @@ KD_CLONES static double rrd_produce(void *ctx, const kd_model *m, uint64_t epoch
     const kd_distill_params *p = &k->p;
     uint32_t u = (uint32_t)unit, K = p->K, L = p->L;
     const uint32_t *top = k->t_items + (size_t)u * p->M;
-    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)3 << 40) | u);
-    uint32_t *items = scratch;
-    double *g = (double *)((uint8_t *)scratch + 8 * (size_t)(K + L + 1));
-    float *s = (float *)(g + K + L);
+    uint64_t key = unit_key(k, epoch, KD_UNIT_RRD, u);
+    list_scratch ls;
+    list_layout(K + L, scratch, &ls);
+    uint32_t *items = ls.items;
     uint32_t n = 0, ntop = 0;
     while (n < K && top[n] != UINT32_MAX) items[n] = top[n], n++;
     while (ntop < p->M && top[ntop] != UINT32_MAX) ntop++;
@@ -275,9 +258,9 @@ KD_CLONES static double rrd_produce(void *ctx, const kd_model *m, uint64_t epoch
         *user = KD_NO_ITEM;
         return 0;
     }
-    for (uint32_t j = 0; j < L; j++) items[n + j] = sample_outside(k->d, u, top, ntop, kd_key(key, j, 2));
+    for (uint32_t j = 0; j < L; j++) items[n + j] = sample_outside(k->d, u, top, ntop, kd_key(key, j, KD_DRAW_RRD_NEG));
     for (uint32_t r = n + L; r < K + L; r++) recs[r].item = KD_NO_ITEM;
-    return pl_records(m, u, items, n, L, p->lambda, recs, g, s);
+    return pl_records(m, u, items, n, L, p->lambda, recs, ls.g, ls.s);
 }
 
 /* Samples up to `want` of n candidates without replacement with weights exp(logw[]),
@@ -320,10 +303,11 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
     const kd_distill_params *p = &k->p;
     uint32_t u = (uint32_t)unit, K = p->K, L = p->L, M = p->M, half = K / 2 ? K / 2 : 1;
     const uint32_t *tt = k->t_items + (size_t)u * M, *st = k->s_items + (size_t)u * M;
-    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)5 << 40) | u);
-    uint32_t *items = scratch, pick[1024], nt = 0, ns = 0, ntop = 0;
-    double *g = (double *)((uint8_t *)scratch + 8 * (size_t)(K + L + 1)), logw[1024];
-    float *s = (float *)(g + K + L);
+    uint64_t key = unit_key(k, epoch, KD_UNIT_DCD, u);
+    list_scratch ls;
+    list_layout(K + L, scratch, &ls);
+    uint32_t *items = ls.items, pick[1024], nt = 0, ns = 0, ntop = 0;
+    double logw[1024];
     *user = u;
     for (uint32_t r = 0; r < K + L; r++) recs[r].item = KD_NO_ITEM;
     while (nt < K && tt[nt] != UINT32_MAX) nt++;
@@ -333,7 +317,7 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
     /* under-estimated: teacher's top-K items the student ranks lower than the teacher */
     for (uint32_t r = 0; r < nt; r++)
         logw[r] = tanh(p->eps * ((double)rank_in(st, M, tt[r]) - (double)r));
-    uint32_t nu = gumbel_pick(logw, nt, half, kd_key(key, 1, 0), pick), n = 0;
+    uint32_t nu = gumbel_pick(logw, nt, half, kd_key(key, 1, KD_DRAW_PICK), pick), n = 0;
     for (uint32_t a = 0; a < nu; a++) items[n++] = tt[pick[a]];
     /* over-estimated: student's top-K items the teacher ranks lower, outside its top-K */
     uint32_t cand[1024], nc = 0;
@@ -343,11 +327,11 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
         cand[nc] = st[r];
         logw[nc++] = tanh(p->eps * ((double)rt - (double)r));
     }
-    uint32_t no = gumbel_pick(logw, nc, half, kd_key(key, 2, 0), pick);
+    uint32_t no = gumbel_pick(logw, nc, half, kd_key(key, 2, KD_DRAW_PICK), pick);
     for (uint32_t a = 0; a < no; a++) items[n + a] = cand[pick[a]];
     uint32_t others = no + (L > no ? L - no : 0);
-    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(k->d, u, tt, ntop, kd_key(key, j, 3));
-    return pl_records(m, u, items, n, others, p->lambda, recs, g, s);
+    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(k->d, u, tt, ntop, kd_key(key, j, KD_DRAW_DCD_NEG));
+    return pl_records(m, u, items, n, others, p->lambda, recs, ls.g, ls.s);
 }
 
 static int dcd_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
@@ -369,9 +353,11 @@ KD_CLONES static double ce_produce(void *ctx, const kd_model *m, uint64_t epoch,
     const kd_dataset *d = k->d;
     const kd_model *t = k->teacher;
     uint32_t u = (uint32_t)unit, I = d->n_items, n = 0;
-    float *ts = scratch, *ss = ts + I;
-    double *g = (double *)(ss + I + (I & 1));
-    uint32_t *items = (uint32_t *)(g + I);
+    list_scratch ls;
+    list_layout(I, scratch, &ls);
+    float *ts = ls.t, *ss = ls.s;
+    double *g = ls.g;
+    uint32_t *items = ls.items;
     const uint32_t *row = d->train.idx + d->train.indptr[u];
     uint32_t len = kd_csr_len(&d->train, u), pos = 0;
     *user = u;
@@ -401,10 +387,12 @@ KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_
     uint32_t u = (uint32_t)unit, M = k->p.M, S = k->p.ce_sample, n = 0, ntop = 0;
     const uint32_t *top = k->t_items + (size_t)u * M;
     const float *tsc = k->t_scores + (size_t)u * M;
-    float *ts = scratch, *ss = ts + M + S;
-    double *g = (double *)(ss + M + S + ((M + S) & 1));
-    uint32_t *items = (uint32_t *)(g + M + S);
-    uint64_t key = kd_key(k->seed, epoch, ((uint64_t)4 << 40) | u);
+    list_scratch ls;
+    list_layout(M + S, scratch, &ls);
+    float *ts = ls.t, *ss = ls.s;
+    double *g = ls.g;
+    uint32_t *items = ls.items;
+    uint64_t key = unit_key(k, epoch, KD_UNIT_CE, u);
     double tau = k->p.tau;
     *user = u;
     for (uint32_t r = 0; r < M + S; r++) recs[r].item = KD_NO_ITEM;
@@ -420,7 +408,7 @@ KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_
     if (rest > 0) {
         float lw = (float)(tau * log((double)rest / S)); /* each sample stands for rest/S items */
         for (uint32_t j = 0; j < S; j++, n++) {
-            uint32_t i = sample_outside(d, u, top, ntop, kd_key(key, j, 4));
+            uint32_t i = sample_outside(d, u, top, ntop, kd_key(key, j, KD_DRAW_CE_SAMPLE));
             items[n] = i;
             ts[n] = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i] + lw;
             ss[n] = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i] + lw;
@@ -430,6 +418,139 @@ KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_
     for (uint32_t r = 0; r < n; r++) recs[r] = (kd_rec){ items[r], (float)(-scale * g[r]) };
     return scale * loss;
 }
+
+/* ---------------------------------------------------------------- preparation */
+
+/* The teacher's top-M unobserved items and scores of every user (rd, rrd, dcd, sampled ce). */
+static int teacher_topm(kd_distill *k, kd_err *e)
+{
+    double t0 = kd_now();
+    if (kd_rank_topm(k->teacher, k->d, k->p.M, k->threads, &k->t_items, &k->t_scores, e))
+        return -1;
+    k->rank_seconds = kd_now() - t0;
+    return 0;
+}
+
+static int ce_prepare(kd_distill *k, kd_err *e)
+{
+    const kd_dataset *d = k->d;
+    if (!k->p.ce_sample && d->n_items > KD_CE_EXACT_MAX)
+        k->p.ce_sample = 256; /* exact would cost items x dim per user and epoch */
+    if (k->p.ce_sample)
+        return teacher_topm(k, e);
+    /* the teacher's scores never change: compute them once with the ranking kernel when
+     * they fit in 256 MiB (else per user and epoch with kd_dot; the two sum in different
+     * orders, so the choice depends only on the data size, never on threads) */
+    kd_ranker rk;
+    uint64_t cells = (uint64_t)d->n_users * ((d->n_items + 31) & ~31u);
+    if (cells * 4 > (256u << 20) || kd_ranker_init(&rk, k->teacher, e))
+        return 0;
+    k->t_all_stride = rk.items_pad;
+    if (posix_memalign((void **)&k->t_all, 64, (size_t)cells * 4)) {
+        k->t_all = NULL;
+        kd_ranker_free(&rk);
+        return 0;
+    }
+    for (uint32_t u0 = 0; u0 < d->n_users; u0 += KD_RANK_BLOCK) {
+        uint32_t nu = d->n_users - u0 < KD_RANK_BLOCK ? d->n_users - u0 : KD_RANK_BLOCK;
+        kd_rank_score_block(&rk, u0, nu, k->t_all + (size_t)u0 * rk.items_pad);
+    }
+    kd_ranker_free(&rk);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+/* A per-user term as its own task: one unit per user an epoch, `recs` records of
+ * `samples` samples, the scratch of a list of `entries`. */
+static kd_sgd_task user_task(kd_distill *k, uint32_t recs, uint32_t samples, uint32_t entries,
+                             double (*produce)(void *, const kd_model *, uint64_t, uint64_t, uint32_t *, kd_rec *, void *))
+{
+    return (kd_sgd_task){ .units = k->d->n_users, .recs_per_unit = recs, .samples_per_unit = samples,
+                          .scratch_bytes = list_layout(entries, NULL, NULL), .produce = produce,
+                          .units_are_users = 1, .ctx = k };
+}
+
+static int margin_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    tasks[0] = kd_bpr_task_with(k->bpr, margin_records, k); /* margin-mse replaces BPR's records */
+    return 1;
+}
+
+static int rd_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    tasks[1] = user_task(k, 2 * k->p.K, k->p.K, k->p.K, rd_produce);
+    return 2;
+}
+
+static int rrd_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    uint32_t KL = k->p.K + k->p.L;
+    tasks[1] = user_task(k, KL, KL, KL, rrd_produce);
+    return 2;
+}
+
+static int dcd_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    uint32_t KL = k->p.K + k->p.L;
+    tasks[1] = user_task(k, KL, KL, KL, dcd_produce);
+    tasks[1].epoch_begin = dcd_epoch;
+    return 2;
+}
+
+static int ce_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    uint32_t I = k->p.ce_sample ? k->p.M + k->p.ce_sample : k->d->n_items;
+    tasks[1] = user_task(k, I, I, I, k->p.ce_sample ? ce_sampled_produce : ce_produce);
+    return 2;
+}
+
+/* ---------------------------------------------------------------- defaults and provenance */
+
+static void rd_defaults(kd_distill_params *p) { p->lambda = 0.5; }
+static void dcd_defaults(kd_distill_params *p) { p->K = 20; p->L = 20; }
+
+static int margin_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return kd_prov_str(b, "mix", p->mix_add ? "add" : "convex") ||
+           (p->mix_add ? kd_prov_f64(b, "lambda", p->lambda) : kd_prov_f64(b, "alpha", p->alpha)) ||
+           kd_prov_f64(b, "temperature", p->temperature);
+}
+
+static int rd_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
+           kd_prov_f64(b, "rank_temp", p->rank_temp) || kd_prov_u64(b, "dynamic", (uint64_t)p->dynamic) ||
+           kd_prov_f64(b, "mu", p->mu);
+}
+
+static int rrd_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
+           kd_prov_u64(b, "uninteresting", p->L) || kd_prov_u64(b, "topm", p->M);
+}
+
+static int ce_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_f64(b, "tau", p->tau) ||
+           kd_prov_u64(b, "ce_sample", p->ce_sample) || (p->ce_sample && kd_prov_u64(b, "topm", p->M));
+}
+
+static int dcd_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
+           kd_prov_u64(b, "uninteresting", p->L) || kd_prov_u64(b, "topm", p->M) || kd_prov_f64(b, "eps", p->eps);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
+    [KD_MARGIN_MSE] = { "margin-mse", "alpha",  NULL,         margin_prov, NULL,         margin_tasks },
+    [KD_RD]         = { "rd",         "lambda", rd_defaults,  rd_prov,     teacher_topm, rd_tasks },
+    [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks },
+    [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks },
+    [KD_DCD]        = { "dcd",        "lambda", dcd_defaults, dcd_prov,    teacher_topm, dcd_tasks },
+};
 
 /* ---------------------------------------------------------------- setup */
 
@@ -452,36 +573,8 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
     if (p->K == 0 || p->K > 1000 || p->L > 1000 || p->K > p->M)
         return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
                              d->n_items);
-    if (p->method == KD_MARGIN_MSE)
-        return 0;
-    if (p->method == KD_CE && !p->ce_sample && d->n_items > KD_CE_EXACT_MAX)
-        k->p.ce_sample = 256; /* exact would cost items x dim per user and epoch */
-    if (p->method == KD_CE && !p->ce_sample) {
-        /* the teacher's scores never change: compute them once with the ranking kernel
-         * when they fit in 256 MiB (else per user and epoch with kd_dot; the two sum in
-         * different orders, so the choice depends only on the data size, never on threads) */
-        kd_ranker rk;
-        uint64_t cells = (uint64_t)d->n_users * ((d->n_items + 31) & ~31u);
-        if (cells * 4 > (256u << 20) || kd_ranker_init(&rk, teacher, e))
-            return 0;
-        k->t_all_stride = rk.items_pad;
-        if (posix_memalign((void **)&k->t_all, 64, (size_t)cells * 4)) {
-            k->t_all = NULL;
-            kd_ranker_free(&rk);
-            return 0;
-        }
-        for (uint32_t u0 = 0; u0 < d->n_users; u0 += KD_RANK_BLOCK) {
-            uint32_t nu = d->n_users - u0 < KD_RANK_BLOCK ? d->n_users - u0 : KD_RANK_BLOCK;
-            kd_rank_score_block(&rk, u0, nu, k->t_all + (size_t)u0 * rk.items_pad);
-        }
-        kd_ranker_free(&rk);
-        return 0;
-    }
-    double t0 = kd_now();
-    if (kd_rank_topm(teacher, d, p->M, threads, &k->t_items, &k->t_scores, e))
-        return -1;
-    k->rank_seconds = kd_now() - t0;
-    return 0;
+    const kd_distill_method *row = &kd_distill_methods[p->method];
+    return row->prepare ? row->prepare(k, e) : 0;
 }
 
 void kd_distill_free(kd_distill *k)
@@ -496,42 +589,7 @@ void kd_distill_free(kd_distill *k)
 
 int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
 {
-    const kd_distill_params *p = &k->p;
     tasks[0] = kd_bpr_task(k->bpr);
-    *ntasks = 2;
-    uint32_t U = k->d->n_users, KL = p->K + p->L;
-    size_t list_scratch = 8 * (size_t)(KL + 1) + 8 * (size_t)KL + 4 * (size_t)KL + 64;
-    switch (p->method) {
-    case KD_MARGIN_MSE:
-        tasks[0].produce = margin_produce;
-        tasks[0].part_init = margin_part_init;
-        tasks[0].part_units = margin_part_units;
-        tasks[0].part_sample = margin_part_sample;
-        tasks[0].produce_ids = margin_produce_ids;
-        tasks[0].ctx = k;
-        *ntasks = 1;
-        break;
-    case KD_RD:
-        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = 2 * p->K, .samples_per_unit = p->K,
-                                  .scratch_bytes = 8 * (size_t)p->K, .produce = rd_produce, .units_are_users = 1, .ctx = k };
-        break;
-    case KD_RRD:
-        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
-                                  .scratch_bytes = list_scratch, .produce = rrd_produce, .units_are_users = 1, .ctx = k };
-        break;
-    case KD_DCD:
-        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = KL, .samples_per_unit = KL,
-                                  .scratch_bytes = list_scratch, .produce = dcd_produce, .epoch_begin = dcd_epoch,
-                                  .units_are_users = 1, .ctx = k };
-        break;
-    case KD_CE: {
-        uint32_t I = p->ce_sample ? p->M + p->ce_sample : k->d->n_items;
-        tasks[1] = (kd_sgd_task){ .units = U, .recs_per_unit = I, .samples_per_unit = I,
-                                  .scratch_bytes = (size_t)I * (4 + 4 + 8 + 4) + 64,
-                                  .produce = p->ce_sample ? ce_sampled_produce : ce_produce,
-                                  .units_are_users = 1, .ctx = k };
-        break;
-    }
-    }
+    *ntasks = kd_distill_methods[k->p.method].tasks(k, tasks);
     return 0;
 }

@@ -30,6 +30,12 @@
  *
  * Every per-user term is a separate unit (one per user per epoch) interleaved with the
  * BPR units, with random numbers from (seed, epoch, user): bit-identical for any threads.
+ * The stream tags are kd_rng.h's (enum kd_unit_stream, kd_draw).
+ *
+ * The methods are a table, kd_distill_methods[]: a row names the method and its knob and
+ * points to its functions (defaults, provenance, preparation, task).  Adding a method is
+ * adding a row -- its enum kd_method name, the row in kd_distill.c, its functions -- and
+ * its flags in kd-distill's --help; nothing else dispatches on the method.
  */
 #ifndef KD_DISTILL_H
 #define KD_DISTILL_H
@@ -41,8 +47,7 @@
 #include "kd_model.h"
 #include "kd_sgd.h"
 
-enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_N_METHODS };
-extern const char *const kd_method_names[KD_N_METHODS];
+enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_N_METHODS }; /* rows of the table */
 int kd_method_parse(const char *name); /* enum kd_method or -1 */
 
 typedef struct kd_distill_params {
@@ -66,7 +71,32 @@ typedef struct kd_distill_params {
 /* Per-method defaults (documented in kd-distill --help). */
 kd_distill_params kd_distill_defaults(int method);
 
-typedef struct kd_distill {
+typedef struct kd_distill kd_distill;
+
+/* A row of the method table. */
+typedef struct kd_distill_method {
+    const char *name;     /* --method NAME: provenance's method=, the stage's role=distill-NAME */
+    const char *knob;     /* the parameter the study sweeps over ("alpha", "lambda") */
+    /* its defaults, over the shared ones (NULL: none of its own) */
+    void (*defaults)(kd_distill_params *p);
+    /* its parameters' provenance lines (after method=) */
+    int  (*prov)(const kd_distill_params *p, kd_buf *b);
+    /* once before training, after the shared checks: the teacher's lists or scores it
+     * needs (NULL: none) */
+    int  (*prepare)(kd_distill *k, kd_err *e);
+    /* its tasks: tasks[0] is the student's BPR, which it may replace (margin-mse) or add
+     * to; returns the number of tasks.  Scratch sizes come from kd_distill.c's one
+     * layout (list_layout). */
+    int  (*tasks)(kd_distill *k, kd_sgd_task *tasks);
+} kd_distill_method;
+
+extern const kd_distill_method kd_distill_methods[KD_N_METHODS];
+
+/* The knob a model was distilled with: its name (the row's, or "lambda" under --mix add)
+ * and *value. */
+const char *kd_distill_knob(const kd_distill_params *p, double *value);
+
+struct kd_distill {
     kd_distill_params p;
     const kd_dataset *d;
     const kd_model *teacher;
@@ -79,8 +109,8 @@ typedef struct kd_distill {
     uint32_t *s_items;   /* dcd: (n_users, M) the student's, refreshed each epoch */
     float    *s_scores;
     int       threads;
-    double    rank_seconds; /* time of the one teacher ranking pass */
-} kd_distill;
+    double    rank_seconds; /* measured: time of the one teacher ranking pass (for --verbose) */
+};
 
 /* Checks the teacher against the dataset and computes its top-M lists (M is capped at
  * the number of items; k->p holds the parameters as used). */

@@ -25,6 +25,31 @@ static inline uint64_t kd_key(uint64_t seed, uint64_t a, uint64_t b)
     return kd_mix64(kd_mix64(kd_mix64(seed + 0x9e3779b97f4a7c15ULL) ^ a) + b * 0x9e3779b97f4a7c15ULL);
 }
 
+/* Stream tags, in one place: their values are part of every result (a changed tag is a
+ * changed model), and no two streams of a seed may share one.
+ *
+ * A training run's streams: kd_key(seed, KD_STREAM_x, 0) (tools/kd-train.c, kd-distill.c;
+ * kd-distill uses the same INIT and BPR streams as kd-train, so at zero weight it trains
+ * kd-train's model).  The data modules tag theirs with ASCII words in kd_key's first
+ * argument ("SYNTH", "USER", "SPLIT", "LOO", "LAT"), far from these small numbers. */
+enum kd_stream {
+    KD_STREAM_INIT = 0,       /* the model's N(0, std^2) initialisation */
+    KD_STREAM_BPR = 1,        /* BPR's sampling (kd_bpr mixes epoch and unit in itself) */
+    KD_STREAM_DISTILL = 2,    /* the seed of kd_distill's streams below */
+};
+/* kd_distill's per-user units: kd_key(distill seed, epoch, (uint64_t)tag << 40 | user). */
+enum kd_unit_stream {
+    KD_UNIT_RD = 2, KD_UNIT_RRD = 3, KD_UNIT_CE = 4, KD_UNIT_DCD = 5,
+};
+/* Draws inside such a unit: kd_key(unit key, index, tag).  KD_DRAW_PICK is dcd's two
+ * Gumbel selections (index 1: under-estimated, 2: over-estimated), and also the retry
+ * counter inside one negative draw (kd_key(draw key, try, KD_DRAW_PICK)). */
+enum kd_draw {
+    KD_DRAW_PICK = 0, KD_DRAW_RD_NEG = 1, KD_DRAW_RRD_NEG = 2, KD_DRAW_DCD_NEG = 3, KD_DRAW_CE_SAMPLE = 4,
+};
+/* rd --dynamic's rank estimate: counters KD_RD_RANK_DRAWS + s of the unit's own stream. */
+#define KD_RD_RANK_DRAWS 1000u
+
 /* The counter-th 64-bit draw of stream `key`. */
 static inline uint64_t kd_rng_at(uint64_t key, uint64_t counter)
 {

@@ -143,7 +143,7 @@ int main(int argc, char **argv)
     /* the stage key: every parameter and the contents of dataset and teacher */
     kd_distill_params used = dp;
     if (used.M > d.n_items) used.M = d.n_items; /* as kd_distill_init will use it */
-    kd_buf_printf(&params, "role=distill-%s\n", kd_method_names[mi]);
+    kd_buf_printf(&params, "role=distill-%s\n", kd_distill_methods[mi].name);
     kd_distill_prov(&used, &params);
     kd_train_prov(&o, &params);
     uint64_t inputs[2] = { d.content_id, ta->content_id };

@@ -1,6 +1,7 @@
 /* Unit tests of the distillation losses: analytic gradients against finite differences,
  * the temperature identity of margin-mse, and its alpha = 0 reduction to BPR. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kd_distill.h"
@@ -119,8 +120,40 @@ static void test_margin(void)
     CHECK(bpr);
 }
 
+/* The method table: every row parses back to itself, has its functions, and writes
+ * method= then its knob's line into provenance; the knob is alpha for margin-mse's convex
+ * mix and lambda otherwise (also margin-mse under --mix add). */
+static void test_method_table(void)
+{
+    int ok = 1;
+    for (int m = 0; m < KD_N_METHODS; m++) {
+        const kd_distill_method *row = &kd_distill_methods[m];
+        ok &= row->name && row->knob && row->prov && row->tasks && kd_method_parse(row->name) == m;
+        kd_distill_params p = kd_distill_defaults(m);
+        double v = -1;
+        const char *knob = kd_distill_knob(&p, &v);
+        ok &= !strcmp(knob, m == KD_MARGIN_MSE ? "alpha" : "lambda") && v == (m == KD_MARGIN_MSE ? p.alpha : p.lambda);
+        kd_buf b = { 0 };
+        char want[64], first[64];
+        ok &= kd_distill_prov(&p, &b) == 0;
+        snprintf(first, sizeof first, "method=%s\n", row->name);
+        snprintf(want, sizeof want, "\n%s=", knob);
+        ok &= b.len > strlen(first) && !memcmp(b.p, first, strlen(first));
+        ok &= kd_buf_printf(&b, "%c", 0) == 0 && strstr((const char *)b.p, want) != NULL;
+        kd_buf_free(&b);
+    }
+    CHECK(ok);
+    kd_distill_params p = kd_distill_defaults(KD_MARGIN_MSE);
+    p.mix_add = 1;
+    p.lambda = 0.25;
+    double v = 0;
+    CHECK(!strcmp(kd_distill_knob(&p, &v), "lambda") && v == 0.25);
+    CHECK(kd_distill_defaults(KD_RD).lambda == 0.5 && kd_distill_defaults(KD_DCD).K == 20);
+}
+
 int main(void)
 {
+    test_method_table();
     test_rrd_gradient();
     test_ce_gradient();
     test_margin();

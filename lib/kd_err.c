@@ -55,6 +55,19 @@ void kd_warn(const char *prog, const char *fmt, ...)
         fprintf(stderr, "%s: warning: %s\n", prog, msg);
 }
 
+void kd_status(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (warn_fn)
+        warn_fn(NULL, msg);
+    else
+        fprintf(stderr, "%s\n", msg);
+}
+
 void *kd_alloc_array(uint64_t n, uint64_t size)
 {
     uint64_t bytes;

@@ -223,7 +223,7 @@ void kd_stage_report(const kd_stage *s, int hit)
         n = snprintf(line, sizeof line, "%s %s: ran in %.2f s (key %.8s)", s->tool, s->label, kd_now() - s->t0, hex);
     if (n < 0 || n >= (int)sizeof line - 1)
         n = (int)sizeof line - 2;
-    fprintf(stderr, "%.*s\n", n, line);
+    kd_status("%.*s", n, line);
     /* a pipeline may collect the lines: one O_APPEND write per line never interleaves */
     const char *log = getenv("KD_STAGE_LOG");
     if (log && *log) {

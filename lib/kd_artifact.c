@@ -187,6 +187,13 @@ int kd_art_add_text(kd_art *a, const char *name, const char *text, size_t len, k
     return kd_art_add(a, name, KD_TEXT, len, 1, 0, (void *)text, len, 0, e);
 }
 
+int kd_art_add_buf(kd_art *a, const char *name, const kd_buf *b, kd_err *e)
+{
+    if (b->err)
+        return kd_fail(e, "section '%s': out of memory", name);
+    return kd_art_add_text(a, name, (const char *)b->p, b->len, e);
+}
+
 int kd_art_add_csr(kd_art *a, const char *name, uint64_t rows, uint64_t cols,
                    const uint64_t *indptr, const uint32_t *indices, kd_err *e)
 {
@@ -300,6 +307,8 @@ int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e)
 {
     if (zlevel < 0 || zlevel > 9)
         return kd_fail_usage(e, "compression level %d is not in 0..9", zlevel);
+    if (out->err)
+        return kd_fail(e, "out of memory");
     size_t start = out->len;
     uint64_t table = (uint64_t)a->n * KD_ENTRY_BYTES;
     if (kd_buf_reserve(out, KD_HEADER_BYTES + (size_t)table))
@@ -371,16 +380,9 @@ int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e)
 int kd_art_save(kd_art *a, const char *path, int zlevel, kd_err *e)
 {
     kd_buf b = { 0 };
-    kd_out o;
-    if (kd_out_open(&o, path, KD_OUT_BINARY, e))
-        return -1;
-    if (kd_art_encode(a, zlevel, &b, e) || kd_out_write(&o, b.p, b.len, e) || kd_out_commit(&o, e)) {
-        kd_out_abort(&o);
-        kd_buf_free(&b);
-        return -1;
-    }
+    int r = kd_art_encode(a, zlevel, &b, e) || kd_write_file(path, b.p, b.len, KD_OUT_BINARY, e) ? -1 : 0;
     kd_buf_free(&b);
-    return 0;
+    return r;
 }
 
 /* ---------------------------------------------------------------- decode */

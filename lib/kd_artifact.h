@@ -97,6 +97,9 @@ int kd_art_add_f64(kd_art *a, const char *name, uint64_t rows, uint64_t cols, co
 int kd_art_add_u32(kd_art *a, const char *name, uint64_t n, const uint32_t *x, kd_err *e);
 int kd_art_add_u64(kd_art *a, const char *name, uint64_t n, const uint64_t *x, kd_err *e);
 int kd_art_add_text(kd_art *a, const char *name, const char *text, size_t len, kd_err *e);
+/* A TEXT section from a buffer: fails ("section 'provenance': out of memory") when the
+ * buffer's sticky error is set, so a provenance that lost a line is never written. */
+int kd_art_add_buf(kd_art *a, const char *name, const kd_buf *b, kd_err *e);
 int kd_art_add_csr(kd_art *a, const char *name, uint64_t rows, uint64_t cols,
                    const uint64_t *indptr, const uint32_t *indices, kd_err *e);
 
@@ -107,7 +110,8 @@ int kd_art_set_volatile(kd_art *a, const char *name);
 int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e);
 /* The same with the float byte-shuffle on or off (for measuring what it buys). */
 int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e);
-/* Encodes and writes atomically to path ("-" = stdout, never a terminal). */
+/* Encodes and writes atomically to path ("-" = stdout, never a terminal) through
+ * kd_write_file. */
 int kd_art_save(kd_art *a, const char *path, int zlevel, kd_err *e);
 
 /* Decodes a whole file image; `name` is used in messages.  Verifies everything. */

@@ -1,20 +1,28 @@
-/* kd_cache: content-hashed stages and a shared artifact cache.
+/* kd_cache: content-hashed keys and the shared directory of artifacts named by them.
  *
- * A stage (one run of a tool) is identified by a key: XXH3-64 of the tool's own binary,
- * the artifact format version, the tool name, its canonical parameter text (every
- * parameter after defaults, never threads, paths or times) and the content IDs of its
- * inputs.  The cache is a directory of artifacts named by key (DIR/ab/abcdef....kd),
- * published atomically (temporary + link, so a published entry is never replaced) and
- * read-only once published; it can be shared between checkouts, machines and
- * concurrent runs.  Each tool given --cache DIR does, through this module:
- *     begin (compute the key) -> lookup: hit -> restore the output, done
- *                                         miss -> compute, write, publish
- * and prints one line on stderr: "kd-train teacher: cached (key 9f2c...)" or
- * "kd-train teacher: ran in 1.2 s (key 9f2c...)".
+ * A key is XXH3-64 of the tool's own binary, the artifact format version, the tool name,
+ * its canonical parameter text (every parameter after defaults, never threads, paths or
+ * times) and the content IDs of its inputs.  The cache is a directory of artifacts named
+ * by key (DIR/ab/abcdef....kd), read-only once published; it can be shared between
+ * checkouts, machines and concurrent runs, also over NFS:
  *
- * An entry that fails verification is moved to DIR/corrupt/ with a warning and
- * recomputed; if its (intact) header promised another content than the recomputation
- * gives, that is reported as non-determinism, an error.
+ *   publishing   the bytes go to a temporary in the entry's own directory whose name is
+ *                unique per host, process and attempt (no reliance on O_EXCL, which old
+ *                NFS does not honour), written and closed (NFS flushes on close), then
+ *                link()ed to the entry name: a published entry is never replaced, EEXIST
+ *                means another run published the same content first and counts as
+ *                success, and a link whose reply was lost (an error, yet the temporary's
+ *                link count is 2) counts as done, as open(2) advises for NFS lock files.
+ *   reading      every byte is verified (kd_art_parse); an entry that vanished meanwhile
+ *                (gc on another node, ESTALE) is a miss; one that fails verification is
+ *                moved to DIR/corrupt/ with a warning.
+ *   maintenance  only DIR/xx/<16 hex>.kd files are entries; names starting with '.'
+ *                (NFS's .nfsXXXX "silly renames" of files deleted while open, which the
+ *                client removes itself) and temporaries are never listed, so never
+ *                removed by kd-cache gc.
+ *
+ * The stage sequence over these (key, look up, restore or compute, publish, report) is
+ * kd_stage's.
  */
 #ifndef KD_CACHE_H
 #define KD_CACHE_H
@@ -23,44 +31,35 @@
 
 #include "kd_io.h"
 
-typedef struct kd_stage {
-    const char *tool, *label, *dir;  /* dir NULL: caching off (begin/lookup/publish are no-ops) */
-    uint64_t key;
-    char     entry[4096];            /* DIR/ab/<key>.kd */
-    int      promised;               /* a corrupt entry's header content ID is known */
-    uint64_t promised_id;
-    double   t0;
-} kd_stage;
-
-/* Starts a stage: the key from the running binary, the tool, params and input IDs. */
-int kd_stage_begin(kd_stage *s, const char *tool, const char *label, const char *dir, const char *params,
-                   size_t plen, const uint64_t *inputs, int ninputs, kd_err *e);
-
-/* 1 on a verified hit (the entry's bytes appended to out), 0 on a miss, -1 on error. */
-int kd_stage_lookup(kd_stage *s, kd_buf *out, kd_err *e);
-
-/* Publishes the bytes of an encoded artifact whose content ID is content_id.  Fails only
- * on non-determinism (see above); a cache that cannot be written (full disk, read-only)
- * is a warning, never a partial entry.  An entry published meanwhile by another run is kept. */
-int kd_stage_publish(kd_stage *s, const uint8_t *bytes, size_t n, uint64_t content_id, kd_err *e);
-
-/* Prints the stage's one line on stderr (only when caching is on), and appends it to the
- * file named by $KD_STAGE_LOG when set. */
-void kd_stage_report(const kd_stage *s, int hit);
-
-/* Writes artifact bytes to path ("-" = stdout) atomically, unless path already holds an
- * artifact with the same content ID, in which case only its modification time is
- * refreshed (so Make sees it up to date and nothing is rewritten). */
-int kd_stage_restore(const char *path, const uint8_t *bytes, size_t n, kd_err *e);
-
-/* The label of a stage for its messages: `label` if given, else the output's file name. */
-const char *kd_stage_label(const char *label, const char *out);
-
 /* Hash of a whole input that is not an artifact (a text file): XXH3-64 of its bytes. */
 uint64_t kd_hash_bytes(const void *p, size_t n);
 
 /* The content ID of an artifact file from its header (checked), for keys. */
 int kd_input_id(const char *path, uint64_t *id, kd_err *e);
+
+/* The key of a stage: the running binary (/proc/self/exe: a rebuilt tool that is
+ * byte-identical keeps its keys), the tool, params[0..plen) and the input IDs. */
+int kd_cache_key(const char *tool, const void *params, size_t plen, const uint64_t *inputs, int ninputs,
+                 uint64_t *key, kd_err *e);
+
+/* DIR/ab/<key>.kd into out (size bytes); fails when too long. */
+int kd_cache_entry_path(const char *dir, uint64_t key, char *out, size_t size, kd_err *e);
+
+/* Reads and verifies an entry: 1 on a hit (its bytes appended to out), 0 on a miss, -1 on
+ * error (out of memory).  A corrupt entry is a miss: it is moved aside with a warning
+ * from `prog`, and when its header checksum still holds, the content ID it promised is
+ * stored in *promised_id and *promised set (so a recomputation can be compared). */
+int kd_cache_get(const char *dir, const char *entry, const char *prog, kd_buf *out, int *promised,
+                 uint64_t *promised_id, kd_err *e);
+
+/* Publishes bytes as entry (see above).  A cache that cannot be written (full disk,
+ * read-only, no hard links) costs only the entry: a warning from `prog`, never a partial
+ * entry.  0 if the entry is there afterwards, -1 if not (warned). */
+int kd_cache_put(const char *entry, const char *prog, const uint8_t *bytes, size_t n);
+
+/* Moves a bad entry to DIR/corrupt/<name>[.<tag>] (tag < 0: none) so it is never used
+ * again; removes it when it cannot be moved. */
+void kd_cache_quarantine(const char *dir, const char *entry, long tag);
 
 /* ---- maintenance (kd-cache) ---- */
 typedef struct kd_cache_entry {

@@ -38,6 +38,36 @@ int kd_err_report(const char *prog, const kd_err *e)
     return e->code == KD_EXIT_USAGE ? KD_EXIT_USAGE : KD_EXIT_DATA;
 }
 
+static kd_warn_fn warn_fn;
+
+void kd_warn_handler(kd_warn_fn fn) { warn_fn = fn; }
+
+void kd_warn(const char *prog, const char *fmt, ...)
+{
+    char msg[8448]; /* room for a 4096-byte path or two */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (warn_fn)
+        warn_fn(prog, msg);
+    else
+        fprintf(stderr, "%s: warning: %s\n", prog, msg);
+}
+
+void kd_status(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (warn_fn)
+        warn_fn(NULL, msg);
+    else
+        fprintf(stderr, "%s\n", msg);
+}
+
 void *kd_alloc_array(uint64_t n, uint64_t size)
 {
     uint64_t bytes;

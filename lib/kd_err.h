@@ -26,6 +26,17 @@ int kd_fail_usage(kd_err *e, const char *fmt, ...) __attribute__((format(printf,
 /* Prints "prog: msg" to stderr and returns the exit code to use (1 or 2). */
 int kd_err_report(const char *prog, const kd_err *e);
 
+/* The only places where lib/ prints, both to stderr unless a handler is set
+ * (kd_warn_handler; NULL restores stderr), e.g. by a test collecting them:
+ *   kd_warn    a failure that costs something but not the result (a cache entry not
+ *              written, a corrupt one recomputed): "prog: warning: <msg>"
+ *   kd_status  one line of status, as is (a stage's "kd-train x: cached (key ...)");
+ *              the handler gets prog NULL */
+void kd_warn(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kd_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+typedef void (*kd_warn_fn)(const char *prog, const char *msg);
+void kd_warn_handler(kd_warn_fn fn);
+
 /* Overflow-checked size arithmetic: return 0 and store the result, or -1 on overflow. */
 static inline int kd_mul(uint64_t a, uint64_t b, uint64_t *out)
 {

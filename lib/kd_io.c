@@ -13,7 +13,8 @@
 
 /* ---------------------------------------------------------------- buffers */
 
-int kd_buf_reserve(kd_buf *b, size_t extra)
+/* Grows b to hold extra more bytes; 0 or -1, the buffer unchanged on failure. */
+static int grow(kd_buf *b, size_t extra)
 {
     if (extra <= b->cap - b->len)
         return 0;
@@ -33,6 +34,15 @@ int kd_buf_reserve(kd_buf *b, size_t extra)
     return 0;
 }
 
+int kd_buf_reserve(kd_buf *b, size_t extra)
+{
+    if (b->err || grow(b, extra)) {
+        b->err = 1;
+        return -1;
+    }
+    return 0;
+}
+
 int kd_buf_append(kd_buf *b, const void *data, size_t n)
 {
     if (kd_buf_reserve(b, n))
@@ -45,11 +55,17 @@ int kd_buf_append(kd_buf *b, const void *data, size_t n)
 
 int kd_buf_printf(kd_buf *b, const char *fmt, ...)
 {
+    if (b->err)
+        return -1;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || kd_buf_reserve(b, (size_t)n + 1))
+    if (n < 0) {
+        b->err = 1;
+        return -1;
+    }
+    if (kd_buf_reserve(b, (size_t)n + 1))
         return -1;
     va_start(ap, fmt);
     vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -63,6 +79,7 @@ void kd_buf_free(kd_buf *b)
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+    b->err = 0;
 }
 
 /* ---------------------------------------------------------------- input */
@@ -86,13 +103,15 @@ static int open_in_fd(const char *path, kd_err *e)
 
 int kd_read_all(const char *path, kd_buf *b, kd_err *e)
 {
+    if (b->err)
+        return kd_fail(e, "%s: out of memory", kd_in_name(path));
     int fd = open_in_fd(path, e);
     if (fd < 0)
         return -1;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
         (uint64_t)st.st_size < SIZE_MAX - 1)
-        (void)kd_buf_reserve(b, (size_t)st.st_size + 1); /* a hint; growth below is checked */
+        (void)grow(b, (size_t)st.st_size + 1); /* a hint, not sticky; growth below is checked */
     for (;;) {
         if (kd_buf_reserve(b, 1 << 16)) {
             if (fd != STDIN_FILENO) close(fd);
@@ -190,6 +209,18 @@ static void release_slot(kd_out *o)
     o->slot = -1;
 }
 
+int kd_tmp_track(const char *path)
+{
+    kd_io_install_signals();
+    return claim_slot((char *)path);
+}
+
+void kd_tmp_untrack(int slot)
+{
+    if (slot >= 0 && slot < KD_MAX_TMP)
+        tmp_slots[slot] = NULL;
+}
+
 /* Removes temporaries of `base` in `dir` left by processes that no longer exist. */
 static void remove_stale_tmps(const char *dir, const char *base)
 {
@@ -219,13 +250,32 @@ static void remove_stale_tmps(const char *dir, const char *base)
     closedir(d);
 }
 
+/* The directory (into dir, 4096 bytes) and the file name of a path. */
+static int split_path(const char *path, char *dir, const char **base, kd_err *e)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    *base = slash ? slash + 1 : path;
+    if (!**base)
+        return kd_fail(e, "%s: is a directory", path);
+    if (dlen >= 4096)
+        return kd_fail(e, "%s: path too long", path);
+    if (slash) {
+        memcpy(dir, path, dlen ? dlen : 1);
+        dir[dlen ? dlen : 1] = 0;
+    } else {
+        strcpy(dir, ".");
+    }
+    return 0;
+}
+
 int kd_out_open(kd_out *o, const char *path, int mode, kd_err *e)
 {
     memset(o, 0, sizeof *o);
     o->slot = -1;
     kd_io_install_signals();
     if (!strcmp(path, "-")) {
-        if (mode == KD_OUT_BINARY && isatty(STDOUT_FILENO))
+        if ((mode & KD_OUT_BINARY) && isatty(STDOUT_FILENO))
             return kd_fail_usage(e, "<stdout>: refusing to write binary data to a terminal "
                                     "(use -o FILE or a pipe)");
         o->f = stdout;
@@ -234,20 +284,10 @@ int kd_out_open(kd_out *o, const char *path, int mode, kd_err *e)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return kd_fail(e, "%s: is a directory", path);
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path) : 0;
-    const char *base = slash ? slash + 1 : path;
-    if (!*base)
-        return kd_fail(e, "%s: is a directory", path);
     char dir[4096];
-    if (dlen >= sizeof dir)
-        return kd_fail(e, "%s: path too long", path);
-    if (slash) {
-        memcpy(dir, path, dlen ? dlen : 1);
-        dir[dlen ? dlen : 1] = 0;
-    } else {
-        strcpy(dir, ".");
-    }
+    const char *base;
+    if (split_path(path, dir, &base, e))
+        return -1;
     remove_stale_tmps(dir, base);
     size_t tlen = strlen(dir) + strlen(base) + 48;
     o->path = strdup(path);
@@ -328,4 +368,78 @@ void kd_out_abort(kd_out *o)
     }
     free(o->path);
     o->path = NULL;
+}
+
+/* ---------------------------------------------------------------- whole files */
+
+int kd_write_file(const char *path, const void *p, size_t n, int mode, kd_err *e)
+{
+    if ((mode & KD_OUT_KEEP_SAME) && strcmp(path, "-")) {
+        kd_buf old = { 0 };
+        kd_err ignore;
+        int same = kd_read_all(path, &old, &ignore) == 0 && old.len == n && (!n || !memcmp(old.p, p, n));
+        kd_buf_free(&old);
+        if (same && utimensat(AT_FDCWD, path, NULL, 0) == 0)
+            return 0;
+    }
+    kd_out o;
+    if (kd_out_open(&o, path, mode & KD_OUT_BINARY, e))
+        return -1;
+    if (kd_out_write(&o, p, n, e) || kd_out_commit(&o, e)) {
+        kd_out_abort(&o);
+        return -1;
+    }
+    return 0;
+}
+
+int kd_write_buf(const char *path, const kd_buf *b, int mode, kd_err *e)
+{
+    if (b->err)
+        return kd_fail(e, "%s: out of memory", kd_out_name(path));
+    return kd_write_file(path, b->p, b->len, mode, e);
+}
+
+int kd_link_file(const char *src, const char *path)
+{
+    char dir[4096];
+    const char *base;
+    kd_err ignore;
+    if (split_path(path, dir, &base, &ignore)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    size_t tlen = strlen(dir) + strlen(base) + 48;
+    char *tmp = malloc(tlen);
+    if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    /* the same hidden name as kd_out's temporaries, so stale ones are found and removed;
+     * link() creates it or fails with EEXIST, so no O_EXCL is needed */
+    static unsigned counter;
+    int r = -1;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        snprintf(tmp, tlen, "%s/.%s.kdtmp.%ld.l%u", dir, base, (long)getpid(), counter++);
+        if ((r = link(src, tmp)) == 0 || errno != EEXIST)
+            break;
+    }
+    if (r) {
+        int err = errno;
+        free(tmp);
+        errno = err;
+        return -1;
+    }
+    int slot = kd_tmp_track(tmp);
+    /* the shared inode's time: Make must see the output newer than its inputs */
+    if (utimensat(AT_FDCWD, tmp, NULL, 0) || rename(tmp, path)) {
+        int err = errno;
+        unlink(tmp);
+        kd_tmp_untrack(slot);
+        free(tmp);
+        errno = err;
+        return -1;
+    }
+    kd_tmp_untrack(slot);
+    free(tmp);
+    return 0;
 }

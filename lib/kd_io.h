@@ -1,5 +1,5 @@
-/* kd_io: bytes in and out.  Little-endian fields, a growable buffer, whole-input reads
- * from a path or '-', and an atomic output writer.
+/* kd_io: bytes in and out.  Little-endian fields, a growable buffer with a sticky error,
+ * whole-input reads from a path or '-', and the one atomic output writer.
  *
  * Atomic output: kd_out_open("x.kd") creates a hidden temporary beside x.kd
  * (".x.kd.kdtmp.<pid>.XXXXXX"); kd_out_commit() flushes, closes and renames it over x.kd;
@@ -35,15 +35,23 @@ static inline uint64_t kd_get_u64(const uint8_t *p)
     return (uint64_t)kd_get_u32(p) | (uint64_t)kd_get_u32(p + 4) << 32;
 }
 
-/* ---- growable byte buffer (owned memory in p[0..len)) ---- */
+/* ---- growable byte buffer (owned memory in p[0..len)) ----
+ *
+ * The error is sticky, like ferror(): the first reserve/append/printf that fails (out of
+ * memory, a size that overflows) sets `err`, and every later one is a no-op returning -1,
+ * so a buffer is either everything written to it or marked bad.  Writers need not check
+ * each call; whoever uses the buffer checks kd_buf_error() once: a stage key, a section,
+ * an output (kd_write_buf, kd_art_add_buf and kd_stage_start do).  kd_buf_free clears it. */
 typedef struct kd_buf {
     uint8_t *p;
     size_t   len, cap;
+    int      err;    /* sticky: a write failed; p[0..len) is incomplete */
 } kd_buf;
 
-int  kd_buf_reserve(kd_buf *b, size_t extra);            /* 0, or -1 when out of memory */
+int  kd_buf_reserve(kd_buf *b, size_t extra);            /* 0, or -1 (and err set) */
 int  kd_buf_append(kd_buf *b, const void *data, size_t n); /* 0 or -1 */
 int  kd_buf_printf(kd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline int kd_buf_error(const kd_buf *b) { return b->err; }
 void kd_buf_free(kd_buf *b);
 
 /* The name to show in messages for a path: "<stdin>"/"<stdout>" for "-". */
@@ -67,7 +75,9 @@ typedef struct kd_out {
     int   slot;   /* index in the signal-cleanup table, or -1 */
 } kd_out;
 
-enum { KD_OUT_TEXT = 0, KD_OUT_BINARY = 1 };
+/* mode bits: KD_OUT_BINARY refuses a terminal on stdout; KD_OUT_KEEP_SAME (kd_write_file
+ * only) leaves a path that already holds exactly these bytes alone but for its time */
+enum { KD_OUT_TEXT = 0, KD_OUT_BINARY = 1, KD_OUT_KEEP_SAME = 2 };
 
 /* Opens "-" (stdout) or a temporary beside path.  With KD_OUT_BINARY, a terminal on
  * stdout is refused (usage error).  Errors: directory not writable, path is a directory. */
@@ -77,6 +87,27 @@ int  kd_out_write(kd_out *o, const void *p, size_t n, kd_err *e);
 int  kd_out_commit(kd_out *o, kd_err *e);
 /* Removes the temporary (no-op on stdout or after commit). */
 void kd_out_abort(kd_out *o);
+
+/* The one way to write a whole file: n bytes to path ("-" = stdout) atomically (open,
+ * write, commit; nothing left behind on failure).  With KD_OUT_KEEP_SAME, a path that
+ * already holds exactly these bytes only has its modification time refreshed, so Make
+ * sees it up to date and nothing is rewritten.  kd_write_buf does the same with a buffer
+ * and fails with "<path>: out of memory" when the buffer's sticky error is set. */
+int kd_write_file(const char *path, const void *p, size_t n, int mode, kd_err *e);
+int kd_write_buf(const char *path, const kd_buf *b, int mode, kd_err *e);
+
+/* Puts a hard link to the existing file src at path, atomically: a link made beside path
+ * under a temporary name, its modification time refreshed, then renamed over path.
+ * 0, or -1 with errno when the link is refused (EXDEV another filesystem, EPERM
+ * fs.protected_hardlinks or no hard links, EACCES, EMLINK) or the time cannot be set
+ * (another user's file); nothing is left behind then and the caller copies instead. */
+int kd_link_file(const char *src, const char *path);
+
+/* A temporary the signal handler must remove (one the caller creates itself, such as a
+ * cache entry being published): returns a slot for kd_tmp_untrack, or -1 when the table
+ * is full.  path must stay valid until untracked. */
+int  kd_tmp_track(const char *path);
+void kd_tmp_untrack(int slot);
 
 /* Installs the SIGINT/SIGTERM/SIGHUP cleanup of temporaries and ignores SIGXFSZ so that
  * a file-size limit shows up as a write error.  Called by kd_out_open; idempotent. */

@@ -294,21 +294,16 @@ static int log_to_art(const kd_train_log *log, kd_art *a, kd_err *e)
            kd_art_add_f64(a, "train.valid", log->n_valid, 2, log->valid, e) ? -1 : 0;
 }
 
-int kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
-                  kd_out *out, kd_stage *stage, kd_err *e)
+int kd_train_art(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
+                 kd_art **out, kd_err *e)
 {
     kd_art *a = kd_art_new(KD_KIND_MODEL);
-    kd_buf enc = { 0 };
-    int r = -1;
+    *out = NULL;
     if (!a) return kd_fail(e, "out of memory");
-    if (kd_model_to_art(m, a, e) || log_to_art(log, a, e) ||
-        kd_art_add_text(a, "provenance", (const char *)prov->p, prov->len, e) ||
-        kd_art_encode(a, o->level, &enc, e) || kd_out_write(out, enc.p, enc.len, e) || kd_out_commit(out, e) ||
-        kd_stage_publish(stage, enc.p, enc.len, a->content_id, e))
-        goto done;
-    r = 0;
-done:
-    kd_buf_free(&enc);
-    kd_art_free(a);
-    return r;
+    if (kd_model_to_art(m, a, e) || log_to_art(log, a, e) || kd_art_add_buf(a, "provenance", prov, e)) {
+        kd_art_free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
 }

@@ -11,7 +11,7 @@
 #include <getopt.h>
 #include <stdint.h>
 
-#include "kd_cache.h"
+#include "kd_artifact.h"
 #include "kd_dataset.h"
 #include "kd_io.h"
 #include "kd_model.h"
@@ -81,10 +81,10 @@ int  kd_train_prov(const kd_train_opts *o, kd_buf *b);
 /* Provenance of how the training went: epochs run, best epoch, early stop. */
 int  kd_train_prov_log(const kd_train_log *log, kd_buf *b);
 
-/* Writes model + training record (train.loss, train.valid) + provenance to o->out
- * atomically, and publishes it to the stage's cache (a no-op without --cache). */
-int  kd_train_save(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
-                   kd_out *out, kd_stage *stage, kd_err *e);
+/* The model artifact: model + training record + provenance (for kd_stage_commit); the
+ * caller frees *out.  Fails when prov's sticky error is set. */
+int  kd_train_art(const kd_train_opts *o, const kd_model *m, const kd_train_log *log, const kd_buf *prov,
+                  kd_art **out, kd_err *e);
 
 
 #endif

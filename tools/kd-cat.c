@@ -1,13 +1,15 @@
 /* kd-cat: one section of an artifact as text (or .npy), so artifacts compose with awk,
- * sort, join and NumPy.  Without a section name it lists the sections. */
+ * sort, join and NumPy.  Without a section name it lists the sections.
+ *     kd-cat --original-ids data.kd train | sort -n | head */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kd_artifact.h"  /* kd_art_load, sections */
 #include "kd_cli.h"       /* kd_cli_version */
-#include "kd_io.h"        /* kd_out (atomic -o), kd_buf */
+#include "kd_io.h"        /* kd_write_buf (atomic -o), kd_buf */
 
 static const char *prog = "kd-cat";
 
@@ -120,63 +122,71 @@ static int emit_text(const kd_art *a, const kd_section *s, int orig, kd_buf *b, 
     return r ? kd_fail(e, "out of memory") : 0;
 }
 
-int main(int argc, char **argv)
+struct opts {
+    const char *out, *path, *name;  /* name NULL: list the sections */
+    int         npy, orig;
+};
+
+/* Exits 0 after --help/--version, 2 on misuse. */
+static void parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option opts[] = {
         { "npy", no_argument, 0, 'n' }, { "original-ids", no_argument, 0, 'i' },
         { "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 } };
-    const char *out = "-";
-    int npy = 0, orig = 0, c;
+    int c;
+    o->out = "-";
+    o->npy = o->orig = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'n': npy = 1; break;
-        case 'i': orig = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': kd_cli_version(prog); return 0;
-        default: usage(stderr); return KD_EXIT_USAGE;
+        case 'o': o->out = optarg; break;
+        case 'n': o->npy = 1; break;
+        case 'i': o->orig = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': kd_cli_version(prog); exit(0);
+        default: usage(stderr); exit(KD_EXIT_USAGE);
         }
     }
     if (argc - optind < 1 || argc - optind > 2) {
         fprintf(stderr, "%s: expected FILE [SECTION]\n", prog);
         usage(stderr);
-        return KD_EXIT_USAGE;
+        exit(KD_EXIT_USAGE);
     }
-    const char *path = argv[optind], *name = argc - optind == 2 ? argv[optind + 1] : NULL;
-    kd_err e = { 0 };
+    o->path = argv[optind];
+    o->name = argc - optind == 2 ? argv[optind + 1] : NULL;
+}
+
+static int run(const struct opts *o, kd_err *e)
+{
     kd_art *a = NULL;
     kd_buf b = { 0 };
-    kd_out o;
-    int ok = 0;
-    if (npy && !name) {
-        kd_fail_usage(&e, "--npy needs a SECTION");
-        return kd_err_report(prog, &e);
-    }
-    if (kd_art_load(path, 0, &a, &e))
-        return kd_err_report(prog, &e);
-    if (!name) {
-        for (uint32_t i = 0; i < a->n && !ok; i++)
-            ok = kd_buf_printf(&b, "%s\n", a->sec[i].name);
+    int r = -1;
+    if (o->npy && !o->name)
+        return kd_fail_usage(e, "--npy needs a SECTION");
+    if (kd_art_load(o->path, 0, &a, e))
+        return -1;
+    if (!o->name) {
+        for (uint32_t i = 0; i < a->n; i++)
+            kd_buf_printf(&b, "%s\n", a->sec[i].name);
     } else {
-        const kd_section *s = kd_art_find(a, name);
+        const kd_section *s = kd_art_find(a, o->name);
         if (!s) {
-            kd_fail(&e, "%s: no section '%s'", a->src, name);
-            goto fail;
+            kd_fail(e, "%s: no section '%s'", a->src, o->name);
+            goto done;
         }
-        if (npy ? emit_npy(s, &b, &e) : emit_text(a, s, orig, &b, &e))
-            goto fail;
+        if (o->npy ? emit_npy(s, &b, e) : emit_text(a, s, o->orig, &b, e))
+            goto done;
     }
-    if (kd_out_open(&o, out, npy ? KD_OUT_BINARY : KD_OUT_TEXT, &e))
-        goto fail;
-    if (kd_out_write(&o, b.p, b.len, &e) || kd_out_commit(&o, &e)) {
-        kd_out_abort(&o);
-        goto fail;
-    }
+    r = kd_write_buf(o->out, &b, o->npy ? KD_OUT_BINARY : KD_OUT_TEXT, e);
+done:
     kd_art_free(a);
     kd_buf_free(&b);
-    return 0;
-fail:
-    kd_art_free(a);
-    kd_buf_free(&b);
-    return kd_err_report(prog, &e);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    kd_err e = { 0 };
+    parse_args(argc, argv, &o);
+    return run(&o, &e) ? kd_err_report(prog, &e) : 0;
 }

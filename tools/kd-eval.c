@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "kd_artifact.h"  /* kd_art_load */
-#include "kd_cache.h"     /* --cache */
+#include "kd_stage.h"     /* --cache */
 #include "kd_cli.h"       /* option parsing */
 #include "kd_dataset.h"   /* kd_dataset_load */
 #include "kd_eval.h"      /* kd_evaluate, kd_eval_latency */

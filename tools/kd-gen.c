@@ -1,16 +1,21 @@
 /* kd-gen: make a dataset artifact: `synth` draws one from a known low-rank model,
- * `import` reads real interactions (tsv, csv, adj, triples) and splits them. */
+ * `import` reads real interactions (tsv, csv, adj, triples) and splits them.  With
+ * --cache DIR a stage (with --truth, two entries: the dataset and its generating model).
+ *     kd-gen synth --users 1000 --items 500 --seed 1 -o data.kd
+ *     kd-gen import --format tsv --kcore 5 ratings.tsv -o data.kd */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "kd_artifact.h"  /* kd_art_new, kd_art_save */
-#include "kd_cache.h"     /* --cache: content-hashed stages */
+#include "kd_artifact.h"  /* kd_art_new */
+#include "kd_cache.h"     /* kd_hash_bytes: import's inputs in the key */
 #include "kd_cli.h"       /* checked option parsing */
 #include "kd_dataset.h"   /* kd_dataset_to_art, kd_dataset_stats */
 #include "kd_import.h"    /* kd_import_params, kd_import_run */
 #include "kd_model.h"     /* the generating model (--truth) */
 #include "kd_prov.h"      /* provenance lines */
+#include "kd_stage.h"     /* --cache: content-hashed stages */
 #include "kd_synth.h"     /* kd_synth_params, kd_synth_generate */
 
 static const char *prog = "kd-gen";
@@ -55,231 +60,234 @@ enum {
     O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH, O_CACHE, O_LABEL,
 };
 
-/* Writes the generating model (role=truth, input.dataset = the dataset it generated) to
- * path atomically and publishes it to its stage. */
-static int write_truth(const kd_model *truth, const kd_synth_params *sp, uint64_t dataset_id, const char *path,
-                       int level, kd_stage *st, kd_err *e)
+static const struct option options[] = {
+    { "users", 1, 0, O_USERS }, { "items", 1, 0, O_ITEMS }, { "mean", 1, 0, O_MEAN },
+    { "spread", 1, 0, O_SPREAD }, { "rank", 1, 0, O_RANK }, { "decay", 1, 0, O_DECAY },
+    { "clusters", 1, 0, O_CLUSTERS }, { "cluster-share", 1, 0, O_SHARE }, { "beta", 1, 0, O_BETA },
+    { "zipf", 1, 0, O_ZIPF }, { "noise", 1, 0, O_NOISE }, { "test-ratio", 1, 0, O_TEST_RATIO },
+    { "valid-ratio", 1, 0, O_VALID_RATIO }, { "seed", 1, 0, O_SEED }, { "level", 1, 0, O_LEVEL },
+    { "format", 1, 0, O_FORMAT }, { "min-rating", 1, 0, O_MIN_RATING }, { "kcore", 1, 0, O_KCORE },
+    { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO },
+    { "truth", 1, 0, O_TRUTH }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
+    { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
+
+struct opts {
+    int               synth;   /* the command: synth (1) or import (0) */
+    kd_synth_params   sp;
+    kd_import_params  ip;
+    const char       *out, *truth, *cache, *label, *input;
+    int               level;
+};
+
+/* One option into o: 0, or -1 with e filled (usage class for a bad value). */
+static int parse_option(struct opts *o, int c, const char *arg, kd_err *e)
 {
-    kd_buf tp = { 0 }, tenc = { 0 };
-    kd_art *ta = kd_art_new(KD_KIND_MODEL);
-    kd_out to;
+    kd_synth_params *sp = &o->sp;
+    kd_import_params *ip = &o->ip;
+    uint64_t v = 0;
+    int r = 0;
+    switch (c) {
+    case 'o': o->out = arg; break;
+    case O_USERS: r = kd_cli_u64("--users", arg, 1, 100000000, &v, e); sp->users = (uint32_t)v; break;
+    case O_ITEMS: r = kd_cli_u64("--items", arg, 2, 100000000, &v, e); sp->items = (uint32_t)v; break;
+    case O_MEAN: r = kd_cli_double("--mean", arg, 1, 1e8, &sp->mean, e); break;
+    case O_SPREAD: r = kd_cli_double("--spread", arg, 0, 3, &sp->spread, e); break;
+    case O_RANK: r = kd_cli_u64("--rank", arg, 1, 1024, &v, e); sp->rank = (uint32_t)v; break;
+    case O_DECAY: r = kd_cli_double("--decay", arg, 1e-9, 1, &sp->decay, e); break;
+    case O_CLUSTERS: r = kd_cli_u64("--clusters", arg, 1, 1000000, &v, e); sp->clusters = (uint32_t)v; break;
+    case O_SHARE: r = kd_cli_double("--cluster-share", arg, 0, 1, &sp->cluster_share, e); break;
+    case O_BETA: r = kd_cli_double("--beta", arg, 0, 100, &sp->beta, e); break;
+    case O_ZIPF: r = kd_cli_double("--zipf", arg, 0, 5, &sp->zipf, e); break;
+    case O_NOISE: r = kd_cli_double("--noise", arg, 0, 1, &sp->noise, e); break;
+    case O_TEST_RATIO: r = kd_cli_double("--test-ratio", arg, 1e-9, 1 - 1e-9, &sp->test_ratio, e);
+        ip->test_ratio = sp->test_ratio; break;
+    case O_VALID_RATIO: r = kd_cli_double("--valid-ratio", arg, 0, 1 - 1e-9, &sp->valid_ratio, e);
+        ip->valid_ratio = sp->valid_ratio; break;
+    case O_SEED: r = kd_cli_u64("--seed", arg, 0, UINT64_MAX, &sp->seed, e); ip->seed = sp->seed; break;
+    case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
+    case O_FORMAT:
+        if ((ip->format = kd_import_format_parse(arg)) < 0)
+            r = kd_fail_usage(e, "--format: unknown format '%s' (tsv, csv, adj, triples)", arg);
+        break;
+    case O_MIN_RATING: r = kd_cli_double("--min-rating", arg, -1e300, 1e300, &ip->min_rating, e);
+        ip->use_min_rating = 1; break;
+    case O_KCORE: r = kd_cli_u64("--kcore", arg, 0, 1000000, &v, e); ip->kcore = (uint32_t)v; break;
+    case O_VALID: ip->valid_path = arg; break;
+    case O_TEST: ip->test_path = arg; break;
+    case O_LOO: ip->leave_one_out = 1; break;
+    case O_TRUTH: o->truth = arg; break;
+    case O_CACHE: o->cache = arg; break;
+    case O_LABEL: o->label = arg; break;
+    }
+    return r;
+}
+
+/* Exits 0 after --help/--version, 2 on misuse or a bad value. */
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->sp = kd_synth_defaults();
+    o->ip = kd_import_defaults();
+    o->out = "-";
+    o->level = 1;
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) { usage(stdout); exit(0); }
+    if (argc >= 2 && !strcmp(argv[1], "--version")) { kd_cli_version(prog); exit(0); }
+    if (argc < 2 || (strcmp(argv[1], "synth") && strcmp(argv[1], "import"))) {
+        fprintf(stderr, "%s: expected a command: synth or import\n", prog);
+        usage(stderr);
+        exit(KD_EXIT_USAGE);
+    }
+    o->synth = !strcmp(argv[1], "synth");
+    argv++;
+    argc--;
+    kd_err e = { 0 };
+    int c;
+    while ((c = getopt_long(argc, argv, "ho:", options, NULL)) != -1) {
+        if (c == 'h') { usage(stdout); exit(0); }
+        if (c == O_VERSION) { kd_cli_version(prog); exit(0); }
+        if (c == '?' || c == ':') { usage(stderr); exit(KD_EXIT_USAGE); }
+        if (parse_option(o, c, optarg, &e)) exit(kd_err_report(prog, &e));
+    }
+    if (o->synth && optind != argc) {
+        fprintf(stderr, "%s: synth takes no operand ('%s')\n", prog, argv[optind]);
+        exit(KD_EXIT_USAGE);
+    }
+    if (!o->synth && optind + 1 != argc) {
+        fprintf(stderr, "%s: import takes one INPUT (a path or '-')\n", prog);
+        exit(KD_EXIT_USAGE);
+    }
+    if (!o->synth && o->ip.format < 0) {
+        fprintf(stderr, "%s: import needs --format tsv|csv|adj|triples\n", prog);
+        exit(KD_EXIT_USAGE);
+    }
+    o->input = o->synth ? NULL : argv[optind];
+}
+
+/* The stage's parameters, and for import the bytes of every input file (read once: the
+ * main input is kept in *inbuf for the import itself). */
+static int stage_params(struct opts *o, kd_buf *params, kd_buf *inbuf, uint64_t *inputs, int *ninputs, kd_err *e)
+{
+    const kd_import_params *ip = &o->ip;
+    *ninputs = 0;
+    if (o->synth) {
+        kd_synth_prov(&o->sp, params);
+        return 0;
+    }
+    kd_buf_printf(params, "import.format=%d\nmin_rating=%d/%.17g\nkcore=%u\nloo=%d\nsplit=%.17g/%.17g/%llu\n",
+                  ip->format, ip->use_min_rating, ip->min_rating, ip->kcore, ip->leave_one_out, ip->test_ratio,
+                  ip->valid_ratio, (unsigned long long)ip->seed);
+    if (!o->cache)
+        return 0;
+    const char *paths[3] = { o->input, ip->test_path, ip->valid_path };
+    for (int k = 0; k < 3; k++) {
+        if (!paths[k]) { inputs[(*ninputs)++] = 0; continue; }
+        kd_buf fb = { 0 };
+        if (kd_read_all(paths[k], &fb, e)) { kd_buf_free(&fb); return -1; }
+        inputs[(*ninputs)++] = kd_hash_bytes(fb.p, fb.len);
+        if (k == 0) *inbuf = fb; else kd_buf_free(&fb);
+    }
+    o->ip.input_mem = inbuf->p;
+    o->ip.input_len = inbuf->len;
+    return 0;
+}
+
+/* The dataset artifact (and the generating model into *truth when asked). */
+static int make_dataset(struct opts *o, kd_model *truth, int *have_truth, kd_art **out, kd_err *e)
+{
+    kd_dataset d;
+    kd_buf prov = { 0 };
+    *out = NULL;
+    kd_prov_begin(&prov, "kd-gen");
+    if (o->synth) {
+        if (kd_synth_generate(&d, &o->sp, o->truth ? truth : NULL, e)) { kd_buf_free(&prov); return -1; }
+        *have_truth = o->truth != NULL;
+        kd_synth_prov(&o->sp, &prov);
+    } else {
+        o->ip.input_path = o->input;
+        if (kd_import_run(&d, &o->ip, &prov, e)) { kd_buf_free(&prov); return -1; }
+        if (o->ip.dropped_valid)
+            fprintf(stderr, "%s: warning: %s: %llu interactions with a user or item not in train were dropped\n",
+                    prog, kd_in_name(o->ip.valid_path), (unsigned long long)o->ip.dropped_valid);
+        if (o->ip.dropped_test)
+            fprintf(stderr, "%s: warning: %s: %llu interactions with a user or item not in train were dropped\n",
+                    prog, kd_in_name(o->ip.test_path), (unsigned long long)o->ip.dropped_test);
+    }
+    kd_dataset_stats(&d, &prov);
+    kd_art *a = kd_art_new(KD_KIND_DATASET);
+    int r = !a ? kd_fail(e, "out of memory")
+               : kd_dataset_to_art(&d, a, e) || kd_art_add_buf(a, "provenance", &prov, e) ? -1 : 0;
+    kd_dataset_free(&d);
+    kd_buf_free(&prov);
+    if (r) { kd_art_free(a); return -1; }
+    *out = a;
+    return 0;
+}
+
+/* The generating model as an artifact: role=truth, input.dataset = the dataset it
+ * generated, so it can serve as a teacher for it. */
+static int make_truth(const kd_model *truth, const kd_synth_params *sp, uint64_t dataset_id, kd_art **out, kd_err *e)
+{
+    kd_buf tp = { 0 };
     kd_prov_begin(&tp, "kd-gen");
     kd_prov_str(&tp, "role", "truth");
     kd_synth_prov(sp, &tp);
     kd_prov_id(&tp, "input.dataset", dataset_id);
-    int r = !ta || kd_model_to_art(truth, ta, e) || kd_art_add_text(ta, "provenance", (const char *)tp.p, tp.len, e) ||
-            kd_art_encode(ta, level, &tenc, e) || kd_out_open(&to, path, KD_OUT_BINARY, e);
-    if (!r && (kd_out_write(&to, tenc.p, tenc.len, e) || kd_out_commit(&to, e))) {
-        kd_out_abort(&to);
-        r = 1;
-    }
-    if (!r) r = kd_stage_publish(st, tenc.p, tenc.len, ta->content_id, e);
-    if (r && !e->code) kd_fail(e, "out of memory");
-    kd_buf_free(&tenc);
+    kd_art *ta = kd_art_new(KD_KIND_MODEL);
+    int r = !ta ? kd_fail(e, "out of memory")
+                : kd_model_to_art(truth, ta, e) || kd_art_add_buf(ta, "provenance", &tp, e) ? -1 : 0;
     kd_buf_free(&tp);
+    if (r) { kd_art_free(ta); ta = NULL; }
+    *out = ta;
+    return r;
+}
+
+static int run(struct opts *o, kd_err *e)
+{
+    kd_stage st, tst;  /* the dataset's stage, and the truth's (its own entry, no line) */
+    kd_buf params = { 0 }, inbuf = { 0 };
+    kd_art *a = NULL, *ta = NULL;
+    kd_model truth;
+    uint64_t inputs[3];
+    int ninputs = 0, have_truth = 0, r = -1;
+    kd_stage_init(&st, prog, kd_stage_label(o->label, o->out), o->cache);
+    kd_stage_init(&tst, prog, o->truth ? kd_stage_label(NULL, o->truth) : "", o->cache);
+    tst.quiet = 1;
+    /* the output first: a bad path fails before any work, and binary is never written
+     * to a terminal */
+    if (kd_stage_add_output(&st, o->out, NULL, e) || stage_params(o, &params, &inbuf, inputs, &ninputs, e) ||
+        kd_stage_key(&st, &params, inputs, ninputs, e))
+        goto done;
+    if (o->truth) { /* the truth is a second output: its own entry */
+        kd_buf_printf(&params, "output=truth\n");
+        if (kd_stage_key(&tst, &params, inputs, ninputs, e)) goto done;
+    }
+    int h1 = kd_stage_find(&st, e), h2 = o->truth ? kd_stage_find(&tst, e) : 1;
+    if (h1 < 0 || h2 < 0) goto done;
+    if (h1 == 1 && h2 == 1) {
+        r = (o->truth && (kd_stage_add_output(&tst, o->truth, NULL, e) || kd_stage_restore(&tst, e))) ||
+            kd_stage_restore(&st, e) ? -1 : 0;
+        goto done;
+    }
+    if (make_dataset(o, &truth, &have_truth, &a, e)) goto done;
+    if (have_truth && (make_truth(&truth, &o->sp, kd_art_content_id(a), &ta, e) ||
+                       kd_stage_add_output(&tst, o->truth, NULL, e) || kd_stage_commit(&tst, ta, o->level, e)))
+        goto done;
+    r = kd_stage_commit(&st, a, o->level, e);
+done:
+    kd_stage_end(&tst);
+    kd_stage_end(&st);
+    if (have_truth) kd_model_free(&truth);
     kd_art_free(ta);
-    return r ? -1 : 0;
+    kd_art_free(a);
+    kd_buf_free(&params);
+    kd_buf_free(&inbuf);
+    return r;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "users", 1, 0, O_USERS }, { "items", 1, 0, O_ITEMS }, { "mean", 1, 0, O_MEAN },
-        { "spread", 1, 0, O_SPREAD }, { "rank", 1, 0, O_RANK }, { "decay", 1, 0, O_DECAY },
-        { "clusters", 1, 0, O_CLUSTERS }, { "cluster-share", 1, 0, O_SHARE }, { "beta", 1, 0, O_BETA },
-        { "zipf", 1, 0, O_ZIPF }, { "noise", 1, 0, O_NOISE }, { "test-ratio", 1, 0, O_TEST_RATIO },
-        { "valid-ratio", 1, 0, O_VALID_RATIO }, { "seed", 1, 0, O_SEED }, { "level", 1, 0, O_LEVEL },
-        { "format", 1, 0, O_FORMAT }, { "min-rating", 1, 0, O_MIN_RATING }, { "kcore", 1, 0, O_KCORE },
-        { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO }, { "truth", 1, 0, O_TRUTH }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
-        { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
-    kd_synth_params sp = kd_synth_defaults();
-    kd_import_params ip = kd_import_defaults();
-    const char *out = "-", *truth_path = NULL, *cache = NULL, *label = NULL;
-    int level = 1, c;
-    uint64_t v = 0;
+    struct opts o;
     kd_err e = { 0 };
-
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) { usage(stdout); return 0; }
-    if (argc >= 2 && !strcmp(argv[1], "--version")) { kd_cli_version(prog); return 0; }
-    if (argc < 2 || (strcmp(argv[1], "synth") && strcmp(argv[1], "import"))) {
-        fprintf(stderr, "%s: expected a command: synth or import\n", prog);
-        usage(stderr);
-        return KD_EXIT_USAGE;
-    }
-    int synth = !strcmp(argv[1], "synth");
-    argv++;
-    argc--;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        int r = 0;
-        switch (c) {
-        case 'o': out = optarg; break;
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: kd_cli_version(prog); return 0;
-        case O_USERS: r = kd_cli_u64("--users", optarg, 1, 100000000, &v, &e); sp.users = (uint32_t)v; break;
-        case O_ITEMS: r = kd_cli_u64("--items", optarg, 2, 100000000, &v, &e); sp.items = (uint32_t)v; break;
-        case O_MEAN: r = kd_cli_double("--mean", optarg, 1, 1e8, &sp.mean, &e); break;
-        case O_SPREAD: r = kd_cli_double("--spread", optarg, 0, 3, &sp.spread, &e); break;
-        case O_RANK: r = kd_cli_u64("--rank", optarg, 1, 1024, &v, &e); sp.rank = (uint32_t)v; break;
-        case O_DECAY: r = kd_cli_double("--decay", optarg, 1e-9, 1, &sp.decay, &e); break;
-        case O_CLUSTERS: r = kd_cli_u64("--clusters", optarg, 1, 1000000, &v, &e); sp.clusters = (uint32_t)v; break;
-        case O_SHARE: r = kd_cli_double("--cluster-share", optarg, 0, 1, &sp.cluster_share, &e); break;
-        case O_BETA: r = kd_cli_double("--beta", optarg, 0, 100, &sp.beta, &e); break;
-        case O_ZIPF: r = kd_cli_double("--zipf", optarg, 0, 5, &sp.zipf, &e); break;
-        case O_NOISE: r = kd_cli_double("--noise", optarg, 0, 1, &sp.noise, &e); break;
-        case O_TEST_RATIO: r = kd_cli_double("--test-ratio", optarg, 1e-9, 1 - 1e-9, &sp.test_ratio, &e);
-            ip.test_ratio = sp.test_ratio; break;
-        case O_VALID_RATIO: r = kd_cli_double("--valid-ratio", optarg, 0, 1 - 1e-9, &sp.valid_ratio, &e);
-            ip.valid_ratio = sp.valid_ratio; break;
-        case O_SEED: r = kd_cli_u64("--seed", optarg, 0, UINT64_MAX, &sp.seed, &e); ip.seed = sp.seed; break;
-        case O_LEVEL: r = kd_cli_int("--level", optarg, 0, 9, &level, &e); break;
-        case O_FORMAT:
-            if ((ip.format = kd_import_format_parse(optarg)) < 0)
-                r = kd_fail_usage(&e, "--format: unknown format '%s' (tsv, csv, adj, triples)", optarg);
-            break;
-        case O_MIN_RATING: r = kd_cli_double("--min-rating", optarg, -1e300, 1e300, &ip.min_rating, &e);
-            ip.use_min_rating = 1; break;
-        case O_KCORE: r = kd_cli_u64("--kcore", optarg, 0, 1000000, &v, &e); ip.kcore = (uint32_t)v; break;
-        case O_VALID: ip.valid_path = optarg; break;
-        case O_TEST: ip.test_path = optarg; break;
-        case O_LOO: ip.leave_one_out = 1; break;
-        case O_TRUTH: truth_path = optarg; break;
-        case O_CACHE: cache = optarg; break;
-        case O_LABEL: label = optarg; break;
-        default: usage(stderr); return KD_EXIT_USAGE;
-        }
-        if (r)
-            return kd_err_report(prog, &e);
-    }
-    if (synth && optind != argc) {
-        fprintf(stderr, "%s: synth takes no operand ('%s')\n", prog, argv[optind]);
-        return KD_EXIT_USAGE;
-    }
-    if (!synth && optind + 1 != argc) {
-        fprintf(stderr, "%s: import takes one INPUT (a path or '-')\n", prog);
-        return KD_EXIT_USAGE;
-    }
-    if (!synth && ip.format < 0) {
-        fprintf(stderr, "%s: import needs --format tsv|csv|adj|triples\n", prog);
-        return KD_EXIT_USAGE;
-    }
-
-    kd_dataset d;
-    kd_model truth;
-    int have_truth = 0;
-    kd_buf prov = { 0 };
-    kd_art *a = NULL;
-    kd_out o;
-    int opened = 0;
-    /* open the output first: a bad path fails before any work, and binary is never
-     * written to a terminal */
-    if (kd_out_open(&o, out, KD_OUT_BINARY, &e))
-        return kd_err_report(prog, &e);
-    opened = 1;
-    /* the stage: parameters, and for import the bytes of every input file */
-    kd_buf params = { 0 }, inbuf = { 0 }, hit = { 0 }, thit = { 0 };
-    kd_stage stage, tstage;
-    uint64_t inputs[3];
-    int ninputs = 0;
-    if (synth) {
-        kd_synth_prov(&sp, &params);
-    } else {
-        kd_import_params ip2 = ip;
-        kd_buf_printf(&params, "import.format=%d\nmin_rating=%d/%.17g\nkcore=%u\nloo=%d\nsplit=%.17g/%.17g/%llu\n",
-                      ip2.format, ip2.use_min_rating, ip2.min_rating, ip2.kcore, ip2.leave_one_out, ip2.test_ratio,
-                      ip2.valid_ratio, (unsigned long long)ip2.seed);
-        if (cache) {
-            const char *paths[3] = { argv[optind], ip.test_path, ip.valid_path };
-            for (int k = 0; k < 3; k++) {
-                if (!paths[k]) { inputs[ninputs++] = 0; continue; }
-                kd_buf fb = { 0 };
-                if (kd_read_all(paths[k], &fb, &e)) { kd_buf_free(&fb); goto fail_stage; }
-                inputs[ninputs++] = kd_hash_bytes(fb.p, fb.len);
-                if (k == 0) inbuf = fb; else kd_buf_free(&fb);
-            }
-            ip.input_mem = inbuf.p;
-            ip.input_len = inbuf.len;
-        }
-    }
-    if (kd_stage_begin(&stage, "kd-gen", kd_stage_label(label, out), cache, (const char *)params.p, params.len,
-                       inputs, ninputs, &e))
-        goto fail_stage;
-    if (truth_path) { /* the truth is a second output: its own entry */
-        kd_buf_printf(&params, "output=truth\n");
-        if (kd_stage_begin(&tstage, "kd-gen", kd_stage_label(NULL, truth_path), cache, (const char *)params.p,
-                           params.len, inputs, ninputs, &e))
-            goto fail_stage;
-    }
-    int h1 = kd_stage_lookup(&stage, &hit, &e), h2 = truth_path ? kd_stage_lookup(&tstage, &thit, &e) : 1;
-    if (h1 < 0 || h2 < 0) goto fail_stage;
-    if (h1 == 1 && h2 == 1) {
-        kd_out_abort(&o);
-        opened = 0;
-        if (kd_stage_restore(out, hit.p, hit.len, &e) ||
-            (truth_path && kd_stage_restore(truth_path, thit.p, thit.len, &e)))
-            goto fail_stage;
-        kd_stage_report(&stage, 1);
-        kd_buf_free(&params); kd_buf_free(&inbuf); kd_buf_free(&hit); kd_buf_free(&thit);
-        return 0;
-    }
-    kd_buf_free(&hit);
-    kd_buf_free(&thit);
-    kd_prov_begin(&prov, "kd-gen");
-    if (synth) {
-        if (kd_synth_generate(&d, &sp, truth_path ? &truth : NULL, &e))
-            goto fail;
-        have_truth = truth_path != NULL;
-        kd_synth_prov(&sp, &prov);
-    } else {
-        ip.input_path = argv[optind];
-        if (kd_import_run(&d, &ip, &prov, &e))
-            goto fail;
-        if (ip.dropped_valid)
-            fprintf(stderr, "%s: warning: %s: %llu interactions with a user or item not in train were dropped\n",
-                    prog, kd_in_name(ip.valid_path), (unsigned long long)ip.dropped_valid);
-        if (ip.dropped_test)
-            fprintf(stderr, "%s: warning: %s: %llu interactions with a user or item not in train were dropped\n",
-                    prog, kd_in_name(ip.test_path), (unsigned long long)ip.dropped_test);
-    }
-    kd_dataset_stats(&d, &prov);
-    a = kd_art_new(KD_KIND_DATASET);
-    if (!a || kd_dataset_to_art(&d, a, &e) ||
-        kd_art_add_text(a, "provenance", (const char *)prov.p, prov.len, &e)) {
-        kd_dataset_free(&d);
-        if (!a) kd_fail(&e, "out of memory");
-        goto fail;
-    }
-    kd_dataset_free(&d);
-    /* the truth names the dataset's content ID, so it can serve as a teacher for it */
-    if (have_truth && write_truth(&truth, &sp, kd_art_content_id(a), truth_path, level, &tstage, &e))
-        goto fail;
-    kd_buf enc = { 0 };
-    if (kd_art_encode(a, level, &enc, &e) || kd_out_write(&o, enc.p, enc.len, &e) || kd_out_commit(&o, &e)) {
-        kd_buf_free(&enc);
-        goto fail;
-    }
-    opened = 0;
-    if (kd_stage_publish(&stage, enc.p, enc.len, a->content_id, &e)) {
-        kd_buf_free(&enc);
-        goto fail;
-    }
-    kd_stage_report(&stage, 0);
-    if (have_truth) kd_model_free(&truth);
-    kd_buf_free(&enc);
-    kd_art_free(a);
-    kd_buf_free(&prov);
-    kd_buf_free(&params);
-    kd_buf_free(&inbuf);
-    return 0;
-fail_stage:
-    kd_buf_free(&hit);
-    kd_buf_free(&thit);
-fail:
-    if (have_truth) kd_model_free(&truth);
-    kd_buf_free(&params);
-    kd_buf_free(&inbuf);
-    if (opened)
-        kd_out_abort(&o);
-    kd_art_free(a);
-    kd_buf_free(&prov);
-    return kd_err_report(prog, &e);
+    parse_args(argc, argv, &o);
+    return run(&o, &e) ? kd_err_report(prog, &e) : 0;
 }

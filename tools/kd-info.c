@@ -1,8 +1,10 @@
 /* kd-info: what an artifact holds: kind, content ID, sections, sizes, provenance.
- * Reads and verifies every file given (a bad one is reported, the others still shown). */
+ * Reads and verifies every file given (a bad one is reported, the others still shown).
+ *     kd-info --json data.kd teacher.kd */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kd_artifact.h"  /* kd_art_load, kd_kind_name, kd_type_name, kd_id_hex */
@@ -118,41 +120,57 @@ static void print_json(const kd_art *a, const char *path, uint64_t fbytes)
     printf("}}\n");
 }
 
-int main(int argc, char **argv)
+struct opts {
+    int          json;
+    char *const *files;
+    int          nfiles;
+};
+
+/* Exits 0 after --help/--version, 2 on misuse. */
+static void parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option opts[] = {
         { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 } };
-    int json = 0, c;
+    int c;
+    o->json = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': kd_cli_version(prog); return 0;
-        default: usage(stderr); return KD_EXIT_USAGE;
+        case 'j': o->json = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': kd_cli_version(prog); exit(0);
+        default: usage(stderr); exit(KD_EXIT_USAGE);
         }
     }
     if (optind == argc) {
         fprintf(stderr, "%s: no file given (use '-' for stdin)\n", prog);
         usage(stderr);
-        return KD_EXIT_USAGE;
+        exit(KD_EXIT_USAGE);
     }
+    o->files = argv + optind;
+    o->nfiles = argc - optind;
+}
+
+/* Every file, a bad one reported and skipped: 0, or the exit code of the last failure. */
+static int run(const struct opts *o)
+{
     int ret = 0;
-    for (int i = optind; i < argc; i++) {
+    for (int i = 0; i < o->nfiles; i++) {
+        const char *path = o->files[i];
         kd_err e = { 0 };
         kd_buf b = { 0 };
         kd_art *a = NULL;
-        if (kd_read_all(argv[i], &b, &e) || kd_art_parse(b.p, b.len, kd_in_name(argv[i]), &a, &e)) {
+        if (kd_read_all(path, &b, &e) || kd_art_parse(b.p, b.len, kd_in_name(path), &a, &e)) {
             fflush(stdout);
             ret = kd_err_report(prog, &e);
             kd_buf_free(&b);
             continue;
         }
-        if (json)
-            print_json(a, kd_in_name(argv[i]), b.len);
+        if (o->json)
+            print_json(a, kd_in_name(path), b.len);
         else {
-            if (i > optind) putchar('\n');
-            print_text(a, kd_in_name(argv[i]), b.len);
+            if (i > 0) putchar('\n');
+            print_text(a, kd_in_name(path), b.len);
         }
         kd_art_free(a);
         kd_buf_free(&b);
@@ -162,4 +180,11 @@ int main(int argc, char **argv)
         return KD_EXIT_DATA;
     }
     return ret;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    parse_args(argc, argv, &o);
+    return run(&o);
 }

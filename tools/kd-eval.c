@@ -97,9 +97,15 @@ static const char *base_name(const char *path, char *buf, size_t n)
 /* What a model is, from its provenance (and the other models' and --reference's content
  * IDs, for the teacher).  Absent facts are "-" (null in JSON). */
 typedef struct ident {
-    char id[17], teacher[64], method[64], knob[16], knob_value[40], seed[32];
-    const char *role;
+    char        id[17], knob_value[32];
+    char       *teacher, *method, *seed; /* owned, "-" when absent */
+    const char *role, *knob;
 } ident;
+
+static void ident_free(ident *w)
+{
+    free(w->teacher); free(w->method); free(w->seed);
+}
 
 typedef struct row {
     const char *name, *kind;
@@ -147,8 +153,8 @@ static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing,
         put_json_str(b, "method", w->method);
         put_json_str(b, "knob", w->knob);
         put_json_str(b, "knob_value", w->knob_value);
-        if (strcmp(w->seed, "-")) kd_buf_printf(b, ",\"seed\":%s", w->seed);
-        else kd_buf_printf(b, ",\"seed\":null");
+        if (w->seed[strspn(w->seed, "0123456789")] || !strcmp(w->seed, "-")) put_json_str(b, "seed", w->seed);
+        else kd_buf_printf(b, ",\"seed\":%s", w->seed); /* digits only: a JSON number */
         put_json_str(b, "teacher", w->teacher);
         kd_buf_printf(b, "}\n");
         return;
@@ -165,47 +171,72 @@ static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing,
                   w->teacher);
 }
 
-/* a provenance value, or "-"; a value with a tab or newline would break the table */
-static void prov_or_dash(const kd_art *a, const char *key, char *buf, size_t n)
+/* A provenance value in a fresh allocation, or "-" when absent (or when it holds a tab,
+ * newline, quote or backslash, which would break the table or the JSON); NULL when out
+ * of memory. */
+static char *prov_dup(const kd_art *a, const char *key)
 {
-    if (kd_art_prov_get(a, key, buf, n) || !buf[0] || strpbrk(buf, "\t\n\"\\")) snprintf(buf, n, "-");
+    const kd_section *s = kd_art_find(a, "provenance");
+    const char *v = "-";
+    size_t n = 1, klen = strlen(key);
+    if (s && s->type == KD_TEXT)
+        for (const char *p = s->data, *end = p + s->bytes; p < end;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p)), *eol = nl ? nl : end;
+            if ((size_t)(eol - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+                v = p + klen + 1;
+                n = (size_t)(eol - v);
+                if (!n || memchr(v, '\t', n) || memchr(v, '"', n) || memchr(v, '\\', n)) { v = "-"; n = 1; }
+                break;
+            }
+            p = eol + 1;
+        }
+    char *out = malloc(n + 1);
+    if (out) { memcpy(out, v, n); out[n] = 0; }
+    return out;
 }
 
-/* Fills w for model k of arts[0..n).  Its role: "teacher" when its content ID is the
- * reference's or some model's input.teacher, "distilled" when it has a teacher itself,
- * "student" for any other BPR model (kd-train's role=bpr), else "other". */
-static void identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident *w)
+/* Fills w for model k of arts[0..n); 0, or -1 when out of memory.  Its role: "teacher"
+ * when its content ID is the reference's or some model's input.teacher, "distilled" when
+ * it has a teacher itself, "student" for any other BPR model (kd-train's role=bpr), else
+ * "other". */
+static int identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident *w)
 {
     const kd_art *a = arts[k];
-    char role[64], t[64];
+    char role[16], t[18]; /* t: one more than an ID, so a longer value never equals one */
     kd_id_hex(a->content_id, w->id);
-    prov_or_dash(a, "input.teacher", w->teacher, sizeof w->teacher);
-    prov_or_dash(a, "role", role, sizeof role);
-    prov_or_dash(a, "seed", w->seed, sizeof w->seed);
-    prov_or_dash(a, "method", w->method, sizeof w->method);
-    if (!strcmp(w->method, "-") && !strcmp(role, "bpr")) snprintf(w->method, sizeof w->method, "bpr");
+    w->teacher = prov_dup(a, "input.teacher");
+    w->seed = prov_dup(a, "seed");
+    w->method = prov_dup(a, "method");
+    if (!w->teacher || !w->seed || !w->method) return -1;
+    /* "bpr" fits role[16] exactly when it is "bpr"; a longer role is not bpr */
+    int bpr = kd_art_prov_get(a, "role", role, sizeof role) == 0 && !strcmp(role, "bpr");
+    if (!strcmp(w->method, "-") && bpr) {
+        free(w->method);
+        if (!(w->method = malloc(4))) return -1;
+        memcpy(w->method, "bpr", 4);
+    }
     int teacher = ref && ref->content_id == a->content_id;
     for (int j = 0; j < n && !teacher; j++)
         teacher = kd_art_prov_get(arts[j], "input.teacher", t, sizeof t) == 0 && !strcmp(t, w->id);
-    w->role = teacher ? "teacher" : strcmp(w->teacher, "-") ? "distilled" : !strcmp(role, "bpr") ? "student" : "other";
+    w->role = teacher ? "teacher" : strcmp(w->teacher, "-") ? "distilled" : bpr ? "student" : "other";
     /* the knob: margin-mse's convex mix writes alpha, every other weight is lambda */
-    char v[64];
-    snprintf(w->knob, sizeof w->knob, "-");
+    w->knob = "-";
     snprintf(w->knob_value, sizeof w->knob_value, "-");
-    if (!strcmp(w->role, "distilled"))
-        for (int q = 0; q < 2; q++) {
-            const char *key = q ? "lambda" : "alpha";
-            if (kd_art_prov_get(a, key, v, sizeof v)) continue;
-            char *end;
-            double x = strtod(v, &end);
-            if (end == v || *end) continue;
-            snprintf(w->knob, sizeof w->knob, "%s", key);
-            for (int digits = 1; digits <= 17; digits++) { /* "0.1", not "0.10000000000000001" */
-                snprintf(w->knob_value, sizeof w->knob_value, "%.*g", digits, x);
-                if (strtod(w->knob_value, NULL) == x) break;
-            }
-            break;
+    if (strcmp(w->role, "distilled")) return 0;
+    for (int q = 0; q < 2; q++) {
+        const char *key = q ? "lambda" : "alpha";
+        char v[64], *end;
+        if (kd_art_prov_get(a, key, v, sizeof v)) continue;
+        double x = strtod(v, &end);
+        if (end == v || *end) continue; /* kd_prov writes a number in under 30 characters */
+        w->knob = key;
+        for (int digits = 1; digits <= 17; digits++) { /* "0.1", not "0.10000000000000001" */
+            snprintf(w->knob_value, sizeof w->knob_value, "%.*g", digits, x);
+            if (strtod(w->knob_value, NULL) == x) break;
         }
+        break;
+    }
+    return 0;
 }
 
 /* Writes text to path atomically, unless it already holds exactly these bytes (then it
@@ -229,7 +260,6 @@ static int write_text(const char *path, const kd_buf *b, kd_err *e)
     }
     return 0;
 }
-
 
 /* Parses the command line into o.  Returns -1 to go on, else the exit status (0 after
  * --help/--version, 2 on misuse). */
@@ -352,7 +382,8 @@ static int run(const struct opts *o)
         ref_params = kd_model_param_count(arts[nmodels]);
         ref_bytes = sizes[nmodels];
     }
-    for (int k = 0; k < nmodels; k++) identify(arts, nmodels, k, ref ? arts[nmodels] : NULL, &who[k]);
+    for (int k = 0; k < nmodels; k++)
+        if (identify(arts, nmodels, k, ref ? arts[nmodels] : NULL, &who[k])) { kd_fail(&e, "out of memory"); goto fail; }
     /* a base name is at most as long as its path */
     size_t longest = 1;
     for (int k = 0; k < nmodels; k++) {
@@ -480,12 +511,14 @@ static int run(const struct opts *o)
     kd_stage_report(&stage, 0);
 done:
     for (int k = 0; arts && k <= nmodels; k++) kd_art_free(arts[k]);
+    for (int k = 0; who && k < nmodels; k++) ident_free(&who[k]);
     free(arts); free(sizes); free(ids); free(who); free(namebuf);
     kd_buf_free(&tab); kd_buf_free(&stable); kd_buf_free(&pu); kd_buf_free(&tk); kd_buf_free(&params); kd_buf_free(&hit);
     kd_dataset_free(&d);
     return 0;
 fail:
     for (int k = 0; arts && k <= nmodels; k++) kd_art_free(arts[k]);
+    for (int k = 0; who && k < nmodels; k++) ident_free(&who[k]);
     free(arts); free(sizes); free(ids); free(who); free(namebuf);
     kd_buf_free(&tab); kd_buf_free(&stable); kd_buf_free(&pu); kd_buf_free(&tk); kd_buf_free(&params); kd_buf_free(&hit);
     kd_dataset_free(&d);

@@ -20,15 +20,21 @@ int kd_tsv_read(kd_tsv *t, const char *path, kd_err *e)
     t->text = (char *)b.p;
     uint32_t lines = 0, fields = 1;
     for (char *p = t->text; *p; p++) {
-        if (*p == '\n') lines++;
-        if (*p == '\t' && lines == 0) fields++;
+        if (*p == '\n' && ++lines == UINT32_MAX) {
+            kd_tsv_free(t);
+            return kd_fail(e, "%s: too many lines", path);
+        }
+        if (*p == '\t' && lines == 0 && ++fields == UINT32_MAX) {
+            kd_tsv_free(t);
+            return kd_fail(e, "%s: too many fields", path);
+        }
     }
     if (lines == 0) {
         kd_tsv_free(t);
         return kd_fail(e, "%s: empty table", path);
     }
     t->cols = fields;
-    t->cells = calloc((size_t)lines * fields, sizeof *t->cells);
+    t->cells = kd_calloc_array((uint64_t)lines * fields, sizeof *t->cells); /* both < 2^32: no overflow */
     if (!t->cells) {
         kd_tsv_free(t);
         return kd_fail(e, "%s: out of memory", path);

@@ -104,3 +104,37 @@ col() { # col NAME FILE: the column NAME of the first data row
     [ "$(cat out.tsv)" = old ]
     no_temporaries
 }
+
+@test "each model's role, method, knob and seed come from its provenance, not its file name" {
+    kd-train -q --dim 16 --epochs 2 --seed 7 small.kd -o student.kd
+    kd-distill -q --teacher m.kd --method rrd --lambda 0.3 --dim 4 --epochs 2 --seed 7 small.kd -o teacher.kd
+    kd-distill -q --teacher m.kd --method margin-mse --alpha 0.1 --dim 4 --epochs 2 --seed 7 small.kd -o x.kd
+    kd-eval --no-timing -k 10 small.kd student.kd teacher.kd x.kd m.kd >out.tsv
+    # the older columns stay first and in place
+    head -1 out.tsv | grep -q $'^model\tkind\tdim\tparams\tbytes\tcompression\tcompression_bytes\trecall@10'
+    head -1 out.tsv | grep -q $'\tskipped\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher$'
+    awk -F'\t' 'NR > 1 { print $1, $(NF-5), $(NF-4), $(NF-3), $(NF-2), $(NF-1) }' out.tsv >got
+    printf '%s\n' 'student student bpr - - 7' 'teacher distilled rrd lambda 0.3 7' 'x distilled margin-mse alpha 0.1 7' \
+        'm teacher bpr - - 1' >want
+    diff want got
+    tid=$(content_id m.kd)
+    [ "$(awk -F'\t' 'NR == 3 { print $NF }' out.tsv)" = "$tid" ]
+    [ "$(awk -F'\t' 'NR == 5 { print $(NF-6), $NF }' out.tsv)" = "$tid -" ]
+    # alone, a BPR model is a student; as the --reference it is the teacher
+    kd-eval --no-timing small.kd m.kd >a.tsv
+    [ "$(awk -F'\t' 'NR == 2 { print $(NF-5) }' a.tsv)" = student ]
+    kd-eval --no-timing --reference m.kd small.kd m.kd >b.tsv
+    [ "$(awk -F'\t' 'NR == 2 { print $(NF-5) }' b.tsv)" = teacher ]
+    kd-eval --no-timing --json small.kd m.kd >c.json
+    grep -q '"role":"student","method":"bpr","knob":null,"knob_value":null,"seed":1,"teacher":null}$' c.json
+}
+
+@test "--name is not limited in number" {
+    args=()
+    for k in $(seq 300); do args+=(--name "n$k"); done
+    models=()
+    for k in $(seq 300); do models+=(m.kd); done
+    kd-eval --no-timing -k 10 "${args[@]}" small.kd "${models[@]}" >out.tsv
+    [ "$(wc -l <out.tsv)" -eq 301 ]
+    [ "$(tail -1 out.tsv | cut -f1)" = n300 ]
+}

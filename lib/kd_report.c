@@ -1,0 +1,1155 @@
+/* kd_report: load a pipeline's seed directories, tell its models apart by provenance, and
+ * build the report's Markdown, HTML, text tables and SVG charts in memory. */
+#include "kd_report.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_artifact.h" /* peek, load, provenance sections, kd_id_hex */
+#include "kd_cli.h"      /* KD_VERSION */
+#include "kd_stats.h"    /* mean, sd, CI, t-test */
+#include "kd_svg.h"      /* charts, kd_xml_escape */
+#include "kd_table.h"    /* the tables */
+#include "kd_tsv.h"      /* evaluation tables */
+
+/* ---------------------------------------------------------------- small helpers */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* "%s/%s" in a fresh allocation */
+static char *join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p) { memcpy(p, dir, a); p[a] = '/'; memcpy(p + a + 1, name, b + 1); }
+    return p;
+}
+
+/* Makes room for one more element of size `size` in *p (holding n of cap); 0 or -1. */
+static int grow(void *p, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) return 0;
+    uint64_t want = *cap ? 2 * (uint64_t)*cap : 8, bytes;
+    if (kd_mul(want, size, &bytes) || bytes > SIZE_MAX) return -1;
+    void *q = realloc(*(void **)p, (size_t)bytes);
+    if (!q) return -1;
+    *(void **)p = q;
+    *cap = (size_t)want;
+    return 0;
+}
+
+void kd_report_num(double x, char out[32])
+{
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, 32, "%.*g", digits, x);
+        if (strtod(out, NULL) == x) return;
+    }
+}
+
+/* printf into a fresh allocation, or NULL */
+static char *fmt_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_str(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p) {
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return p;
+}
+
+static int parse_id(const char *s, uint64_t *id)
+{
+    char *end;
+    if (strlen(s) != 16) return -1;
+    *id = strtoull(s, &end, 16);
+    return *end ? -1 : 0;
+}
+
+/* The value of key in provenance text (lines key=value): a pointer to it and its length,
+ * or NULL. */
+static const char *prov_value(const char *prov, const char *key, size_t *len)
+{
+    size_t kl = strlen(key);
+    for (const char *p = prov; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, key, kl) && p[kl] == '=') {
+            *len = strcspn(p + kl + 1, "\n");
+            return p + kl + 1;
+        }
+    return NULL;
+}
+
+/* copies a provenance value into buf ("?" when absent, as the report has always shown) */
+static void prov_copy(const char *prov, const char *key, char *buf, size_t n)
+{
+    size_t len;
+    const char *v = prov ? prov_value(prov, key, &len) : NULL;
+    if (!v) { snprintf(buf, n, "?"); return; }
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), v);
+}
+
+static int is_bookkeeping(const char *key, size_t kl)
+{
+    static const char *const keys[] = { "tool", "version", "role", "seed", "params" };
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        if (kl == strlen(keys[k]) && !strncmp(key, keys[k], kl)) return 1;
+    return (kl > 6 && !strncmp(key, "input.", 6)) || (kl > 7 && !strncmp(key, "result.", 7));
+}
+
+int kd_report_trained_like(const char *student_prov, const char *model_prov)
+{
+    for (const char *p = student_prov; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        size_t kl = strcspn(p, "=\n");
+        if (p[kl] != '=' || is_bookkeeping(p, kl)) continue;
+        char key[128];
+        if (kl >= sizeof key) continue; /* not a key kdrec writes */
+        memcpy(key, p, kl);
+        key[kl] = 0;
+        size_t sl = strcspn(p + kl + 1, "\n"), ml;
+        const char *mv = prov_value(model_prov, key, &ml);
+        if (mv && (ml != sl || strncmp(mv, p + kl + 1, sl))) return 0;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct artifact {
+    char    *path;
+    uint64_t id;
+    uint32_t kind;
+} artifact;
+
+static int cmp_artifact(const void *a, const void *b)
+{
+    return strcmp(((const artifact *)a)->path, ((const artifact *)b)->path);
+}
+
+static void free_artifacts(artifact *a, size_t n)
+{
+    for (size_t k = 0; k < n; k++) free(a[k].path);
+    free(a);
+}
+
+/* every *.kd artifact of dir whose header reads, sorted by path (so a content ID held by
+ * two files always resolves to the same one) */
+static int scan(const char *dir, artifact **out, size_t *n, kd_err *e)
+{
+    DIR *d = opendir(dir);
+    if (!d) return kd_fail(e, "%s: cannot open directory", dir);
+    artifact *a = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (len < 4 || strcmp(de->d_name + len - 3, ".kd") || de->d_name[0] == '.') continue;
+        char *p = join(dir, de->d_name);
+        uint32_t kind;
+        uint64_t id;
+        kd_err ignore;
+        if (!p || grow(&a, &cap, *n, sizeof *a)) { free(p); closedir(d); free_artifacts(a, *n); return kd_fail(e, "out of memory"); }
+        if (kd_art_peek(p, &kind, &id, &ignore)) { free(p); continue; }
+        a[(*n)++] = (artifact){ p, id, kind };
+    }
+    closedir(d);
+    if (*n) qsort(a, *n, sizeof *a, cmp_artifact);
+    *out = a;
+    return 0;
+}
+
+static const char *find_artifact(const artifact *a, size_t n, uint64_t id, uint32_t kind)
+{
+    for (size_t k = 0; k < n; k++)
+        if (a[k].id == id && a[k].kind == kind) return a[k].path;
+    return NULL;
+}
+
+/* the provenance text of an artifact, NUL-terminated, in a fresh allocation */
+static int load_prov(const char *path, uint32_t kind, char **out, kd_err *e)
+{
+    kd_art *a;
+    if (kd_art_load(path, kind, &a, e)) return -1;
+    const kd_section *ps = kd_art_find(a, "provenance");
+    size_t n = ps ? (size_t)ps->bytes : 0;
+    char *p = malloc(n + 1);
+    if (!p) { kd_art_free(a); return kd_fail(e, "out of memory"); }
+    if (n) memcpy(p, ps->data, n);
+    p[n] = 0;
+    kd_art_free(a);
+    *out = p;
+    return 0;
+}
+
+static void free_model(kd_rep_model *m)
+{
+    free(m->name); free(m->method); free(m->knob); free(m->knob_text); free(m->path); free(m->prov);
+}
+
+void kd_report_seed_free(kd_rep_seed *s)
+{
+    for (size_t k = 0; k < s->n; k++) free_model(&s->m[k]);
+    free(s->m);
+    free(s->dir);
+    free(s->data);
+    memset(s, 0, sizeof *s);
+}
+
+static int role_of(const char *s)
+{
+    return !strcmp(s, "teacher") ? KD_ROLE_TEACHER : !strcmp(s, "student") ? KD_ROLE_STUDENT
+         : !strcmp(s, "distilled") ? KD_ROLE_DISTILLED : KD_ROLE_OTHER;
+}
+
+static const char *const needed[] = { "model", "recall@10", "id", "role", "method", "knob", "knob_value", "seed", "teacher" };
+enum { C_MODEL, C_RECALL, C_ID, C_ROLE, C_METHOD, C_KNOB, C_KNOB_VALUE, C_SEED, C_TEACHER, C_N };
+
+/* the rows of eval-test.tsv, each tied to its artifact */
+static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const artifact *art, size_t nart, int sweep,
+                     uint64_t *seed, int *has_seed, kd_err *e)
+{
+    int col[C_N];
+    for (int c = 0; c < C_N; c++)
+        if ((col[c] = kd_tsv_col(t, needed[c])) < 0)
+            return kd_fail(e, "%s: evaluations need the columns model, recall@10, id, role, method, knob, knob_value, "
+                           "seed and teacher (written by kd-eval)", tp);
+    *has_seed = 0;
+    for (uint32_t r = 0; r < t->rows; r++) {
+        if (grow(&s->m, &s->cap, s->n, sizeof *s->m)) return kd_fail(e, "out of memory");
+        kd_rep_model *m = &s->m[s->n];
+        memset(m, 0, sizeof *m);
+        const char *id = kd_tsv_cell(t, r, col[C_ID]), *teacher = kd_tsv_cell(t, r, col[C_TEACHER]);
+        const char *sd = kd_tsv_cell(t, r, col[C_SEED]), *name = kd_tsv_cell(t, r, col[C_MODEL]);
+        if (parse_id(id, &m->id))
+            return kd_fail(e, "%s:%u: '%s' is not a content ID", tp, r + 2, id);
+        if (strcmp(teacher, "-") && parse_id(teacher, &m->teacher))
+            return kd_fail(e, "%s:%u: '%s' is not a content ID", tp, r + 2, teacher);
+        if (strcmp(sd, "-")) {
+            char *end;
+            uint64_t v = strtoull(sd, &end, 10);
+            if (end == sd || *end) return kd_fail(e, "%s:%u: '%s' is not a seed", tp, r + 2, sd);
+            if (*has_seed && v != *seed)
+                return kd_fail(e, "%s: models of different seeds (%" PRIu64 " and %" PRIu64 ")", s->dir, *seed, v);
+            *seed = v;
+            *has_seed = 1;
+        }
+        const char *path = find_artifact(art, nart, m->id, KD_KIND_MODEL);
+        if (!path) return kd_fail(e, "%s: model '%s' (%s): no model file with this content ID in %s", tp, name, id, s->dir);
+        s->n++;
+        m->name = dup_str(name);
+        m->method = dup_str(kd_tsv_cell(t, r, col[C_METHOD]));
+        m->knob = dup_str(kd_tsv_cell(t, r, col[C_KNOB]));
+        m->knob_text = dup_str(kd_tsv_cell(t, r, col[C_KNOB_VALUE]));
+        m->path = dup_str(path);
+        if (!m->name || !m->method || !m->knob || !m->knob_text || !m->path) return kd_fail(e, "out of memory");
+        m->role = role_of(kd_tsv_cell(t, r, col[C_ROLE]));
+        m->knob_value = kd_tsv_num(t, r, "knob_value");
+        m->temperature = NAN;
+        m->dim = kd_tsv_num(t, r, "dim");
+        m->recall = kd_tsv_num(t, r, "recall@10");
+        m->ndcg = kd_tsv_num(t, r, "ndcg@10");
+        m->params = kd_tsv_num(t, r, "params");
+        m->valid = NAN;
+        if (sweep) {
+            m->lat_mean = m->lat_p50 = m->lat_p90 = m->lat_p99 = NAN;
+        } else {
+            m->lat_mean = kd_tsv_num(t, r, "lat_mean_us");
+            m->lat_p50 = kd_tsv_num(t, r, "lat_p50_us");
+            m->lat_p90 = kd_tsv_num(t, r, "lat_p90_us");
+            m->lat_p99 = kd_tsv_num(t, r, "lat_p99_us");
+        }
+    }
+    return 0;
+}
+
+/* validation Recall@10 of each row, matched by content ID */
+static int read_valid(kd_rep_seed *s, kd_err *e)
+{
+    char *vp = join(s->dir, "eval-valid.tsv");
+    kd_tsv v;
+    if (!vp) return kd_fail(e, "out of memory");
+    if (kd_tsv_read(&v, vp, e)) { free(vp); return -1; }
+    int ci = kd_tsv_col(&v, "id");
+    if (ci < 0 || kd_tsv_col(&v, "recall@10") < 0) {
+        kd_tsv_free(&v);
+        kd_fail(e, "%s: evaluations need the columns id and recall@10 (written by kd-eval)", vp);
+        free(vp);
+        return -1;
+    }
+    for (size_t k = 0; k < s->n; k++)
+        for (uint32_t q = 0; q < v.rows; q++) {
+            uint64_t id;
+            if (!parse_id(kd_tsv_cell(&v, q, ci), &id) && id == s->m[k].id) s->m[k].valid = kd_tsv_num(&v, q, "recall@10");
+        }
+    kd_tsv_free(&v);
+    free(vp);
+    return 0;
+}
+
+/* the one model of a role: its first row, -1 if none; two different models are an error */
+static int one_of(kd_rep_seed *s, int role, const char *what, long *out, kd_err *e)
+{
+    *out = -1;
+    for (size_t k = 0; k < s->n; k++) {
+        if (s->m[k].role != role) continue;
+        if (*out < 0) { *out = (long)k; continue; }
+        if (s->m[k].id != s->m[*out].id) {
+            char a[17], b[17];
+            kd_id_hex(s->m[*out].id, a);
+            kd_id_hex(s->m[k].id, b);
+            return kd_fail(e, "%s: two different %s models ('%s' %s and '%s' %s)", s->dir, what, s->m[*out].name, a,
+                           s->m[k].name, b);
+        }
+    }
+    return 0;
+}
+
+int kd_report_find_study(kd_rep_seed *s, kd_err *e)
+{
+    s->study = -1;
+    if (s->student < 0) return 0;
+    const char *sp = s->m[s->student].prov;
+    for (size_t k = 0; k < s->n; k++) {
+        kd_rep_model *m = &s->m[k];
+        m->study = 0;
+        if (m->role != KD_ROLE_DISTILLED || strcmp(m->method, "margin-mse") || !m->prov || !sp) continue;
+        if (kd_report_trained_like(sp, m->prov)) continue;
+        if (s->study >= 0 && s->m[s->study].id != m->id)
+            return kd_fail(e, "%s: two margin-mse models trained unlike the plain student ('%s' and '%s'): which is "
+                           "the study's run?", s->dir, s->m[s->study].name, m->name);
+        m->study = 1;
+        if (s->study < 0) s->study = (long)k;
+    }
+    return 0;
+}
+
+int kd_report_load_seed(kd_rep_seed *s, int sweep, kd_err *e)
+{
+    artifact *art = NULL;
+    size_t nart = 0;
+    char *tp = join(s->dir, "eval-test.tsv");
+    kd_tsv t = { 0 };
+    uint64_t seed = 0;
+    int has_seed = 0, rc = -1;
+    s->teacher = s->student = s->study = -1;
+    if (!tp) return kd_fail(e, "out of memory");
+    if (kd_tsv_read(&t, tp, e) || scan(s->dir, &art, &nart, e) ||
+        read_rows(s, &t, tp, art, nart, sweep, &seed, &has_seed, e) || (!sweep && read_valid(s, e)))
+        goto done;
+    if (!has_seed) { kd_fail(e, "%s: no model says its seed", tp); goto done; }
+    s->seed = seed;
+    if (one_of(s, KD_ROLE_TEACHER, "teacher", &s->teacher, e) ||
+        (!sweep && one_of(s, KD_ROLE_STUDENT, "plain student", &s->student, e)))
+        goto done;
+    if (!sweep && (s->teacher < 0 || s->student < 0)) {
+        kd_fail(e, "%s: the evaluation has no 'teacher' or no 'student' model", s->dir);
+        goto done;
+    }
+    /* provenance where it decides something: the teacher (its dataset), the student and
+     * margin-mse models (the study's run, T) */
+    for (size_t k = 0; k < s->n; k++) {
+        kd_rep_model *m = &s->m[k];
+        int want = (long)k == s->teacher || (long)k == s->student ||
+                   (m->role == KD_ROLE_DISTILLED && !strcmp(m->method, "margin-mse"));
+        if (!want || m->prov) continue;
+        if (load_prov(m->path, KD_KIND_MODEL, &m->prov, e)) goto done;
+        size_t len;
+        const char *tv = prov_value(m->prov, "temperature", &len);
+        if (tv && !strcmp(m->method, "margin-mse")) m->temperature = strtod(tv, NULL);
+    }
+    if (s->teacher >= 0) {
+        size_t len;
+        uint64_t did;
+        char hex[17];
+        const char *dv = prov_value(s->m[s->teacher].prov, "input.dataset", &len);
+        if (dv && len == 16) {
+            memcpy(hex, dv, 16);
+            hex[16] = 0;
+            const char *dp = parse_id(hex, &did) ? NULL : find_artifact(art, nart, did, KD_KIND_DATASET);
+            if (dp && !(s->data = dup_str(dp))) { kd_fail(e, "out of memory"); goto done; }
+        }
+    }
+    if (!sweep && kd_report_find_study(s, e)) goto done;
+    rc = 0;
+done:
+    kd_tsv_free(&t);
+    free_artifacts(art, nart);
+    free(tp);
+    return rc;
+}
+
+static int cmp_seed(const void *a, const void *b)
+{
+    const kd_rep_seed *x = a, *y = b;
+    if (x->seed != y->seed) return (x->seed > y->seed) - (x->seed < y->seed);
+    return (x->dirnum > y->dirnum) - (x->dirnum < y->dirnum);
+}
+
+/* methods in the report's order: the study's five first, then any others as they appear */
+static int add_method(kd_report *r, const char *name, size_t *cap)
+{
+    for (size_t k = 0; k < r->nmethods; k++)
+        if (!strcmp(r->methods[k], name)) return 0;
+    if (grow(&r->methods, cap, r->nmethods, sizeof *r->methods)) return -1;
+    if (!(r->methods[r->nmethods] = dup_str(name))) return -1;
+    r->nmethods++;
+    return 0;
+}
+
+static const char *const method_order[] = { "margin-mse", "rd", "rrd", "ce", "dcd" };
+
+int kd_report_load(kd_report *r, const char *dir, int sweep, kd_err *e)
+{
+    memset(r, 0, sizeof *r);
+    r->sweep = sweep;
+    DIR *d = opendir(dir);
+    if (!d) return kd_fail(e, "%s: cannot open directory", dir);
+    for (struct dirent *de; (de = readdir(d));) {
+        char *end;
+        if (de->d_name[0] != 's') continue;
+        long num = strtol(de->d_name + 1, &end, 10);
+        if (end == de->d_name + 1 || *end) continue;
+        if (grow(&r->s, &r->cap, r->ns, sizeof *r->s)) { closedir(d); return kd_fail(e, "out of memory"); }
+        kd_rep_seed *s = &r->s[r->ns];
+        memset(s, 0, sizeof *s);
+        s->dirnum = num;
+        if (!(s->dir = join(dir, de->d_name))) { closedir(d); return kd_fail(e, "out of memory"); }
+        r->ns++;
+    }
+    closedir(d);
+    if (r->ns == 0) return kd_fail(e, "%s: no seed directories (s1, s2, ...)", dir);
+    if (r->ns > UINT32_MAX) return kd_fail(e, "%s: too many seed directories", dir);
+    /* read in directory order so a failure names the same directory every time */
+    qsort(r->s, r->ns, sizeof *r->s, cmp_seed);
+    for (size_t k = 0; k < r->ns; k++)
+        if (kd_report_load_seed(&r->s[k], sweep, e)) return -1;
+    qsort(r->s, r->ns, sizeof *r->s, cmp_seed);
+    if (sweep) return 0;
+    size_t cap = 0;
+    const kd_rep_seed *s0 = &r->s[0];
+    for (size_t o = 0; o < sizeof method_order / sizeof *method_order; o++)
+        if (kd_report_selected(s0, method_order[o]) && add_method(r, method_order[o], &cap))
+            return kd_fail(e, "out of memory");
+    for (size_t k = 0; k < s0->n; k++)
+        if (s0->m[k].role == KD_ROLE_DISTILLED && !s0->m[k].study && add_method(r, s0->m[k].method, &cap))
+            return kd_fail(e, "out of memory");
+    return 0;
+}
+
+void kd_report_free(kd_report *r)
+{
+    for (size_t k = 0; k < r->ns; k++) kd_report_seed_free(&r->s[k]);
+    free(r->s);
+    for (size_t k = 0; k < r->nmethods; k++) free(r->methods[k]);
+    free(r->methods);
+    memset(r, 0, sizeof *r);
+}
+
+const kd_rep_model *kd_report_selected(const kd_rep_seed *s, const char *method)
+{
+    const kd_rep_model *best = NULL;
+    for (size_t k = 0; k < s->n; k++) {
+        const kd_rep_model *m = &s->m[k];
+        if (m->role == KD_ROLE_DISTILLED && !m->study && !strcmp(m->method, method) && (!best || m->valid > best->valid))
+            best = m;
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- the study's report */
+
+/* a line of the study's tables: a model role or a method chosen on validation */
+enum { L_TEACHER, L_STUDENT, L_STUDY, L_METHOD };
+typedef struct line {
+    int         kind;
+    const char *method;   /* L_METHOD */
+    char       *label;    /* owned */
+    const char *key;      /* the per-seed table's header */
+    const char *shortlab; /* the charts' legend */
+} line;
+
+static const kd_rep_model *pick(const kd_rep_seed *s, const line *l)
+{
+    long k = l->kind == L_TEACHER ? s->teacher : l->kind == L_STUDENT ? s->student : l->kind == L_STUDY ? s->study : -1;
+    return l->kind == L_METHOD ? kd_report_selected(s, l->method) : k >= 0 ? &s->m[k] : NULL;
+}
+
+typedef double (*field)(const kd_rep_model *);
+static double f_recall(const kd_rep_model *m) { return m->recall; }
+static double f_ndcg(const kd_rep_model *m) { return m->ndcg; }
+static double f_lat(const kd_rep_model *m) { return m->lat_mean; }
+static double f_p50(const kd_rep_model *m) { return m->lat_p50; }
+static double f_p90(const kd_rep_model *m) { return m->lat_p90; }
+static double f_p99(const kd_rep_model *m) { return m->lat_p99; }
+
+/* a field of a line's model over seeds, into out (room for r->ns) */
+static uint32_t values(const kd_report *r, const line *l, field f, double *out)
+{
+    uint32_t n = 0;
+    for (size_t k = 0; k < r->ns; k++) {
+        const kd_rep_model *m = pick(&r->s[k], l);
+        if (m) out[n++] = f(m);
+    }
+    return n;
+}
+
+static void set_ms(kd_table *t, size_t row, size_t col, const double *x, uint32_t n, int digits)
+{
+    if (n == 0) kd_table_set(t, row, col, "—");
+    else kd_table_setf(t, row, col, "%.*f ± %.*f", digits, kd_mean(x, n), digits, kd_sd(x, n));
+}
+
+/* a training record (train.valid: epoch, value; train.loss: value per epoch) as x, y */
+static int read_record(const char *path, const char *section, double **x, double **y, uint32_t *n)
+{
+    kd_art *a;
+    kd_err e;
+    *n = 0;
+    *x = *y = NULL;
+    if (kd_art_load(path, KD_KIND_MODEL, &a, &e)) return -1;
+    const kd_section *s = kd_art_find(a, section);
+    if (!s || s->type != KD_F64 || s->rows > UINT32_MAX) { kd_art_free(a); return -1; }
+    *n = (uint32_t)s->rows;
+    *x = kd_calloc_array(*n ? *n : 1, 8);
+    *y = kd_calloc_array(*n ? *n : 1, 8);
+    if (!*x || !*y) { free(*x); free(*y); *x = *y = NULL; kd_art_free(a); return -1; }
+    const double *v = s->data;
+    for (uint32_t i = 0; i < *n; i++) {
+        (*x)[i] = s->cols == 2 ? v[2 * i] : i + 1;
+        (*y)[i] = s->cols == 2 ? v[2 * i + 1] : v[i];
+    }
+    kd_art_free(a);
+    return 0;
+}
+
+/* "computed, from the cache" counts of a stage log */
+static void count_stages(const char *path, int *runs, int *hits)
+{
+    kd_buf sl = { 0 };
+    kd_err se;
+    *runs = *hits = 0;
+    if (kd_read_all(path, &sl, &se) == 0 && kd_buf_append(&sl, "", 1) == 0)
+        for (char *p = (char *)sl.p; (p = strstr(p, ": ")); p += 2) {
+            if (!strncmp(p + 2, "cached", 6)) (*hits)++;
+            else if (!strncmp(p + 2, "ran in", 6)) (*runs)++;
+        }
+    kd_buf_free(&sl);
+}
+
+/* the notebook's numbers (Recall / NDCG / latency µs) for teacher, student and its margin-MSE */
+static const char *const study_numbers[3] = { "0.1400 / 0.0658 / 185", "0.0970 / 0.0500 / 224", "0.0910 / 0.0432 / 173" };
+
+static const char notes[] =
+    "Every figure is a mean over the seeds; ± is the standard deviation over seeds, the confidence\n"
+    "intervals are Student-t 95% intervals over seeds, and the p-values come from a paired t-test of\n"
+    "(distilled − plain student) Recall@10 across seeds (one pair per seed, both on the same data).\n"
+    "Verdict: positive (negative) transfer when that difference is significant at 5% and above (below)\n"
+    "zero, otherwise no significant difference.  Each method's knob (α or λ) is chosen per seed on the\n"
+    "validation split; test is only read for the numbers above.\n\n"
+    "The study's margin-MSE loss (1−α)·BPR + α·T²·MSE(Δs/T, Δt/T) does not depend on the temperature:\n"
+    "T²·(Δs/T − Δt/T)² = (Δs − Δt)².  kdrec computes it literally and its tests show that changing T\n"
+    "changes no bit of the model (for T a power of two) or at most rounding (otherwise).\n\n";
+
+#define P(b, ...) (bad |= kd_buf_printf(b, __VA_ARGS__))
+#define A(b, p, n) (bad |= kd_buf_append(b, p, n))
+#define X(b, s) (bad |= kd_xml_escape(b, s))
+
+/* appends s XML-escaped, with every '`' shown as a space when ticks (the HTML's list of
+ * content IDs) */
+static int escape_buf(kd_buf *b, const kd_buf *s, int ticks)
+{
+    int bad = 0;
+    for (size_t k = 0; k < s->len && !bad; k++) {
+        char c[2] = { ticks && (char)s->p[k] == '`' ? ' ' : (char)s->p[k], 0 };
+        if (!c[0]) continue;
+        X(b, c);
+    }
+    return bad;
+}
+
+static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_doc *d, kd_err *e)
+{
+    const kd_rep_seed *s0 = &r->s[0];
+    size_t nl = 3 + r->nmethods, ns = r->ns;
+    line *lines = kd_calloc_array(nl, sizeof *lines);
+    double *x = kd_calloc_array(ns, sizeof *x), *gr = kd_calloc_array(ns, sizeof *gr);
+    double *gn = kd_calloc_array(ns, sizeof *gn), *dr = kd_calloc_array(ns, sizeof *dr);
+    double *px = kd_calloc_array(nl, sizeof *px), *py = kd_calloc_array(nl, sizeof *py);
+    double *lat = kd_calloc_array(nl, 4 * sizeof *lat);
+    double **xs = kd_calloc_array(nl, sizeof *xs), **ys = kd_calloc_array(nl, sizeof *ys);
+    kd_series *ser = kd_calloc_array(nl, sizeof *ser);
+    const char **lab = kd_calloc_array(nl, sizeof *lab);
+    kd_table t1, t2, t3;
+    kd_buf prov = { 0 }, params = { 0 }, knobs = { 0 };
+    int bad = 0, rc = -1;
+    kd_table_init(&t1, 8);
+    kd_table_init(&t2, 7);
+    kd_table_init(&t3, 1);
+    if (!lines || !x || !gr || !gn || !dr || !px || !py || !lat || !xs || !ys || !ser || !lab) goto oom;
+
+    /* ---- the lines: teacher, plain student, the study's run, each method ---- */
+    size_t nk = 0;
+    lines[nk++] = (line){ L_TEACHER, NULL, dup_str("teacher"), "teacher", "teacher" };
+    lines[nk++] = (line){ L_STUDENT, NULL, dup_str("plain student"), "student", "student" };
+    if (s0->study >= 0) {
+        /* say which α and learning rate the study's loss was run with */
+        char alpha[64], lr[64];
+        const char *sp = s0->m[s0->study].prov;
+        prov_copy(sp, "alpha", alpha, sizeof alpha);
+        prov_copy(sp, "lr", lr, sizeof lr);
+        lines[nk++] = (line){ L_STUDY, NULL, fmt_str("distilled: the study's margin-MSE (α %s, lr %s)", alpha, lr),
+                              "study", "study (margin-MSE)" };
+    }
+    for (size_t m = 0; m < r->nmethods; m++) {
+        lines[nk++] = (line){ L_METHOD, r->methods[m], fmt_str("distilled: %s (knob chosen on valid)", r->methods[m]),
+                              r->methods[m], r->methods[m] };
+    }
+    for (size_t k = 0; k < nk; k++)
+        if (!lines[k].label) goto oom;
+
+    /* ---- the study's table ---- */
+    static const char *const hdr1[] = { "model", "Recall@10", "NDCG@10", "latency mean (µs)", "latency p99 (µs)",
+                                         "params", "compression", "study: Recall / NDCG / latency" };
+    size_t row = kd_table_add(&t1);
+    for (size_t c = 0; c < 8; c++) kd_table_set(&t1, row, c, hdr1[c]);
+    double tparams = s0->m[s0->teacher].params;
+    for (size_t k = 0; k < nk; k++) {
+        const line *l = &lines[k];
+        uint32_t n;
+        row = kd_table_add(&t1);
+        kd_table_set(&t1, row, 0, l->label);
+        n = values(r, l, f_recall, x); set_ms(&t1, row, 1, x, n, 4);
+        n = values(r, l, f_ndcg, x); set_ms(&t1, row, 2, x, n, 4);
+        n = values(r, l, f_lat, x); set_ms(&t1, row, 3, x, n, 2);
+        n = values(r, l, f_p99, x); set_ms(&t1, row, 4, x, n, 2);
+        const kd_rep_model *m0 = pick(s0, l);
+        kd_table_setf(&t1, row, 5, "%.0f", m0 ? m0->params : NAN);
+        kd_table_setf(&t1, row, 6, "%.2f×", m0 ? tparams / m0->params : NAN);
+        kd_table_set(&t1, row, 7, l->kind == L_TEACHER ? study_numbers[0] : l->kind == L_STUDENT ? study_numbers[1]
+                                  : l->kind == L_STUDY ? study_numbers[2] : "");
+    }
+
+    /* ---- gap closed per method ---- */
+    static const char *const hdr2[] = { "method", "knob chosen per seed", "gap closed, Recall@10 (95% CI)",
+                                        "gap closed, NDCG@10 (95% CI)", "Δ Recall@10 vs student", "paired t-test p",
+                                        "verdict" };
+    row = kd_table_add(&t2);
+    for (size_t c = 0; c < 7; c++) kd_table_set(&t2, row, c, hdr2[c]);
+    for (size_t k = 2; k < nk; k++) {
+        uint32_t n = 0;
+        knobs.len = 0;
+        for (size_t si = 0; si < ns; si++) {
+            const kd_rep_seed *s = &r->s[si];
+            const kd_rep_model *t = &s->m[s->teacher], *st = &s->m[s->student], *m = pick(s, &lines[k]);
+            if (!m) continue;
+            gr[n] = (m->recall - st->recall) / (t->recall - st->recall);
+            gn[n] = (m->ndcg - st->ndcg) / (t->ndcg - st->ndcg);
+            dr[n] = m->recall - st->recall;
+            n++;
+            /* the knob as its initial and value ("l0.1", "a0.03"); the study's run has none */
+            if (lines[k].kind == L_METHOD && strcmp(m->knob, "-"))
+                P(&knobs, "%s%c%s", knobs.len ? " " : "", m->knob[0], m->knob_text);
+            else
+                P(&knobs, "%s—", knobs.len ? " " : "");
+        }
+        P(&knobs, "%c", 0);
+        double p = kd_ttest_p(dr, n), md = kd_mean(dr, n), mr = kd_mean(gr, n), mn = kd_mean(gn, n);
+        row = kd_table_add(&t2);
+        kd_table_set(&t2, row, 0, lines[k].label);
+        kd_table_set(&t2, row, 1, bad ? "" : (const char *)knobs.p);
+        kd_table_setf(&t2, row, 2, "%.0f%% (%.0f%% … %.0f%%)", 100 * mr, 100 * (mr - kd_ci95(gr, n)),
+                      100 * (mr + kd_ci95(gr, n)));
+        kd_table_setf(&t2, row, 3, "%.0f%% (%.0f%% … %.0f%%)", 100 * mn, 100 * (mn - kd_ci95(gn, n)),
+                      100 * (mn + kd_ci95(gn, n)));
+        kd_table_setf(&t2, row, 4, "%+.4f", md);
+        kd_table_setf(&t2, row, 5, "%.3g", p);
+        kd_table_set(&t2, row, 6, !(p < 0.05) ? "no significant difference" : md > 0 ? "positive transfer"
+                                                                                   : "negative transfer");
+    }
+
+    /* ---- per-seed detail ---- */
+    kd_table_free(&t3);
+    kd_table_init(&t3, 1 + nk);
+    row = kd_table_add(&t3);
+    kd_table_set(&t3, row, 0, "seed");
+    for (size_t k = 0; k < nk; k++) kd_table_set(&t3, row, k + 1, lines[k].key);
+    for (size_t si = 0; si < ns; si++) {
+        row = kd_table_add(&t3);
+        kd_table_setf(&t3, row, 0, "%" PRIu64, r->s[si].seed);
+        for (size_t k = 0; k < nk; k++) {
+            const kd_rep_model *m = pick(&r->s[si], &lines[k]);
+            if (m) kd_table_setf(&t3, row, k + 1, "%.4f", m->recall);
+            else kd_table_set(&t3, row, k + 1, "—");
+        }
+    }
+
+    /* ---- charts: legends use short names ---- */
+    d->nsvg = 4;
+    d->svg_name[0] = "recall-vs-params.svg";
+    d->svg_name[1] = "valid-curves.svg";
+    d->svg_name[2] = "loss-curves.svg";
+    d->svg_name[3] = "latency.svg";
+    for (size_t k = 0; k < nk; k++) {
+        uint32_t n = values(r, &lines[k], f_recall, x);
+        const kd_rep_model *m0 = pick(s0, &lines[k]);
+        px[k] = m0 ? m0->params : NAN;
+        py[k] = kd_mean(x, n);
+        ser[k] = (kd_series){ lines[k].shortlab, &px[k], &py[k], 1, 1 };
+    }
+    bad |= kd_svg_chart(&d->svg[0], "Recall@10 (mean over seeds) against parameters", "parameters", "Recall@10", ser,
+                        (int)nk, 0);
+    for (int which = 0; which < 2; which++) {
+        int nser = 0;
+        for (size_t k = 0; k < nk; k++) {
+            const kd_rep_model *m0 = pick(s0, &lines[k]);
+            uint32_t n;
+            if (!m0 || read_record(m0->path, which ? "train.loss" : "train.valid", &xs[nser], &ys[nser], &n)) continue;
+            ser[nser] = (kd_series){ lines[k].shortlab, xs[nser], ys[nser], n, 0 };
+            nser++;
+        }
+        char t[128];
+        snprintf(t, sizeof t, which ? "Training loss per epoch (seed %" PRIu64 ")"
+                                    : "Validation Recall@10 during training (seed %" PRIu64 ")", s0->seed);
+        bad |= kd_svg_chart(&d->svg[1 + which], t, "epoch", which ? "loss (BPR + distillation term)" : "valid Recall@10",
+                            ser, nser, 0);
+        for (int k = 0; k < nser; k++) { free(xs[k]); free(ys[k]); xs[k] = ys[k] = NULL; }
+    }
+    {
+        /* the distribution of single-user latency as its quantiles (mean over seeds) */
+        static const char *const vn[4] = { "p50", "mean", "p90", "p99" };
+        field fq[4] = { f_p50, f_lat, f_p90, f_p99 };
+        for (size_t k = 0; k < nk; k++) {
+            for (int q = 0; q < 4; q++) lat[4 * k + q] = kd_mean(x, values(r, &lines[k], fq[q], x));
+            lab[k] = lines[k].shortlab;
+        }
+        bad |= kd_svg_bars(&d->svg[3], "Single-user ranking latency: p50, mean, p90, p99 (mean over seeds)", "µs", lab,
+                           (int)nk, lat, 4, vn);
+    }
+
+    /* ---- provenance: content IDs per seed, the first seed's dataset and teacher ---- */
+    for (size_t si = 0; si < ns; si++) {
+        const kd_rep_seed *s = &r->s[si];
+        P(&prov, "- seed %" PRIu64 ":", s->seed);
+        uint32_t kind;
+        uint64_t id;
+        kd_err pe;
+        char hex[17];
+        if (s->data && kd_art_peek(s->data, &kind, &id, &pe) == 0) {
+            kd_id_hex(id, hex);
+            P(&prov, " data `%s`", hex);
+        }
+        kd_id_hex(s->m[s->teacher].id, hex);
+        P(&prov, " teacher `%s`", hex);
+        kd_id_hex(s->m[s->student].id, hex);
+        P(&prov, " student `%s`", hex);
+        P(&prov, "\n");
+    }
+    char *dprov = NULL;
+    kd_err pe;
+    if (s0->data && load_prov(s0->data, 0, &dprov, &pe) == 0) {
+        P(&params, "Dataset (seed %" PRIu64 "):\n\n```\n%s```\n\n", s0->seed, dprov);
+        free(dprov);
+    }
+    P(&params, "Teacher (seed %" PRIu64 "):\n\n```\n%s```\n\n", s0->seed, s0->m[s0->teacher].prov);
+    int hits = 0, runs = 0;
+    if (o->stages) count_stages(o->stages, &runs, &hits);
+
+    /* ---- assemble ---- */
+    kd_buf seeds = { 0 };
+    for (size_t si = 0; si < ns; si++) P(&seeds, "%s%" PRIu64, si ? " " : "", r->s[si].seed);
+    P(&seeds, "%c", 0);
+    const char *sl = bad ? "" : (const char *)seeds.p;
+    kd_buf *md = &d->md, *h = &d->html;
+    P(md, "# %s\n\nSeeds: %s (n = %zu).  Study numbers are the PyTorch notebook's (latency in µs).\n\n", o->title, sl, ns);
+    P(md, "## The study's table, reproduced\n\n");
+    bad |= kd_table_md(&t1, md);
+    P(md, "## What distillation buys: share of the teacher–student gap closed\n\n");
+    bad |= kd_table_md(&t2, md);
+    A(md, notes, strlen(notes));
+    P(md, "## Recall@10 per seed\n\n");
+    bad |= kd_table_md(&t3, md);
+    P(md, "## Charts\n\n");
+    for (int k = 0; k < 4; k++) P(md, "![%s](%s)\n\n", d->svg_name[k], d->svg_name[k]);
+    P(md, "## Provenance\n\nContent IDs:\n\n");
+    A(md, prov.p, prov.len);
+    P(md, "\nTool: kdrec %s.", KD_VERSION);
+    if (o->stages) P(md, "  Stages in the run that built this report: %d computed, %d from the cache.", runs, hits);
+    P(md, "\n\n");
+    A(md, params.p, params.len);
+
+    P(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
+    X(h, o->title);
+    P(h, "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+         "td:first-child,th:first-child{text-align:left}td+td{white-space:nowrap}th{background:#eee}pre{background:#f6f6f6;padding:8px}"
+         "svg{margin:8px 0;border:1px solid #ddd}</style></head><body>\n<h1>");
+    X(h, o->title);
+    P(h, "</h1>\n<p>Seeds: %s (n = %zu). Study numbers are the PyTorch notebook's (latency in µs).</p>\n", sl, ns);
+    P(h, "<h2>The study's table, reproduced</h2>\n");
+    bad |= kd_table_html(&t1, h);
+    P(h, "<h2>What distillation buys: share of the teacher–student gap closed</h2>\n");
+    bad |= kd_table_html(&t2, h);
+    P(h, "<p>");
+    X(h, notes);
+    P(h, "</p>\n<h2>Recall@10 per seed</h2>\n");
+    bad |= kd_table_html(&t3, h);
+    P(h, "<h2>Charts</h2>\n");
+    for (int k = 0; k < 4; k++) A(h, d->svg[k].p, d->svg[k].len);
+    P(h, "<h2>Provenance</h2>\n<pre>");
+    bad |= escape_buf(h, &prov, 1);
+    P(h, "</pre>\n<p>Tool: kdrec %s.", KD_VERSION);
+    if (o->stages) P(h, " Stages in the run that built this report: %d computed, %d from the cache.", runs, hits);
+    P(h, "</p>\n<pre>");
+    bad |= escape_buf(h, &params, 0);
+    P(h, "</pre>\n</body></html>\n");
+
+    bad |= kd_table_text(&t1, &d->txt);
+    P(&d->txt, "\n");
+    bad |= kd_table_text(&t2, &d->txt);
+    kd_buf_free(&seeds);
+    if (!bad) rc = 0;
+    if (0) {
+oom:
+        bad = 1;
+    }
+    if (bad) kd_fail(e, "out of memory");
+    kd_table_free(&t1); kd_table_free(&t2); kd_table_free(&t3);
+    kd_buf_free(&prov); kd_buf_free(&params); kd_buf_free(&knobs);
+    for (size_t k = 0; xs && k < nl; k++) { free(xs[k]); free(ys ? ys[k] : NULL); }
+    for (size_t k = 0; lines && k < nl; k++) free(lines[k].label);
+    free(lines); free(x); free(gr); free(gn); free(dr); free(px); free(py); free(lat); free(xs); free(ys); free(ser);
+    free(lab);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the sweep's report */
+
+typedef struct dvec {
+    double *v;
+    size_t  n, cap;
+} dvec;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* adds x unless NaN or already there; 0 or -1 */
+static int dvec_add(dvec *d, double x)
+{
+    if (isnan(x)) return 0;
+    for (size_t k = 0; k < d->n; k++)
+        if (d->v[k] == x) return 0;
+    if (grow(&d->v, &d->cap, d->n, sizeof *d->v)) return -1;
+    d->v[d->n++] = x;
+    return 0;
+}
+
+typedef struct svec {
+    const char **v;
+    size_t       n, cap;
+} svec;
+
+static int svec_add(svec *d, const char *s)
+{
+    for (size_t k = 0; k < d->n; k++)
+        if (!strcmp(d->v[k], s)) return 0;
+    if (grow(&d->v, &d->cap, d->n, sizeof *d->v)) return -1;
+    d->v[d->n++] = s;
+    return 0;
+}
+
+/* the methods of a set in the report's order: the study's five first, then as found */
+static int svec_order(svec *d)
+{
+    svec o = { 0 };
+    int bad = 0;
+    for (size_t k = 0; k < sizeof method_order / sizeof *method_order; k++)
+        for (size_t j = 0; j < d->n; j++)
+            if (!strcmp(d->v[j], method_order[k])) bad |= svec_add(&o, d->v[j]);
+    for (size_t j = 0; j < d->n; j++) bad |= svec_add(&o, d->v[j]);
+    free(d->v);
+    *d = o;
+    return bad;
+}
+
+/* a sweep model: role, method ("" any), knob ("" any), values (NaN any) */
+typedef struct query {
+    int         role;
+    const char *method, *knob;
+    double      value, temperature, dim;
+} query;
+
+static int matches(const kd_rep_model *m, const query *q)
+{
+    return m->role == q->role && (!q->method[0] || !strcmp(m->method, q->method)) &&
+           (!q->knob[0] || !strcmp(m->knob, q->knob)) && (isnan(q->value) || m->knob_value == q->value) &&
+           (isnan(q->temperature) || m->temperature == q->temperature) && (isnan(q->dim) || m->dim == q->dim);
+}
+
+static const kd_rep_model *find(const kd_rep_seed *s, const query *q)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (matches(&s->m[k], q)) return &s->m[k];
+    return NULL;
+}
+
+/* mean over seeds of the matching model's Recall@10 (NaN when absent); its params too */
+static double mean_recall(const kd_report *r, const query *q, double *params, double *scratch)
+{
+    uint32_t n = 0;
+    for (size_t k = 0; k < r->ns; k++) {
+        const kd_rep_model *m = q->role == KD_ROLE_TEACHER ? (r->s[k].teacher >= 0 ? &r->s[k].m[r->s[k].teacher] : NULL)
+                                                           : find(&r->s[k], q);
+        if (m) { scratch[n++] = m->recall; if (params) *params = m->params; }
+    }
+    return n ? kd_mean(scratch, n) : NAN;
+}
+
+static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_doc *d, kd_err *e)
+{
+    const kd_rep_seed *s0 = &r->s[0];
+    dvec alphas = { 0 }, temps = { 0 }, lams = { 0 }, dims = { 0 }, dimcount = { 0 };
+    svec meth = { 0 }, smeth = { 0 }, all = { 0 };
+    kd_table th, tl, tf;
+    int bad = 0, rc = -1;
+    kd_table_init(&th, 1);
+    kd_table_init(&tl, 1);
+    kd_table_init(&tf, 1);
+    double *scratch = kd_calloc_array(r->ns, sizeof *scratch), *hv = NULL, *lx = NULL, *ly = NULL, *fx = NULL;
+    double *fy = NULL, *slam = NULL;
+    char **tlab = NULL;
+    const char **rl = NULL, **cl = NULL;
+    kd_series *ser = NULL;
+    if (!scratch) goto oom;
+
+    /* the sweep's student dim: the dim holding the most distilled models (first seen on a tie) */
+    double sdim = NAN;
+    size_t best = 0;
+    for (size_t k = 0; k < s0->n; k++)
+        if (s0->m[k].role == KD_ROLE_DISTILLED) bad |= dvec_add(&dimcount, s0->m[k].dim);
+    for (size_t j = 0; j < dimcount.n; j++) {
+        size_t c = 0;
+        for (size_t k = 0; k < s0->n; k++) c += s0->m[k].role == KD_ROLE_DISTILLED && s0->m[k].dim == dimcount.v[j];
+        if (c > best) { best = c; sdim = dimcount.v[j]; }
+    }
+    /* the grids, from the first seed */
+    for (size_t k = 0; k < s0->n; k++) {
+        const kd_rep_model *m = &s0->m[k];
+        if (m->role == KD_ROLE_STUDENT) bad |= dvec_add(&dims, m->dim);
+        if (m->role != KD_ROLE_DISTILLED) continue;
+        if (!strcmp(m->knob, "lambda")) bad |= svec_add(&all, m->method);
+        if (m->dim != sdim) continue;
+        if (!strcmp(m->method, "margin-mse") && !strcmp(m->knob, "alpha")) {
+            bad |= dvec_add(&alphas, m->knob_value);
+            bad |= dvec_add(&temps, m->temperature);
+        } else if (!strcmp(m->knob, "lambda")) {
+            bad |= svec_add(&meth, m->method);
+        }
+    }
+    bad |= svec_order(&meth) | svec_order(&all);
+    for (size_t k = 0; meth.n && k < s0->n; k++) {
+        const kd_rep_model *m = &s0->m[k];
+        if (m->role == KD_ROLE_DISTILLED && m->dim == sdim && !strcmp(m->knob, "lambda") && !strcmp(m->method, meth.v[0]))
+            bad |= dvec_add(&lams, m->knob_value);
+    }
+    if (bad) goto oom;
+    qsort(alphas.v, alphas.n, sizeof *alphas.v, cmp_double);
+    qsort(temps.v, temps.n, sizeof *temps.v, cmp_double);
+    qsort(lams.v, lams.n, sizeof *lams.v, cmp_double);
+    qsort(dims.v, dims.n, sizeof *dims.v, cmp_double);
+    /* the frontier's methods: distilled at every student dim, each at the λ it has most often */
+    if (!(slam = kd_calloc_array(all.n ? all.n : 1, sizeof *slam))) goto oom;
+    for (size_t j = 0; dims.n && j < all.n; j++) {
+        int everywhere = 1;
+        for (size_t q = 0; q < dims.n; q++) {
+            query qq = { KD_ROLE_DISTILLED, all.v[j], "lambda", NAN, NAN, dims.v[q] };
+            everywhere &= find(s0, &qq) != NULL;
+        }
+        if (!everywhere) continue;
+        size_t most = 0;
+        for (size_t k = 0; k < s0->n; k++) {
+            const kd_rep_model *m = &s0->m[k];
+            if (m->role != KD_ROLE_DISTILLED || strcmp(m->method, all.v[j]) || strcmp(m->knob, "lambda")) continue;
+            size_t c = 0;
+            for (size_t i = 0; i < s0->n; i++)
+                c += s0->m[i].role == KD_ROLE_DISTILLED && !strcmp(s0->m[i].method, all.v[j]) &&
+                     !strcmp(s0->m[i].knob, "lambda") && s0->m[i].knob_value == m->knob_value;
+            if (c > most) { most = c; slam[smeth.n] = m->knob_value; }
+        }
+        if (svec_add(&smeth, all.v[j])) goto oom;
+    }
+
+    size_t na = alphas.n, nt = temps.n, nl = lams.n, nm = meth.n, nd = dims.n, ns = smeth.n;
+    size_t nlab = na + nt + nl + nd + 1;
+    hv = kd_calloc_array(na * nt + 1, sizeof *hv);
+    lx = kd_calloc_array(nl + 1, sizeof *lx);
+    ly = kd_calloc_array(nm * nl + 1, sizeof *ly);
+    fx = kd_calloc_array(nd + 1, sizeof *fx);
+    fy = kd_calloc_array((ns + 1) * nd + 1, sizeof *fy);
+    tlab = kd_calloc_array(nlab, sizeof *tlab);
+    rl = kd_calloc_array(na + 1, sizeof *rl);
+    cl = kd_calloc_array(nt + 1, sizeof *cl);
+    ser = kd_calloc_array(nm + ns + 2, sizeof *ser);
+    if (!hv || !lx || !ly || !fx || !fy || !tlab || !rl || !cl || !ser) goto oom;
+    size_t nlabs = 0;
+#define LABEL(v) (tlab[nlabs] = malloc(32), tlab[nlabs] ? (kd_report_num(v, tlab[nlabs]), tlab[nlabs++]) : NULL)
+    d->nsvg = 3;
+    d->svg_name[0] = "alpha-temperature.svg";
+    d->svg_name[1] = "lambda.svg";
+    d->svg_name[2] = "frontier.svg";
+
+    /* α x T */
+    for (size_t c = 0; c < nt; c++) if (!(cl[c] = LABEL(temps.v[c]))) goto oom;
+    for (size_t a = 0; a < na; a++) if (!(rl[a] = LABEL(alphas.v[a]))) goto oom;
+    kd_table_free(&th);
+    kd_table_init(&th, 1 + nt);
+    size_t row = kd_table_add(&th);
+    kd_table_set(&th, row, 0, "α \\ T");
+    for (size_t c = 0; c < nt; c++) kd_table_setf(&th, row, c + 1, "T = %s", cl[c]);
+    for (size_t a = 0; a < na; a++) {
+        row = kd_table_add(&th);
+        kd_table_setf(&th, row, 0, "α = %s", rl[a]);
+        for (size_t c = 0; c < nt; c++) {
+            query q = { KD_ROLE_DISTILLED, "margin-mse", "alpha", alphas.v[a], temps.v[c], sdim };
+            hv[a * nt + c] = mean_recall(r, &q, NULL, scratch);
+            kd_table_setf(&th, row, c + 1, "%.4f", hv[a * nt + c]);
+        }
+    }
+    bad |= kd_svg_heatmap(&d->svg[0], "margin-MSE: Recall@10 over α x T (mean over seeds)", "temperature T", "α", cl,
+                          (int)nt, rl, (int)na, hv);
+    /* λ per method */
+    kd_table_free(&tl);
+    kd_table_init(&tl, 1 + nm);
+    row = kd_table_add(&tl);
+    kd_table_set(&tl, row, 0, "λ");
+    for (size_t c = 0; c < nm; c++) kd_table_set(&tl, row, c + 1, meth.v[c]);
+    for (size_t l = 0; l < nl; l++) {
+        const char *lt = LABEL(lams.v[l]);
+        if (!lt) goto oom;
+        lx[l] = lams.v[l];
+        row = kd_table_add(&tl);
+        kd_table_set(&tl, row, 0, lt);
+        for (size_t c = 0; c < nm; c++) {
+            query q = { KD_ROLE_DISTILLED, meth.v[c], "lambda", lams.v[l], NAN, sdim };
+            ly[c * nl + l] = mean_recall(r, &q, NULL, scratch);
+            kd_table_setf(&tl, row, c + 1, "%.4f", ly[c * nl + l]);
+        }
+    }
+    for (size_t c = 0; c < nm; c++) ser[c] = (kd_series){ meth.v[c], lx, ly + c * nl, (uint32_t)nl, 0 };
+    bad |= kd_svg_chart(&d->svg[1], "Recall@10 against each method's weight λ (mean over seeds)", "λ", "Recall@10", ser,
+                        (int)nm, 1);
+    /* frontier */
+    kd_table_free(&tf);
+    kd_table_init(&tf, 3 + ns);
+    row = kd_table_add(&tf);
+    kd_table_set(&tf, row, 0, "student dim");
+    kd_table_set(&tf, row, 1, "params");
+    kd_table_set(&tf, row, 2, "plain");
+    for (size_t c = 0; c < ns; c++) kd_table_set(&tf, row, 3 + c, smeth.v[c]);
+    double tpar = NAN;
+    query tq = { KD_ROLE_TEACHER, "", "", NAN, NAN, NAN };
+    double trec = mean_recall(r, &tq, &tpar, scratch);
+    for (size_t i = 0; i < nd; i++) {
+        double par = NAN;
+        query q = { KD_ROLE_STUDENT, "", "", NAN, NAN, dims.v[i] };
+        const char *dt = LABEL(dims.v[i]);
+        if (!dt) goto oom;
+        fy[i] = mean_recall(r, &q, &par, scratch);
+        fx[i] = par;
+        row = kd_table_add(&tf);
+        kd_table_set(&tf, row, 0, dt);
+        kd_table_setf(&tf, row, 1, "%.0f", par);
+        kd_table_setf(&tf, row, 2, "%.4f", fy[i]);
+        for (size_t c = 0; c < ns; c++) {
+            query qm = { KD_ROLE_DISTILLED, smeth.v[c], "lambda", slam[c], NAN, dims.v[i] };
+            fy[(1 + c) * nd + i] = mean_recall(r, &qm, NULL, scratch);
+            kd_table_setf(&tf, row, 3 + c, "%.4f", fy[(1 + c) * nd + i]);
+        }
+    }
+    row = kd_table_add(&tf);
+    kd_table_set(&tf, row, 0, "teacher");
+    kd_table_setf(&tf, row, 1, "%.0f", tpar);
+    kd_table_setf(&tf, row, 2, "%.4f", trec);
+    ser[0] = (kd_series){ "plain student", fx, fy, (uint32_t)nd, 0 };
+    for (size_t c = 0; c < ns; c++) ser[1 + c] = (kd_series){ smeth.v[c], fx, fy + (1 + c) * nd, (uint32_t)nd, 0 };
+    ser[1 + ns] = (kd_series){ "teacher", &tpar, &trec, 1, 1 };
+    bad |= kd_svg_chart(&d->svg[2], "Accuracy against size: Recall@10 by parameters (mean over seeds)", "parameters (log)",
+                        "Recall@10", ser, (int)ns + 2, 1);
+#undef LABEL
+
+    kd_buf *md = &d->md, *h = &d->html, *txt = &d->txt;
+    static const char *const sec[3] = { "margin-MSE over α and T", "Each method's weight λ", "Accuracy against size" };
+    const kd_table *tabs[3] = { &th, &tl, &tf };
+    static const char note[] = "The temperature cancels out of the study's loss (T²·(Δs/T − Δt/T)² = (Δs − Δt)²), "
+                               "so every column of the α × T table is the same up to rounding.";
+    P(md, "# %s\n\nSeeds: %zu; every figure is the mean test Recall@10 over seeds.\n\n", o->title, r->ns);
+    P(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
+    X(h, o->title);
+    P(h, "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+         "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}svg{margin:8px 0;border:1px solid #ddd}"
+         "</style></head><body>\n<h1>");
+    X(h, o->title);
+    P(h, "</h1>\n<p>Seeds: %zu; every figure is the mean test Recall@10 over seeds.</p>\n", r->ns);
+    for (int k = 0; k < 3; k++) {
+        P(md, "## %s\n\n", sec[k]);
+        bad |= kd_table_md(tabs[k], md);
+        P(md, "![%s](%s)\n\n", d->svg_name[k], d->svg_name[k]);
+        P(h, "<h2>%s</h2>\n", sec[k]);
+        bad |= kd_table_html(tabs[k], h);
+        A(h, d->svg[k].p, d->svg[k].len);
+        if (k == 0) {
+            P(md, "%s\n\n", note);
+            P(h, "<p>%s</p>\n", note);
+        }
+        P(txt, "%s\n", sec[k]);
+        bad |= kd_table_text(tabs[k], txt);
+        P(txt, "\n");
+    }
+    P(h, "</body></html>\n");
+    if (!bad) rc = 0;
+    if (0) {
+oom:
+        bad = 1;
+    }
+    if (bad) kd_fail(e, "out of memory");
+    kd_table_free(&th); kd_table_free(&tl); kd_table_free(&tf);
+    for (size_t k = 0; tlab && k < nlab; k++) free(tlab[k]);
+    free(alphas.v); free(temps.v); free(lams.v); free(dims.v); free(dimcount.v); free(meth.v); free(smeth.v); free(all.v);
+    free(scratch); free(hv); free(lx); free(ly); free(fx); free(fy); free(slam); free(tlab); free(rl); free(cl); free(ser);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+int kd_report_build(const kd_report *r, const kd_report_opts *o, kd_report_doc *d, kd_err *e)
+{
+    memset(d, 0, sizeof *d);
+    if (r->ns == 0) return kd_fail(e, "no seeds to report");
+    return r->sweep ? sweep_report(r, o, d, e) : study_report(r, o, d, e);
+}
+
+void kd_report_doc_free(kd_report_doc *d)
+{
+    kd_buf_free(&d->md);
+    kd_buf_free(&d->html);
+    kd_buf_free(&d->txt);
+    for (int k = 0; k < 4; k++) kd_buf_free(&d->svg[k]);
+    memset(d, 0, sizeof *d);
+}

@@ -23,7 +23,7 @@ endif
 # -std=c11 (not gnu11) keeps gcc from fusing a*b+c into FMA behind our back, so a float
 # result does not depend on the dialect; hot kernels choose their own SIMD at run time.
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread $(WARN) $(CFLAGS) $(SAN)
-LIBS       = -lxxhash -lz -lm -pthread
+LIBS       = -lcurl -lxxhash -lz -lm -pthread
 
 TOOLS      = kd-info kd-cat kd-gen kd-train kd-eval kd-distill kd-report kd-cache
 LIB_SRCS   = $(sort $(wildcard lib/*.c))
@@ -135,6 +135,8 @@ $(BINS): | deps
 # stages run in parallel (each tool's result is the same for any thread count)
 report: deps all
 	@$(MAKE) --no-print-directory -j$(JOBS) pipeline-report
+# the same on a Slurm cluster: make slurm-report / slurm-stages (docs/slurm.md)
+include pipelines/slurm.mk
 
 $(BUILD)/bench/bench: tests/bench/bench.c $(BUILD)/libkd.a $(BUILD)/cflags.stamp
 	@mkdir -p $(@D)

@@ -40,14 +40,14 @@ include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 define sweep_model
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/$(2),$(4)))
 $(PDIR)/s$(1)/$(2).kd: $(PDIR)/s$(1)/data.kd $(if $(filter kd-distill,$(3)),$(PDIR)/s$(1)/teacher.kd) $(PDIR)/s$(1)/.args/$(2) $(BIN)/$(3)
-	$(BIN)/$(3) -q --threads $(THREADS) $(CACHE) --label "$(2) seed=$(1)" $(if $(filter kd-distill,$(3)),--teacher $(PDIR)/s$(1)/teacher.kd) $$(ARGS.$(PDIR)/s$(1)/.args/$(2)) $$< -o $$@
+	$(RUN) $(BIN)/$(3) -q --threads $(THREADS) $(CACHE) --label "$(2) seed=$(1)" $(if $(filter kd-distill,$(3)),--teacher $(PDIR)/s$(1)/teacher.kd) $$(ARGS.$(PDIR)/s$(1)/.args/$(2)) $$< -o $$@
 SWEEP_MODELS_$(1) += $(2)
 endef
 
 define sweep_seed
 $$(eval $$(call kd_args,$(PDIR)/s$(1)/.args/data,synth --seed $(1) $(GEN_FLAGS)))
 $(PDIR)/s$(1)/data.kd: $(PDIR)/s$(1)/.args/data $(BIN)/kd-gen
-	$(BIN)/kd-gen $$(ARGS.$(PDIR)/s$(1)/.args/data) $(CACHE) --label "data seed=$(1)" -o $$@
+	$(RUN) $(BIN)/kd-gen $$(ARGS.$(PDIR)/s$(1)/.args/data) $(CACHE) --label "data seed=$(1)" -o $$@
 SWEEP_MODELS_$(1) :=
 $$(eval $$(call sweep_model,$(1),teacher,kd-train,--dim $(TEACHER_DIM) $(TRAIN_COMMON) --seed $(1)))
 $$(foreach a,$(SWEEP_ALPHAS),$$(foreach t,$(SWEEP_TEMPS),$$(eval $$(call sweep_model,$(1),mm_a$$(a)_t$$(t),kd-distill,--method margin-mse --alpha $$(a) --temperature $$(t) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $(1) $(STUDY_FLAGS)))))
@@ -55,7 +55,7 @@ $$(foreach m,$(SWEEP_METHODS),$$(foreach l,$(SWEEP_LAMBDAS),$$(eval $$(call swee
 $$(foreach d,$(DIMS),$$(eval $$(call sweep_model,$(1),dim$$(d)_student,kd-train,--dim $$(d) $(TRAIN_COMMON) --seed $(1))))
 $$(foreach d,$(DIMS),$$(foreach m,$(SIZE_METHODS),$$(eval $$(call sweep_model,$(1),dim$$(d)_$$(m),kd-distill,--method $$(m) --lambda $(SIZE_LAMBDA) --dim $$(d) $(TRAIN_COMMON) --seed $(1)))))
 $(PDIR)/s$(1)/eval-test.tsv: $(PDIR)/s$(1)/data.kd $$(SWEEP_MODELS_$(1):%=$(PDIR)/s$(1)/%.kd) $(BIN)/kd-eval
-	$(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval test seed=$(1)" --no-timing -k 10 $$(filter %.kd,$$^) -o $$@
+	$(RUN) $(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval test seed=$(1)" --no-timing -k 10 $$(filter %.kd,$$^) -o $$@
 SWEEP_EVALS += $(PDIR)/s$(1)/eval-test.tsv
 endef
 
@@ -65,7 +65,7 @@ $(eval $(call kd_args,$(PDIR)/.args/report,$(SEEDS)))
 
 $(PDIR)/report.md $(PDIR)/report.html $(PDIR)/report.txt &: $(SWEEP_EVALS) $(PDIR)/.args/report $(BIN)/kd-report
 	@for d in $(PDIR)/s*; do case " $(SEEDS:%=$(PDIR)/s%) " in *" $$d "*) ;; *) rm -rf "$$d";; esac; done
-	$(BIN)/kd-report --sweep --title "kdrec sweep: knobs and size (teacher dim $(TEACHER_DIM))" --stages $(KD_STAGE_LOG) --html $(PDIR)/report.html -o $(PDIR)/report.md $(PDIR) >$(PDIR)/report.txt
+	$(RUN) $(BIN)/kd-report --sweep --title "kdrec sweep: knobs and size (teacher dim $(TEACHER_DIM))" --stages $(KD_STAGE_LOG) --html $(PDIR)/report.html -o $(PDIR)/report.md $(PDIR) >$(PDIR)/report.txt
 	@: >$(KD_STAGE_LOG)
 
 pipeline-report: $(PDIR)/report.md

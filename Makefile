@@ -25,7 +25,7 @@ endif
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread $(WARN) $(CFLAGS) $(SAN)
 LIBS       = -lcurl -lxxhash -lz -lm -pthread
 
-TOOLS      = kd-info kd-cat kd-gen kd-train kd-eval kd-distill kd-report kd-cache
+TOOLS      = kd-info kd-cat kd-gen kd-train kd-eval kd-distill kd-report kd-cache kd-quant
 LIB_SRCS   = $(sort $(wildcard lib/*.c))
 LIB_OBJS   = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 TOOL_OBJS  = $(TOOLS:%=$(BUILD)/tools/%.o)

@@ -13,7 +13,7 @@ static const uint8_t MAGIC[8] = { 0x89, 'K', 'D', 'R', '\r', '\n', 0x1a, '\n' };
 #define KD_MAX_INFLATE 1040u
 
 static const char *const KIND_NAMES[] = { NULL, "dataset", "model", "result", "ranking" };
-static const char *const TYPE_NAMES[] = { NULL, "f32", "f64", "i32", "u32", "u64", "csr", "text" };
+static const char *const TYPE_NAMES[] = { NULL, "f32", "f64", "i32", "u32", "u64", "csr", "text", "u8" };
 
 const char *kd_kind_name(uint32_t kind)
 {
@@ -38,7 +38,7 @@ size_t kd_type_size(uint32_t type)
     switch (type) {
     case KD_F32: case KD_I32: case KD_U32: return 4;
     case KD_F64: case KD_U64: return 8;
-    case KD_TEXT: return 1;
+    case KD_TEXT: case KD_U8: return 1;
     default: return 0;
     }
 }
@@ -95,7 +95,7 @@ static int expected_bytes(uint32_t type, uint64_t rows, uint64_t cols, uint64_t 
 {
     uint64_t n, m;
     switch (type) {
-    case KD_F32: case KD_F64:
+    case KD_F32: case KD_F64: case KD_U8:
         return kd_mul(rows, cols, &n) || kd_mul(n, kd_type_size(type), out) || nnz ? -1 : 0;
     case KD_I32: case KD_U32: case KD_U64: case KD_TEXT:
         return cols != 1 || nnz || kd_mul(rows, kd_type_size(type), out) ? -1 : 0;
@@ -298,6 +298,18 @@ uint64_t kd_art_content_id(kd_art *a)
 
 /* ---------------------------------------------------------------- encode */
 
+/* the version that introduced a section type */
+static uint32_t type_version(uint32_t type) { return type == KD_U8 ? 2u : 1u; }
+
+uint32_t kd_art_min_version(const kd_art *a)
+{
+    uint32_t v = 1;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (type_version(a->sec[i].type) > v)
+            v = type_version(a->sec[i].type);
+    return v;
+}
+
 int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
 {
     return kd_art_encode_ex(a, zlevel, 1, out, e);
@@ -348,7 +360,8 @@ int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e)
 
     uint8_t *h = out->p + start;
     memcpy(h, MAGIC, 8);
-    kd_put_u32(h + 8, KD_FORMAT_VERSION);
+    a->version = kd_art_min_version(a);
+    kd_put_u32(h + 8, a->version);
     kd_put_u32(h + 12, a->kind);
     kd_put_u32(h + 16, a->n);
     kd_put_u32(h + 20, (uint32_t)zlevel);
@@ -447,6 +460,7 @@ static int parse_head(const uint8_t *p, size_t n, const char *name, kd_art *a, i
     XXH3_64bits_update(&st, p + KD_HEADER_BYTES, table);
     if (XXH3_64bits_digest(&st) != kd_get_u64(p + 40))
         return kd_fail(e, "%s: header checksum mismatch (corrupt file)", name);
+    a->version = version;
     a->kind = kd_get_u32(p + 12);
     if (!kd_kind_name(a->kind))
         return kd_fail(e, "%s: unknown artifact kind %u (written by a newer kdrec?)", name, a->kind);
@@ -478,6 +492,9 @@ static int parse_head(const uint8_t *p, size_t n, const char *name, kd_art *a, i
         a->n = i + 1; /* counted now, so kd_art_find sees it; data stays NULL */
         if (!kd_type_name(s->type))
             return kd_fail(e, "%s: section '%s': unknown section type %u", name, s->name, s->type);
+        if (type_version(s->type) > version)
+            return kd_fail(e, "%s: section '%s': type %s needs format version %u, the file says %u (corrupt header)",
+                           name, s->name, kd_type_name(s->type), type_version(s->type), version);
         uint64_t want, maxraw;
         if (expected_bytes(s->type, s->rows, s->cols, s->nnz, &want) || want != s->bytes)
             return kd_fail(e, "%s: section '%s': shape does not match its size (corrupt or absurd)",

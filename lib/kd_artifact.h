@@ -28,6 +28,13 @@
  *   I32, U32, U64  vector of rows elements (cols = 1)
  *   CSR        u64 indptr[rows+1], then u32 indices[nnz] (column ids < cols)
  *   TEXT       rows bytes of UTF-8 without NUL (cols = 1)
+ *   U8         dense row-major bytes rows x cols (quantised codes; since version 2)
+ *
+ * Versions.  1: the types F32..TEXT.  2: adds U8.  A writer stamps the lowest version
+ * its sections need, so a file without U8 is still a version-1 file, byte for byte, that
+ * a version-1 reader reads; one with U8 is refused by that reader with its "newer than
+ * this kdrec reads" message instead of a puzzling type error.  A version-1 file that
+ * claims a U8 section is corrupt.
  *
  * A reader checks, before trusting any byte: magic, version, kind, header checksum,
  * every size against overflow and against the bytes present, that the payload sizes add
@@ -44,14 +51,14 @@
 #include "kd_err.h"
 #include "kd_io.h"
 
-#define KD_FORMAT_VERSION 1u
+#define KD_FORMAT_VERSION 2u  /* the newest version this reads and writes */
 #define KD_HEADER_BYTES   48u
 #define KD_ENTRY_BYTES    96u
 #define KD_NAME_MAX       31u
 #define KD_MAX_SECTIONS   4096u
 
 enum kd_kind { KD_KIND_DATASET = 1, KD_KIND_MODEL = 2, KD_KIND_RESULT = 3, KD_KIND_RANKING = 4 };
-enum kd_type { KD_F32 = 1, KD_F64, KD_I32, KD_U32, KD_U64, KD_CSR, KD_TEXT };
+enum kd_type { KD_F32 = 1, KD_F64, KD_I32, KD_U32, KD_U64, KD_CSR, KD_TEXT, KD_U8 };
 /* flags: SHUFFLE is an encoding; VOLATILE marks a measurement (a timing) that is kept in
  * the file but left out of the content ID, so measured figures never change identity */
 enum { KD_FLAG_SHUFFLE = 1u, KD_FLAG_VOLATILE = 2u };
@@ -72,6 +79,7 @@ typedef struct kd_section {
 typedef struct kd_art {
     uint32_t    kind;
     uint32_t    zlevel;      /* as read from a file */
+    uint32_t    version;     /* format version as read, or as last encoded (0: neither) */
     uint64_t    content_id;  /* valid after read or encode */
     uint32_t    n, cap;
     kd_section *sec;         /* (n) */
@@ -81,7 +89,9 @@ typedef struct kd_art {
 const char *kd_kind_name(uint32_t kind);   /* "dataset", ...; NULL if unknown */
 int         kd_kind_parse(const char *s);  /* the kind for a name, or -1 */
 const char *kd_type_name(uint32_t type);   /* "f32", ...; NULL if unknown */
-size_t      kd_type_size(uint32_t type);   /* element size; 1 for TEXT, 0 for CSR/unknown */
+size_t      kd_type_size(uint32_t type);   /* element size; 1 for TEXT and U8, 0 for CSR/unknown */
+/* The lowest format version that can hold the artifact's sections (1 or 2). */
+uint32_t    kd_art_min_version(const kd_art *a);
 
 /* Builds an empty artifact of a kind.  NULL when out of memory. */
 kd_art *kd_art_new(uint32_t kind);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kd_quant.h"
 #include "kd_rng.h"
 #include "kd_vec.h"
 
@@ -63,6 +64,11 @@ uint64_t kd_model_param_count(const kd_art *a)
 {
     const char *names[] = { "user_emb", "item_emb", "user_bias", "item_bias" };
     uint64_t n = 0;
+    kd_quant_fmt f;
+    uint32_t nu, ni;
+    kd_err ignore = { 0 };
+    if (kd_quant_read_fmt(a, &f, &nu, &ni, &ignore) == 1) /* a quantised model counts its dims */
+        n = ((uint64_t)nu + ni) * f.dim;
     for (int k = 0; k < 4; k++) {
         const kd_section *s = kd_art_find(a, names[k]);
         if (s && s->type == KD_F32)
@@ -90,8 +96,38 @@ int kd_model_to_art(const kd_model *m, kd_art *a, kd_err *e)
            kd_art_add_f32(a, "item_bias", m->n_items, 1, m->bi, e) ? -1 : 0;
 }
 
+/* A quantised model (kd_quant.h): dequantised into float parameters, so that every
+ * reader of a model reads it unchanged. */
+static int from_quant_art(kd_model *m, const kd_art *a, kd_err *e)
+{
+    kd_quant_fmt f;
+    uint32_t nu, ni;
+    const kd_section *bu, *bi;
+    if (kd_quant_read_fmt(a, &f, &nu, &ni, e) < 0 || !(bu = kd_art_need(a, "user_bias", KD_F32, e)) ||
+        !(bi = kd_art_need(a, "item_bias", KD_F32, e)))
+        return -1;
+    if (bu->rows != nu || bi->rows != ni || bu->cols != 1 || bi->cols != 1 || f.dim > KD_MAX_DIM)
+        return kd_fail(e, "%s: model sections have inconsistent shapes", a->src);
+    if (kd_model_alloc(m, nu, ni, f.dim, e))
+        return -1;
+    if (kd_quant_table_from_art(a, "user_emb", &f, m->P, m->stride, e) ||
+        kd_quant_table_from_art(a, "item_emb", &f, m->Q, m->stride, e)) {
+        kd_model_free(m);
+        return -1;
+    }
+    memcpy(m->bu, bu->data, m->n_users * sizeof(float));
+    memcpy(m->bi, bi->data, m->n_items * sizeof(float));
+    if (!kd_model_finite(m)) {
+        kd_model_free(m);
+        return kd_fail(e, "%s: model has NaN or infinite parameters", a->src);
+    }
+    return 0;
+}
+
 int kd_model_from_art(kd_model *m, const kd_art *a, kd_err *e)
 {
+    if (kd_art_find(a, "quant"))
+        return from_quant_art(m, a, e);
     const kd_section *P = kd_art_need(a, "user_emb", KD_F32, e), *Q, *bu, *bi;
     if (!P || !(Q = kd_art_need(a, "item_emb", KD_F32, e)) || !(bu = kd_art_need(a, "user_bias", KD_F32, e)) ||
         !(bi = kd_art_need(a, "item_bias", KD_F32, e)))

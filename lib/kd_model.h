@@ -38,12 +38,13 @@ static inline uint64_t kd_model_params(const kd_model *m)
 {
     return ((uint64_t)m->n_users + m->n_items) * ((uint64_t)m->dim + 1);
 }
-/* The same count read off a model artifact's sections (0 if it has none). */
+/* The same count read off a model artifact's sections, float or quantised (0 if it has none). */
 uint64_t kd_model_param_count(const kd_art *a);
 
 /* Adds the four parameter sections to an artifact. */
 int kd_model_to_art(const kd_model *m, kd_art *a, kd_err *e);
-/* Loads and checks the four sections (consistent shapes, all values finite). */
+/* Loads and checks the four sections (consistent shapes, all values finite).  A
+ * quantised model (a "quant" section, kd_quant.h) is dequantised into float parameters. */
 int kd_model_from_art(kd_model *m, const kd_art *a, kd_err *e);
 
 /* Score of one pair. */

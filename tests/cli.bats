@@ -2,7 +2,7 @@
 # The contract every tool shares: --help, --version, misuse exits 2 with one line.
 load test_helper
 
-TOOLS="kd-info kd-cat kd-gen kd-train kd-eval kd-distill kd-report kd-cache"
+TOOLS="kd-info kd-cat kd-gen kd-train kd-eval kd-distill kd-report kd-cache kd-quant"
 
 @test "every tool prints help on stdout and exits 0" {
     for t in $TOOLS; do

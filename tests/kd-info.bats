@@ -114,9 +114,9 @@ setup() { small_dataset 1 small.kd; }
 
 @test "a future format version is refused with an upgrade hint" {
     cp small.kd future.kd
-    put_u32 future.kd 8 2
+    put_u32 future.kd 8 3
     run --separate-stderr -1 kd-info future.kd
-    [ "$stderr" = "kd-info: future.kd: format version 2 is newer than this kdrec reads (1); upgrade kdrec" ]
+    [ "$stderr" = "kd-info: future.kd: format version 3 is newer than this kdrec reads (2); upgrade kdrec" ]
 }
 
 @test "kd-info reports a bad file and still shows the good ones" {

@@ -90,7 +90,11 @@ check-unit: $(UNIT_BINS) $(REPLAY_BINS)
 check-bats: $(BINS)
 	@KD_BIN=$(abspath $(BUILD)/bin) bats $${CI:+--tap} tests
 
-check: check-unit check-bats
+# no lib/ module includes a header of a layer above its own (the map: README.md's Layout)
+check-layers:
+	@sh tools/check-layers.sh
+
+check: check-layers check-unit check-bats
 
 check-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
@@ -169,4 +173,4 @@ clean:
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps check check-unit check-bats check-san check-valgrind test report pipeline-report report-shot bench fuzz install clean FORCE
+.PHONY: all deps check check-layers check-unit check-bats check-san check-valgrind test report pipeline-report report-shot bench fuzz install clean FORCE

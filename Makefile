@@ -6,7 +6,9 @@
 #
 # Build flags can be overridden (CFLAGS=..., CC=clang); a stamp file makes a change of
 # flags rebuild everything.  `make SANITIZE=address,undefined` builds into build-san/.
-# Warnings are always on; -Werror only with DEVELOPER=1 (CI sets it).
+# Warnings are always on; -Werror only with DEVELOPER=1 (CI sets it).  The build prints one
+# line per file (`CC lib/kd_bpr.c`, `AR build/libkd.a`, `LD build/bin/kd-train`), so a warning
+# stands out; `make V=1` prints the full commands instead (git's and Linux's convention).
 
 BUILD   ?= build
 PREFIX  ?= /usr/local
@@ -15,6 +17,12 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Wformat=2 -Wno-unused-parameter
 ifdef DEVELOPER
 WARN    += -Werror
+endif
+ifeq ($(V),1)
+QUIET    =
+else
+# $(call QUIET,CC,file): prefix for a recipe line, printing what it makes instead of how
+QUIET    = @printf '%-4s %s\n' $(1) $(2);
 endif
 ifdef SANITIZE
 BUILD    = build-san
@@ -38,23 +46,23 @@ all: $(BINS)
 
 $(LIB_OBJS) $(TOOL_OBJS): $(BUILD)/%.o: %.c $(BUILD)/cflags.stamp | deps
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
+	$(call QUIET,CC,$<)$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
 
 # the unit objects live in $(BUILD)/unit/, their sources in tests/unit/
 $(UNIT_OBJS): $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/cflags.stamp | deps
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
+	$(call QUIET,CC,$<)$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
 
 $(BUILD)/libkd.a: $(LIB_OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call QUIET,AR,$@)$(AR) rcs $@ $^
 
 $(BINS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libkd.a
 	@mkdir -p $(@D)
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(call QUIET,LD,$@)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(UNIT_BINS): $(BUILD)/unit/%: $(BUILD)/unit/%.o $(BUILD)/libkd.a
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(call QUIET,LD,$@)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/cflags.stamp: FORCE
 	@mkdir -p $(@D); f='$(CC) $(ALL_CFLAGS) $(LDFLAGS)'; \
@@ -73,7 +81,7 @@ REPLAY_BINS = $(FUZZERS:%=$(BUILD)/unit/replay_%)
 # the fuzz harnesses, replayed on their seed corpus and every past finding (regress/)
 $(REPLAY_BINS): $(BUILD)/unit/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libkd.a $(BUILD)/cflags.stamp
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(BUILD)/libkd.a $(LIBS)
+	$(call QUIET,CCLD,$@)$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(BUILD)/libkd.a $(LIBS)
 
 check-unit: $(UNIT_BINS) $(REPLAY_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
@@ -82,7 +90,11 @@ check-unit: $(UNIT_BINS) $(REPLAY_BINS)
 check-bats: $(BINS)
 	@KD_BIN=$(abspath $(BUILD)/bin) bats $${CI:+--tap} tests
 
-check: check-unit check-bats
+# no lib/ module includes a header of a layer above its own (the map: README.md's Layout)
+check-layers:
+	@sh tools/check-layers.sh
+
+check: check-layers check-unit check-bats
 
 check-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
@@ -111,7 +123,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR      = build-fuzz
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) | deps
 	@mkdir -p $(@D)
-	clang -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	$(call QUIET,CCLD,$@)clang -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=all -Ilib -o $@ $< $(LIB_SRCS) $(LIBS)
 
 fuzz: $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
@@ -140,7 +152,7 @@ include pipelines/slurm.mk
 
 $(BUILD)/bench/bench: tests/bench/bench.c $(BUILD)/libkd.a $(BUILD)/cflags.stamp
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(BUILD)/libkd.a $(LIBS)
+	$(call QUIET,CCLD,$@)$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(BUILD)/libkd.a $(LIBS)
 
 # a PNG of the HTML report through headless Chromium (Debian's chromium; installed when root)
 report-shot: report
@@ -163,4 +175,4 @@ clean:
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps check check-unit check-bats check-san check-valgrind test report pipeline-report report-shot bench fuzz install clean FORCE
+.PHONY: all deps check check-layers check-unit check-bats check-san check-valgrind test report pipeline-report report-shot bench fuzz install clean FORCE

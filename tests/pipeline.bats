@@ -186,3 +186,45 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     kd-cache --cache cache verify >v.out
     grep -qx $'corrupt\t0' v.out
 }
+
+@test "make -n report on a fresh tree writes nothing, for every pipeline" {
+    mkdir tree && cp -R "$REPO/Makefile" "$REPO/pipelines" "$REPO/lib" "$REPO/tools" tree/
+    cd tree
+    find . | sort >../before
+    make -n report >/dev/null
+    make -n report PIPELINE=sweep >/dev/null
+    if [ -d "$SHARED_DATA/lastfm" ]; then make -n report PIPELINE=real DATASET=lastfm SHARED_DATA="$SHARED_DATA" >/dev/null; fi
+    find . | sort >../after
+    cmp ../before ../after
+}
+
+@test "RUN prefixes every tool run of the pipelines, and a second run runs nothing through it" {
+    printf '#!/bin/sh\necho "$(basename "$1")" >>"%s/run.log"\nexec "$@"\n' "$PWD" >run.sh && chmod +x run.sh
+    run_pipeline RUN="$PWD/run.sh"
+    [ "$(ran)" -eq 16 ]
+    # every stage and the report, each through the prefix, and no tool run without it
+    [ "$(wc -l <run.log)" -eq 17 ]
+    [ "$(grep -c '^kd-report$' run.log)" -eq 1 ] && [ "$(grep -c '^kd-eval$' run.log)" -eq 4 ]
+    [ "$(grep -c "/bin/kd-" out.log)" -eq 17 ]
+    [ "$(grep -c "^$PWD/run.sh .*/bin/kd-" out.log)" -eq 17 ]
+    run_pipeline RUN="$PWD/run.sh"
+    [ "$(wc -l <run.log)" -eq 17 ]
+}
+
+@test "a changed parameter rewrites its argument file and nothing else; an unchanged one is left alone" {
+    run_pipeline
+    touch -d '1 minute ago' data/seed/s1/.args/* && touch stamp
+    run_pipeline LAMBDAS=1
+    [ "$(find data/seed/s1/.args -type f -newer stamp)" = data/seed/s1/.args/rrd_l1 ]
+    [ -s data/seed/s1/.args/rrd_l1 ] && grep -q -- '--lambda 1 ' data/seed/s1/.args/rrd_l1
+    [ ! data/seed/s1/.args/teacher -nt stamp ]
+}
+
+@test "DATASET=amazon-book imports the given train/test and draws validation with the seed" {
+    [ -f "$SHARED_DATA/amazon-book/train.txt" ] || skip "no $SHARED_DATA/amazon-book"
+    make -n --no-print-directory -f "$REPO/pipelines/real.mk" pipeline-report BUILD="$BUILD_DIR" SHARED_DATA="$SHARED_DATA" \
+        DATASET=amazon-book SEEDS="1 2" >out.log
+    grep -q -- "kd-gen import --format adj --test $SHARED_DATA/amazon-book/test.txt --valid-fraction 0.1 --seed 2 $SHARED_DATA/amazon-book/train.txt .*-o data/real-amazon-book-t64-s32/s2/data.kd" out.log
+    [ "$(grep -c -- 'kd-gen import .*--valid-fraction 0.1 --seed 1 ' out.log)" -eq 1 ]
+    [ ! -e data ]
+}

@@ -12,3 +12,27 @@ load test_helper
     [[ ${lines[4]} == *"test items per user" ]]
     [ -s teacher.kd ] && [ -s rrd.kd ]
 }
+
+@test "the README's layer map places every lib/ module, and no include reaches up a layer" {
+    run --separate-stderr -0 sh "$BATS_TEST_DIRNAME/../tools/check-layers.sh"
+    [[ $output == "check-layers: "*" modules in 4 layers, "*" includes, none reaching up, no cycle" ]]
+    [ -z "$stderr" ]
+}
+
+@test "the layer check fails on an include up a layer, a cycle, and a module without a layer" {
+    cp -R "$BATS_TEST_DIRNAME/../README.md" "$BATS_TEST_DIRNAME/../lib" "$BATS_TEST_DIRNAME/../tools" .
+    cp lib/kd_csr.c csr.orig
+    printf '#include "kd_eval.h"\n' >>lib/kd_csr.c
+    run --separate-stderr -1 sh tools/check-layers.sh .
+    [[ $stderr == *"lib/kd_csr.c:"*": kd_csr (base) includes kd_eval.h (engine): a layer up"* ]]
+    cp csr.orig lib/kd_csr.c
+    printf '#include "kd_eval.h"\n' >>lib/kd_rank.h   # one layer, but kd_eval.c includes kd_rank.h
+    run --separate-stderr -1 sh tools/check-layers.sh .
+    [[ $stderr == "check-layers: include cycle among: "*kd_eval*kd_rank* || $stderr == "check-layers: include cycle among: "*kd_rank*kd_eval* ]]
+    cp "$BATS_TEST_DIRNAME/../lib/kd_rank.h" lib/
+    : >lib/kd_orphan.c
+    run --separate-stderr -1 sh tools/check-layers.sh .
+    [ "$stderr" = "lib/kd_orphan.c: module kd_orphan is in no layer of README.md's layer map" ]
+    rm lib/kd_orphan.c
+    run --separate-stderr -0 sh tools/check-layers.sh .
+}

@@ -59,7 +59,10 @@ static void eval_thread(void *ctx, int t, int T)
             for (int k = 0; k < nm; k++) out[k] = NAN;
         if (kd_csr_len(truth, (uint32_t)u) || none) users[nu++] = (uint32_t)u;
         if (nu < EVAL_CHUNK && u + 1 < hi) continue;
-        kd_rank_topk(&j->rk, users, nu, excl, nx, K, items, vals, counts);
+        if (kd_rank_topk(&j->rk, users, nu, excl, nx, K, items, vals, counts)) {
+            j->failed = 1;
+            break;
+        }
         for (uint32_t x = 0; x < nu; x++) {
             uint32_t v = users[x], n = counts[x];
             const uint32_t *it = items + (size_t)x * K;
@@ -184,18 +187,24 @@ uint32_t kd_eval_latency(const kd_model *m, const kd_dataset *d, int split, uint
         return 0;
     }
     const kd_csr *excl[2] = { &d->train, &d->valid };
-    int nx = split == KD_SPLIT_TEST ? 2 : 1;
+    int nx = split == KD_SPLIT_TEST ? 2 : 1, oom = 0;
     for (int pass = 0; pass < 2; pass++) { /* pass 0 warms caches and branch predictors */
         uint32_t lim = pass == 0 ? (cnt < 200 ? cnt : 200) : cnt;
         for (uint32_t k = 0; k < lim; k++) {
             uint32_t got;
             double t0 = kd_now();
-            kd_rank_topk(&rk, &users[k], 1, excl, nx, K, items, vals, &got);
+            oom |= kd_rank_topk(&rk, &users[k], 1, excl, nx, K, items, vals, &got) != 0;
             double t1 = kd_now();
             if (pass) t[k] = (t1 - t0) * 1e6;
         }
     }
     kd_ranker_free(&rk);
+    if (oom) {
+        free(t);
+        t = NULL;
+        cnt = 0;
+        kd_fail(e, "out of memory");
+    }
     free(vals); free(items); free(users);
     *us = t;
     return cnt;

@@ -63,6 +63,20 @@ static int pick_isa(kd_err *e)
 
 /* ---------------------------------------------------------------- packing */
 
+/* Slot order: items by descending score for the mean user (p̄·q_i + b_i, ties by index).
+ * Selection does not need items in index order (it compares score, then index), so
+ * offering the likely winners first only raises each user's threshold early, and the
+ * later panels, most of the catalogue, then admit almost nothing.  Scores and results
+ * are the same for any order. */
+typedef struct slot_key { double k; uint32_t i; } slot_key;
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const slot_key *x = a, *y = b;
+    if (x->k != y->k) return x->k > y->k ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
 int kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e)
 {
     memset(r, 0, sizeof *r);
@@ -75,24 +89,45 @@ int kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e)
     r->items_pad = (m->n_items + 31) & ~31u;
     r->n_panels = (m->n_items + KD_RANK_PANEL - 1) / KD_RANK_PANEL;
     r->panel_floats = (size_t)(1 + m->dim) * KD_RANK_PANEL;
-    uint64_t n = (uint64_t)(r->n_panels ? r->n_panels : 1) * (1 + (uint64_t)m->dim) * KD_RANK_PANEL;
+    uint64_t slots = (uint64_t)(r->n_panels ? r->n_panels : 1) * KD_RANK_PANEL;
+    uint64_t n = slots * (1 + (uint64_t)m->dim);
     void *mem;
-    if (n > SIZE_MAX / 4 || posix_memalign(&mem, 64, (size_t)n * 4))
+    double *mean = kd_alloc_array(m->dim ? m->dim : 1, 8);
+    slot_key *key = kd_alloc_array(m->n_items ? m->n_items : 1, sizeof *key);
+    r->slot_item = kd_alloc_array(slots, 4);
+    if (n > SIZE_MAX / 4 || !mean || !key || !r->slot_item || posix_memalign(&mem, 64, (size_t)n * 4)) {
+        free(mean); free(key); free(r->slot_item);
+        r->slot_item = NULL;
         return kd_fail(e, "out of memory");
+    }
     memset(mem, 0, (size_t)n * 4);
     r->panels = mem;
+    for (uint32_t k = 0; k < m->dim; k++) mean[k] = 0;
+    for (uint32_t u = 0; u < m->n_users; u++)
+        for (uint32_t k = 0; k < m->dim; k++) mean[k] += m->P[(size_t)u * m->stride + k];
     for (uint32_t i = 0; i < m->n_items; i++) {
-        float *p = r->panels + (size_t)(i / KD_RANK_PANEL) * r->panel_floats + i % KD_RANK_PANEL;
+        double s = m->bi[i];
+        for (uint32_t k = 0; k < m->dim; k++) s += mean[k] / (m->n_users ? m->n_users : 1) * m->Q[(size_t)i * m->stride + k];
+        key[i] = (slot_key){ s, i };
+    }
+    qsort(key, m->n_items, sizeof *key, cmp_slot);
+    for (uint64_t x = 0; x < slots; x++) r->slot_item[x] = x < m->n_items ? key[x].i : UINT32_MAX;
+    for (uint32_t x = 0; x < m->n_items; x++) {
+        uint32_t i = key[x].i;
+        float *p = r->panels + (size_t)(x / KD_RANK_PANEL) * r->panel_floats + x % KD_RANK_PANEL;
         const float *q = m->Q + (size_t)i * m->stride;
         p[0] = m->bi[i];
         for (uint32_t k = 0; k < m->dim; k++) p[(size_t)(1 + k) * KD_RANK_PANEL] = q[k];
     }
+    free(mean);
+    free(key);
     return 0;
 }
 
 void kd_ranker_free(kd_ranker *r)
 {
     free(r->panels);
+    free(r->slot_item);
     memset(r, 0, sizeof *r);
 }
 
@@ -147,56 +182,89 @@ static void heap_sort(float *vals, uint32_t *items, uint32_t h)
     }
 }
 
-/* One user's running top K.  Candidates arrive in increasing item order, so a tie never
- * beats a kept item: once K are in, only a strictly higher score enters, and the
- * exclusion rows are walked forward, each entry passed at most once. */
+/* Reservoir selection (FAISS's scheme): candidates that reach the threshold are appended
+ * to a buffer of `cap` > K entries; when it fills, a quickselect keeps the K best and the
+ * threshold becomes the K-th best score.  Items arrive in slot order, not index order,
+ * so a score equal to the threshold is admitted (it may have the lower index) and the
+ * selection breaks the tie; only admitted candidates are looked up in the user's sorted
+ * exclusion rows.  Far fewer moves than a heap insert per admitted candidate. */
 typedef struct topk_state {
     float    *v;
     uint32_t *it;
-    uint32_t  n, K;
-    float     thr; /* -inf until K candidates are in, then the K-th score */
+    uint32_t  n, K, cap;
+    float     thr; /* -inf until the buffer first fills, then the K-th best score so far */
     const uint32_t *ex[2];
-    uint32_t  exl[2], pos[2];
+    uint32_t  exl[2];
 } topk_state;
 
-/* Offers the items base + b for each bit b of mask (set where s[b] > thr at tile time). */
-static void offer(topk_state *t, const float *s, uint32_t base, uint64_t mask, uint32_t n_items)
+/* Reorders v/it[0..n) so that [0, k) hold the k best ("ranks before") and position
+ * k-1 the k-th best (nth_element, Hoare partition, median-of-three pivot). */
+static void select_best(float *v, uint32_t *it, uint32_t n, uint32_t k)
+{
+    int64_t l = 0, r = (int64_t)n - 1, target = (int64_t)k - 1;
+    while (l < r) {
+        int64_t m = l + (r - l) / 2, a = l, b = m, c = r, p;
+        if (before(v[b], it[b], v[a], it[a])) { int64_t t = a; a = b; b = t; }
+        if (before(v[c], it[c], v[b], it[b])) b = before(v[c], it[c], v[a], it[a]) ? a : c;
+        p = b;
+        float pv = v[p];
+        uint32_t pi = it[p];
+        int64_t i = l, j = r;
+        while (i <= j) {
+            while (before(v[i], it[i], pv, pi)) i++;
+            while (before(pv, pi, v[j], it[j])) j--;
+            if (i <= j) {
+                float tv = v[i]; v[i] = v[j]; v[j] = tv;
+                uint32_t ti = it[i]; it[i] = it[j]; it[j] = ti;
+                i++;
+                j--;
+            }
+        }
+        if (target <= j) r = j;
+        else if (target >= i) l = i;
+        else break;
+    }
+}
+
+/* Offers the slots base + b for each bit b of mask (set where s[b] >= thr at tile time). */
+static void offer(topk_state *t, const float *s, const uint32_t *slot_item, uint32_t base, uint64_t mask)
 {
     while (mask) {
         int b = __builtin_ctzll(mask);
         mask &= mask - 1;
-        uint32_t i = base + (uint32_t)b;
+        uint32_t i = slot_item[base + (uint32_t)b];
         float v = s[b];
-        if (i >= n_items) return; /* panel padding */
-        if (!(v > t->thr)) continue; /* the threshold rose since the tile's compare */
-        int excluded = 0;
-        for (int x = 0; x < 2; x++) {
-            while (t->pos[x] < t->exl[x] && t->ex[x][t->pos[x]] < i) t->pos[x]++;
-            excluded |= t->pos[x] < t->exl[x] && t->ex[x][t->pos[x]] == i;
-        }
-        if (excluded) continue;
-        if (t->n < t->K) {
-            t->v[t->n] = v;
-            t->it[t->n] = i;
-            sift_up(t->v, t->it, t->n++);
-            if (t->n == t->K) t->thr = t->v[0];
-        } else {
-            t->v[0] = v;
-            t->it[0] = i;
-            sift_down(t->v, t->it, t->K, 0);
-            t->thr = t->v[0];
+        if (i == UINT32_MAX) return; /* padding: the last slots */
+        if (!(v >= t->thr)) continue; /* the threshold rose since the tile's compare */
+        if ((t->exl[0] && kd_sorted_has(t->ex[0], t->exl[0], i)) || (t->exl[1] && kd_sorted_has(t->ex[1], t->exl[1], i)))
+            continue;
+        t->v[t->n] = v;
+        t->it[t->n] = i;
+        if (++t->n == t->cap) {
+            select_best(t->v, t->it, t->n, t->K);
+            t->n = t->K;
+            t->thr = t->v[t->K - 1];
         }
     }
 }
 
 /* Where a tile's scores go: rows of a score matrix, or the users' running top K. */
 typedef struct sink {
-    float      *out;    /* score rows, user x at out + x * ostride, items < olim */
+    float      *out;    /* score rows, user x at out + x * ostride */
     size_t      ostride;
-    uint32_t    olim;
     topk_state *tk;     /* else: state of user x */
-    uint32_t    n_items;
+    const uint32_t *slot_item;
 } sink;
+
+/* store mode: n scores of slots base.. into user x's row, each at its item's place */
+static void store_slots(const sink *sk, uint32_t x, uint32_t base, const float *s, uint32_t n)
+{
+    float *row = sk->out + x * sk->ostride;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t i = sk->slot_item[base + j];
+        if (i != UINT32_MAX) row[i] = s[j];
+    }
+}
 
 /* ---------------------------------------------------------------- baseline path */
 
@@ -216,13 +284,12 @@ static void drive_generic(const kd_ranker *r, const uint32_t *users, uint32_t nu
                 for (uint32_t j = 0; j < KD_RANK_PANEL; j++) acc[j] = fmaf(p[k], q[j], acc[j]);
             }
             if (sk->out) {
-                for (uint32_t j = 0; j < KD_RANK_PANEL && base + j < sk->olim; j++)
-                    sk->out[x * sk->ostride + base + j] = acc[j];
+                store_slots(sk, x, base, acc, KD_RANK_PANEL);
             } else {
                 topk_state *t = &sk->tk[x];
                 uint64_t mask = 0;
-                for (uint32_t j = 0; j < KD_RANK_PANEL; j++) mask |= (uint64_t)(acc[j] > t->thr) << j;
-                if (mask) offer(t, acc, base, mask, sk->n_items);
+                for (uint32_t j = 0; j < KD_RANK_PANEL; j++) mask |= (uint64_t)(acc[j] >= t->thr) << j;
+                if (mask) offer(t, acc, sk->slot_item, base, mask);
             }
         }
     }
@@ -265,10 +332,11 @@ KD_INLINE KD_T512 void tile512(const int mr, const int np, const kd_ranker *r, c
         _Pragma("GCC unroll 16")
         for (int pp = 0; pp < np; pp++) {
             uint32_t base = (pi + (uint32_t)pp) * KD_RANK_PANEL;
+            float s[KD_RANK_PANEL] __attribute__((aligned(64)));
             if (sk->out) {
                 _Pragma("GCC unroll 16")
-                for (int j = 0; j < 4; j++)
-                    if (base + (uint32_t)j * 16 < sk->olim) _mm512_storeu_ps(sk->out + x * sk->ostride + base + j * 16, c[u][4 * pp + j]);
+                for (int j = 0; j < 4; j++) _mm512_store_ps(s + 16 * j, c[u][4 * pp + j]);
+                store_slots(sk, x, base, s, KD_RANK_PANEL);
                 continue;
             }
             topk_state *t = &sk->tk[x];
@@ -276,12 +344,11 @@ KD_INLINE KD_T512 void tile512(const int mr, const int np, const kd_ranker *r, c
             uint64_t mask = 0;
             _Pragma("GCC unroll 16")
             for (int j = 0; j < 4; j++)
-                mask |= (uint64_t)_mm512_cmp_ps_mask(c[u][4 * pp + j], thr, _CMP_GT_OQ) << (16 * j);
+                mask |= (uint64_t)_mm512_cmp_ps_mask(c[u][4 * pp + j], thr, _CMP_GE_OQ) << (16 * j);
             if (__builtin_expect(mask != 0, 0)) {
-                float s[KD_RANK_PANEL] __attribute__((aligned(64)));
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < 4; j++) _mm512_store_ps(s + 16 * j, c[u][4 * pp + j]);
-                offer(t, s, base, mask, sk->n_items);
+                offer(t, s, sk->slot_item, base, mask);
             }
         }
     }
@@ -337,10 +404,11 @@ KD_INLINE KD_T256 void tile256(const int mr, const int ns, const kd_ranker *r, c
     _Pragma("GCC unroll 16")
     for (int u = 0; u < mr; u++) {
         uint32_t x = x0 + (uint32_t)u, base = pi * KD_RANK_PANEL + (uint32_t)s0 * 16;
+        float s[KD_RANK_PANEL] __attribute__((aligned(32)));
         if (sk->out) {
             _Pragma("GCC unroll 16")
-            for (int j = 0; j < 2 * ns; j++)
-                if (base + (uint32_t)j * 8 < sk->olim) _mm256_storeu_ps(sk->out + x * sk->ostride + base + j * 8, c[u][j]);
+            for (int j = 0; j < 2 * ns; j++) _mm256_store_ps(s + 8 * j, c[u][j]);
+            store_slots(sk, x, base, s, 16 * (uint32_t)ns);
             continue;
         }
         topk_state *t = &sk->tk[x];
@@ -348,12 +416,11 @@ KD_INLINE KD_T256 void tile256(const int mr, const int ns, const kd_ranker *r, c
         uint64_t mask = 0;
         _Pragma("GCC unroll 16")
         for (int j = 0; j < 2 * ns; j++)
-            mask |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(c[u][j], thr, _CMP_GT_OQ)) << (8 * j);
+            mask |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(c[u][j], thr, _CMP_GE_OQ)) << (8 * j);
         if (__builtin_expect(mask != 0, 0)) {
-            float s[KD_RANK_PANEL] __attribute__((aligned(32)));
             _Pragma("GCC unroll 16")
             for (int j = 0; j < 2 * ns; j++) _mm256_store_ps(s + 8 * j, c[u][j]);
-            offer(t, s, base, mask, sk->n_items);
+            offer(t, s, sk->slot_item, base, mask);
         }
     }
 }
@@ -396,7 +463,7 @@ void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu, float *ou
 {
     uint32_t users[KD_RANK_BLOCK];
     for (uint32_t x = 0; x < nu && x < KD_RANK_BLOCK; x++) users[x] = u0 + x;
-    sink sk = { .out = out, .ostride = r->items_pad, .olim = r->items_pad, .n_items = r->n_items };
+    sink sk = { .out = out, .ostride = r->items_pad, .slot_item = r->slot_item };
     drive(r, users, nu < KD_RANK_BLOCK ? nu : KD_RANK_BLOCK, &sk);
 }
 
@@ -405,19 +472,24 @@ void kd_rank_score_user(const kd_ranker *r, uint32_t u, float *scores)
     kd_rank_score_block(r, u, 1, scores);
 }
 
-void kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const kd_csr *const *excl, int nx,
-                  uint32_t K, uint32_t *items, float *vals, uint32_t *counts)
+int kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const kd_csr *const *excl, int nx,
+                 uint32_t K, uint32_t *items, float *vals, uint32_t *counts)
 {
     topk_state st[CHUNK];
+    uint32_t cap = K + (K > 32 ? K : 32), chunk = nu < CHUNK ? nu : CHUNK;
+    float *rv = K && nu ? kd_alloc_array((uint64_t)chunk * cap, 8) : NULL;
+    uint32_t *ri = (uint32_t *)(rv + (size_t)chunk * cap);
+    if (K && nu && !rv) return -1;
     for (uint32_t c0 = 0; c0 < nu; c0 += CHUNK) {
         uint32_t n = nu - c0 < CHUNK ? nu - c0 : CHUNK;
         for (uint32_t x = 0; x < n; x++) {
             uint32_t u = users[c0 + x];
             topk_state *t = &st[x];
             memset(t, 0, sizeof *t);
-            t->v = vals + (size_t)(c0 + x) * K;
-            t->it = items + (size_t)(c0 + x) * K;
+            t->v = rv + (size_t)x * cap;
+            t->it = ri + (size_t)x * cap;
             t->K = K;
+            t->cap = cap;
             t->thr = -INFINITY;
             for (int e = 0; e < nx && e < 2; e++) {
                 t->ex[e] = excl[e]->idx + excl[e]->indptr[u];
@@ -425,14 +497,26 @@ void kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const 
             }
         }
         if (K > 0) {
-            sink sk = { .tk = st, .n_items = r->n_items };
+            sink sk = { .tk = st, .slot_item = r->slot_item };
             drive(r, users + c0, n, &sk);
         }
         for (uint32_t x = 0; x < n; x++) {
-            heap_sort(st[x].v, st[x].it, st[x].n);
-            counts[c0 + x] = st[x].n;
+            topk_state *t = &st[x];
+            uint32_t h = t->n < K ? t->n : K;
+            if (t->n > K) select_best(t->v, t->it, t->n, K);
+            float *ov = vals + (size_t)(c0 + x) * K;
+            uint32_t *oi = items + (size_t)(c0 + x) * K;
+            for (uint32_t k = 0; k < h; k++) { /* heap, then rank order */
+                ov[k] = t->v[k];
+                oi[k] = t->it[k];
+                sift_up(ov, oi, k);
+            }
+            heap_sort(ov, oi, h);
+            counts[c0 + x] = h;
         }
     }
+    free(rv);
+    return 0;
 }
 
 uint32_t kd_topk(float *scores, uint32_t n, const uint32_t *const *excl, const uint32_t *excl_len,

@@ -3,7 +3,9 @@
  *
  * Items are packed once per model into panels of 64 items, [panel][1 + dim][64]: row 0
  * holds the 64 item biases, rows 1..dim the embeddings, so one panel is a contiguous
- * stream and stays in L1 while a chunk of users is scored against it.  A register tile
+ * stream and stays in L1 while a chunk of users is scored against it.  Items go into
+ * the panels' slots by descending score for the mean user, so likely winners come
+ * first and raise each user's top-K threshold early (results do not depend on it).  A register tile
  * of users x items (AVX-512: 6 users x 64 items in 24 zmm accumulators; AVX2: 6 x 16 in
  * 12 ymm) broadcasts one user coordinate and fuses it into the tile with FMA.
  *
@@ -16,7 +18,9 @@
  *
  * Top-K is fused with scoring: after each tile, one compare per register against the
  * user's current K-th score; only the few winners are checked against the user's sorted
- * exclusion rows (walked forward, items arrive in increasing order) and enter a heap.
+ * exclusion rows (walked forward, items arrive in increasing order) and enter a small
+ * reservoir, cut back to the K best by a quickselect when it fills (no score row is
+ * written, no dense exclusion mask is built).
  * Order of results: score descending, ties broken by the lower item index.  Excluded
  * items never appear; a user with fewer than K candidates gets fewer results.
  *
@@ -40,7 +44,8 @@ typedef struct kd_ranker {
     uint32_t n_items, items_pad; /* items_pad = n_items rounded up to 32: score rows' stride */
     uint32_t dim, n_panels;      /* n_panels = ceil(n_items / 64) */
     size_t   panel_floats;       /* (1 + dim) * 64 */
-    float   *panels;             /* (n_panels, 1 + dim, 64); items past n_items are 0 */
+    float   *panels;             /* (n_panels, 1 + dim, 64) in slot order; slots past n_items are 0 */
+    uint32_t *slot_item;         /* (n_panels * 64) item in each slot, UINT32_MAX past n_items */
     int      isa;                /* enum kd_isa */
 } kd_ranker;
 
@@ -61,16 +66,17 @@ int kd_rank_force_isa(int isa);
 /* The reference: one score by the chain above, scalar fmaf (tests compare against it). */
 float kd_rank_score_ref(const kd_model *m, uint32_t u, uint32_t i);
 
-/* scores[0..items_pad) for user u (entries past n_items are padding). */
+/* scores[0..items_pad) for user u (entries past n_items are left as they were). */
 void kd_rank_score_user(const kd_ranker *r, uint32_t u, float *scores);
 /* Scores of users [u0, u0+nu), nu <= KD_RANK_BLOCK, into out (nu, items_pad). */
 void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu, float *out);
 
 /* Fused scoring and selection: for each users[x], x < nu, its up to K best items not in
  * row users[x] of any excl[0..nx) (sorted CSR rows; nx <= 2), into items/vals
- * (nu, K) in rank order, and their number into counts[x]. */
-void kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const kd_csr *const *excl, int nx,
-                  uint32_t K, uint32_t *items, float *vals, uint32_t *counts);
+ * (nu, K) in rank order, and their number into counts[x].  -1 if out of memory (a
+ * selection buffer of about 2K entries per user of a 60-user chunk). */
+int kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const kd_csr *const *excl, int nx,
+                 uint32_t K, uint32_t *items, float *vals, uint32_t *counts);
 
 /* Selection on a given score row: up to K best items of scores[0..n) not listed in any
  * row excl[x][0..excl_len[x]).  Writes items/vals in rank order; returns how many.

@@ -121,8 +121,9 @@ static void test_topk_every_path(void)
                         /* all users at once (more than a chunk), and one at a time */
                         for (int one = 0; one < 2; one++) {
                             if (one) for (uint32_t x = 0; x < U; x++)
-                                kd_rank_topk(&rk, users + x, 1, excl, nx, K, items + (size_t)x * K, vals + (size_t)x * K, counts + x);
-                            else kd_rank_topk(&rk, users, U, excl, nx, K, items, vals, counts);
+                                ok &= kd_rank_topk(&rk, users + x, 1, excl, nx, K, items + (size_t)x * K, vals + (size_t)x * K,
+                                                   counts + x) == 0;
+                            else ok &= kd_rank_topk(&rk, users, U, excl, nx, K, items, vals, counts) == 0;
                             for (uint32_t x = 0; x < U; x++) {
                                 uint32_t u = users[x];
                                 const uint32_t *ex[2] = { train.idx + train.indptr[u], valid.idx + valid.indptr[u] };

@@ -103,7 +103,7 @@ int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, k
         j.top_items = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
         j.top_scores = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
     }
-    if (!j.per_user || (o->topk_keep && (!j.top_items || !j.top_scores)) || kd_ranker_init(&j.rk, m, e)) {
+    if (!j.per_user || (o->topk_keep && (!j.top_items || !j.top_scores)) || kd_ranker_init_ex(&j.rk, m, 1, e)) {
         free(j.per_user); free(j.top_items); free(j.top_scores);
         return e->code ? -1 : kd_fail(e, "out of memory");
     }
@@ -181,7 +181,7 @@ uint32_t kd_eval_latency(const kd_model *m, const kd_dataset *d, int split, uint
     float *vals = kd_alloc_array(K ? K : 1, 4);
     uint32_t *items = kd_alloc_array(K ? K : 1, 4);
     double *t = kd_alloc_array(cnt ? cnt : 1, 8);
-    if (!vals || !items || !t || kd_ranker_init(&rk, m, e)) {
+    if (!vals || !items || !t || kd_ranker_init_ex(&rk, m, 1, e)) {
         free(users); free(vals); free(items); free(t);
         if (!e->code) kd_fail(e, "out of memory");
         return 0;

@@ -79,6 +79,11 @@ static int cmp_slot(const void *a, const void *b)
 
 int kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e)
 {
+    return kd_ranker_init_ex(r, m, 0, e);
+}
+
+int kd_ranker_init_ex(kd_ranker *r, const kd_model *m, int ordered, kd_err *e)
+{
     memset(r, 0, sizeof *r);
     int isa = pick_isa(e);
     if (isa < 0) return -1;
@@ -95,6 +100,7 @@ int kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e)
     double *mean = kd_alloc_array(m->dim ? m->dim : 1, 8);
     slot_key *key = kd_alloc_array(m->n_items ? m->n_items : 1, sizeof *key);
     r->slot_item = kd_alloc_array(slots, 4);
+    r->ordered = ordered;
     if (n > SIZE_MAX / 4 || !mean || !key || !r->slot_item || posix_memalign(&mem, 64, (size_t)n * 4)) {
         free(mean); free(key); free(r->slot_item);
         r->slot_item = NULL;
@@ -110,7 +116,7 @@ int kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e)
         for (uint32_t k = 0; k < m->dim; k++) s += mean[k] / (m->n_users ? m->n_users : 1) * m->Q[(size_t)i * m->stride + k];
         key[i] = (slot_key){ s, i };
     }
-    qsort(key, m->n_items, sizeof *key, cmp_slot);
+    if (ordered) qsort(key, m->n_items, sizeof *key, cmp_slot);
     for (uint64_t x = 0; x < slots; x++) r->slot_item[x] = x < m->n_items ? key[x].i : UINT32_MAX;
     for (uint32_t x = 0; x < m->n_items; x++) {
         uint32_t i = key[x].i;
@@ -254,12 +260,17 @@ typedef struct sink {
     size_t      ostride;
     topk_state *tk;     /* else: state of user x */
     const uint32_t *slot_item;
+    int         ordered; /* slots hold items in mean-user order, else slot = item */
 } sink;
 
 /* store mode: n scores of slots base.. into user x's row, each at its item's place */
 static void store_slots(const sink *sk, uint32_t x, uint32_t base, const float *s, uint32_t n)
 {
     float *row = sk->out + x * sk->ostride;
+    if (!sk->ordered) { /* slot = item: a copy, cut at the row's end */
+        if (base < sk->ostride) memcpy(row + base, s, (base + n <= sk->ostride ? n : sk->ostride - base) * 4);
+        return;
+    }
     for (uint32_t j = 0; j < n; j++) {
         uint32_t i = sk->slot_item[base + j];
         if (i != UINT32_MAX) row[i] = s[j];
@@ -463,7 +474,7 @@ void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu, float *ou
 {
     uint32_t users[KD_RANK_BLOCK];
     for (uint32_t x = 0; x < nu && x < KD_RANK_BLOCK; x++) users[x] = u0 + x;
-    sink sk = { .out = out, .ostride = r->items_pad, .slot_item = r->slot_item };
+    sink sk = { .out = out, .ostride = r->items_pad, .slot_item = r->slot_item, .ordered = r->ordered };
     drive(r, users, nu < KD_RANK_BLOCK ? nu : KD_RANK_BLOCK, &sk);
 }
 

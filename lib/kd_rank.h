@@ -3,9 +3,10 @@
  *
  * Items are packed once per model into panels of 64 items, [panel][1 + dim][64]: row 0
  * holds the 64 item biases, rows 1..dim the embeddings, so one panel is a contiguous
- * stream and stays in L1 while a chunk of users is scored against it.  Items go into
- * the panels' slots by descending score for the mean user, so likely winners come
- * first and raise each user's top-K threshold early (results do not depend on it).  A register tile
+ * stream and stays in L1 while a chunk of users is scored against it.  For top-K
+ * (kd_ranker_init_ex, ordered) items go into the slots by descending score for the mean
+ * user, so likely winners come first and raise each user's threshold early; results do
+ * not depend on it.  Score rows are fastest unordered (slot = item: no scatter).  A register tile
  * of users x items (AVX-512: 6 users x 64 items in 24 zmm accumulators; AVX2: 6 x 16 in
  * 12 ymm) broadcasts one user coordinate and fuses it into the tile with FMA.
  *
@@ -47,12 +48,14 @@ typedef struct kd_ranker {
     float   *panels;             /* (n_panels, 1 + dim, 64) in slot order; slots past n_items are 0 */
     uint32_t *slot_item;         /* (n_panels * 64) item in each slot, UINT32_MAX past n_items */
     int      isa;                /* enum kd_isa */
+    int      ordered;            /* slots in mean-user order (else slot = item) */
 } kd_ranker;
 
 #define KD_RANK_BLOCK 64u /* most users kd_rank_score_block scores in one call */
 
 /* Fails (kd_err) on out of memory, or when KD_SIMD names an unknown or unsupported path. */
-int  kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e);
+int  kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e); /* kd_ranker_init_ex(r, m, 0, e) */
+int  kd_ranker_init_ex(kd_ranker *r, const kd_model *m, int ordered, kd_err *e);
 void kd_ranker_free(kd_ranker *r);
 
 /* The paths this CPU can run; the name of one ("avx512", "avx2", "generic"). */

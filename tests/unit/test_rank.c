@@ -47,7 +47,7 @@ static void test_scores_every_path(void)
                 kd_model m;
                 kd_ranker rk;
                 random_model(&m, U, I, D, 10 * a + b, 0);
-                CHECK(kd_ranker_init(&rk, &m, &e) == 0 && rk.isa == isa);
+                CHECK(kd_ranker_init_ex(&rk, &m, (int)((a + b) & 1), &e) == 0 && rk.isa == isa); /* both slot orders */
                 float *out = aligned_alloc(64, (size_t)KD_RANK_BLOCK * rk.items_pad * 4);
                 /* blocks of every size 1..13, then a full block */
                 for (uint32_t u0 = 0, nu = 1; u0 < U; u0 += nu, nu = nu < 13 ? nu + 1 : KD_RANK_BLOCK) {
@@ -100,6 +100,7 @@ static void test_topk_every_path(void)
         if (kd_rank_force_isa(isa)) continue;
         int ok = 1, all_excluded_seen = 0, short_seen = 0;
         for (int ties = 0; ties < 2; ties++)
+            for (int ord = 0; ord < 2; ord++)
             for (size_t b = 0; b < sizeof ITEMS / sizeof *ITEMS; b++) {
                 uint32_t U = 67, I = ITEMS[b], D = ties ? 4 : 24;
                 kd_model m;
@@ -108,7 +109,7 @@ static void test_topk_every_path(void)
                 random_model(&m, U, I, D, 7 + b, ties);
                 make_excl(&train, U, I, 0.3, 40 + b);
                 make_excl(&valid, U, I, 0.05, 50 + b);
-                CHECK(kd_ranker_init(&rk, &m, &e) == 0);
+                CHECK(kd_ranker_init_ex(&rk, &m, ord, &e) == 0);
                 uint32_t users[67], counts[67];
                 for (uint32_t u = 0; u < U; u++) users[u] = (u * 37) % U; /* any order */
                 const kd_csr *excl[2] = { &train, &valid };

@@ -32,53 +32,54 @@ typedef struct eval_job {
     int failed;
 } eval_job;
 
+#define EVAL_CHUNK 60u /* users handed to kd_rank_topk at once */
+
 static void eval_thread(void *ctx, int t, int T)
 {
     eval_job *j = ctx;
     const kd_dataset *d = j->d;
     const kd_csr *truth = j->o->split == KD_SPLIT_VALID ? &d->valid : &d->test;
-    int nk = j->o->nk, nm = KD_N_METRICS * nk;
-    uint32_t nblocks = (d->n_users + KD_RANK_BLOCK - 1) / KD_RANK_BLOCK;
-    unsigned long long b0, b1;
-    kd_par_range(nblocks, t, T, &b0, &b1);
-    float *scores = NULL;
-    uint32_t *items = malloc((size_t)j->kmax * 4);
-    float *vals = malloc((size_t)j->kmax * 4);
-    if (posix_memalign((void **)&scores, 64, (size_t)KD_RANK_BLOCK * j->rk.items_pad * 4) || !items || !vals) {
+    const kd_csr *excl[2] = { &d->train, &d->valid };
+    int nk = j->o->nk, nm = KD_N_METRICS * nk, none = j->o->split == KD_SPLIT_NONE;
+    int nx = j->o->split == KD_SPLIT_TEST ? 2 : 1;
+    uint32_t K = j->kmax, users[EVAL_CHUNK], counts[EVAL_CHUNK], nu = 0;
+    unsigned long long lo, hi;
+    kd_par_range(d->n_users, t, T, &lo, &hi);
+    uint32_t *items = malloc((size_t)EVAL_CHUNK * K * 4);
+    float *vals = malloc((size_t)EVAL_CHUNK * K * 4);
+    if (!items || !vals) {
         j->failed = 1;
         free(items); free(vals);
         return;
     }
-    for (uint64_t b = b0; b < b1; b++) {
-        uint32_t u0 = (uint32_t)b * KD_RANK_BLOCK;
-        uint32_t nu = d->n_users - u0 < KD_RANK_BLOCK ? d->n_users - u0 : KD_RANK_BLOCK;
-        /* score only users that will be evaluated: most blocks have all of them */
-        kd_rank_score_block(&j->rk, u0, nu, scores);
+    for (uint64_t u = lo; u < hi; u++) {
+        /* gather users to evaluate; rank them when the chunk is full or the range ends */
+        double *out = j->per_user + (size_t)u * nm;
+        if (kd_csr_len(truth, (uint32_t)u) == 0 || none)
+            for (int k = 0; k < nm; k++) out[k] = NAN;
+        if (kd_csr_len(truth, (uint32_t)u) || none) users[nu++] = (uint32_t)u;
+        if (nu < EVAL_CHUNK && u + 1 < hi) continue;
+        if (kd_rank_topk(&j->rk, users, nu, excl, nx, K, items, vals, counts)) {
+            j->failed = 1;
+            break;
+        }
         for (uint32_t x = 0; x < nu; x++) {
-            uint32_t u = u0 + x;
-            double *out = j->per_user + (size_t)u * nm;
-            uint32_t T_u = kd_csr_len(truth, u);
-            int none = j->o->split == KD_SPLIT_NONE;
-            if (T_u == 0 && !none) {
-                for (int k = 0; k < nm; k++) out[k] = NAN;
-                continue;
-            }
-            const uint32_t *ex[2] = { d->train.idx + d->train.indptr[u], d->valid.idx + d->valid.indptr[u] };
-            uint32_t exl[2] = { kd_csr_len(&d->train, u), kd_csr_len(&d->valid, u) };
-            int nx = j->o->split == KD_SPLIT_TEST ? 2 : 1;
-            uint32_t n = kd_topk(scores + (size_t)x * j->rk.items_pad, d->n_items, ex, exl, nx, j->kmax, items, vals);
-            if (none) for (int k = 0; k < nm; k++) out[k] = NAN;
-            else kd_metrics_user(items, n, truth->idx + truth->indptr[u], T_u, j->o->ks, nk, out);
+            uint32_t v = users[x], n = counts[x];
+            const uint32_t *it = items + (size_t)x * K;
+            const float *sc = vals + (size_t)x * K;
+            if (!none)
+                kd_metrics_user(it, n, truth->idx + truth->indptr[v], kd_csr_len(truth, v), j->o->ks, nk,
+                                j->per_user + (size_t)v * nm);
             if (j->top_items) {
                 uint32_t keep = j->o->topk_keep;
                 for (uint32_t r = 0; r < keep; r++) {
-                    j->top_items[(size_t)u * keep + r] = r < n ? items[r] : UINT32_MAX;
-                    j->top_scores[(size_t)u * keep + r] = r < n ? vals[r] : NAN;
+                    j->top_items[(size_t)v * keep + r] = r < n ? it[r] : UINT32_MAX;
+                    j->top_scores[(size_t)v * keep + r] = r < n ? sc[r] : NAN;
                 }
             }
         }
+        nu = 0;
     }
-    free(scores);
     free(items);
     free(vals);
 }
@@ -102,7 +103,7 @@ int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, k
         j.top_items = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
         j.top_scores = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
     }
-    if (!j.per_user || (o->topk_keep && (!j.top_items || !j.top_scores)) || kd_ranker_init(&j.rk, m, e)) {
+    if (!j.per_user || (o->topk_keep && (!j.top_items || !j.top_scores)) || kd_ranker_init_ex(&j.rk, m, 1, e)) {
         free(j.per_user); free(j.top_items); free(j.top_scores);
         return e->code ? -1 : kd_fail(e, "out of memory");
     }
@@ -177,31 +178,34 @@ uint32_t kd_eval_latency(const kd_model *m, const kd_dataset *d, int split, uint
         }
         cnt = n;
     }
-    float *scores = NULL, *vals = kd_alloc_array(K, 4);
-    uint32_t *items = kd_alloc_array(K, 4);
+    float *vals = kd_alloc_array(K ? K : 1, 4);
+    uint32_t *items = kd_alloc_array(K ? K : 1, 4);
     double *t = kd_alloc_array(cnt ? cnt : 1, 8);
-    if (!vals || !items || !t || kd_ranker_init(&rk, m, e) ||
-        posix_memalign((void **)&scores, 64, (size_t)rk.items_pad * 4)) {
+    if (!vals || !items || !t || kd_ranker_init_ex(&rk, m, 1, e)) {
         free(users); free(vals); free(items); free(t);
         if (!e->code) kd_fail(e, "out of memory");
         return 0;
     }
-    int nx = split == KD_SPLIT_TEST ? 2 : 1;
+    const kd_csr *excl[2] = { &d->train, &d->valid };
+    int nx = split == KD_SPLIT_TEST ? 2 : 1, oom = 0;
     for (int pass = 0; pass < 2; pass++) { /* pass 0 warms caches and branch predictors */
         uint32_t lim = pass == 0 ? (cnt < 200 ? cnt : 200) : cnt;
         for (uint32_t k = 0; k < lim; k++) {
-            uint32_t u = users[k];
-            const uint32_t *ex[2] = { d->train.idx + d->train.indptr[u], d->valid.idx + d->valid.indptr[u] };
-            uint32_t exl[2] = { kd_csr_len(&d->train, u), kd_csr_len(&d->valid, u) };
+            uint32_t got;
             double t0 = kd_now();
-            kd_rank_score_user(&rk, u, scores);
-            kd_topk(scores, d->n_items, ex, exl, nx, K, items, vals);
+            oom |= kd_rank_topk(&rk, &users[k], 1, excl, nx, K, items, vals, &got) != 0;
             double t1 = kd_now();
             if (pass) t[k] = (t1 - t0) * 1e6;
         }
     }
     kd_ranker_free(&rk);
-    free(scores); free(vals); free(items); free(users);
+    if (oom) {
+        free(t);
+        t = NULL;
+        cnt = 0;
+        kd_fail(e, "out of memory");
+    }
+    free(vals); free(items); free(users);
     *us = t;
     return cnt;
 }

@@ -168,7 +168,7 @@ int kd_model_finite(const kd_model *m)
     kd_v16 acc16 = { 0 };
     for (size_t k = 0; k < n; k += 16)
         acc16 += *(const kd_v16 *)(m->P + k) * 0.0f;
-    float acc = kd_hsum16(acc16);
+    float acc = kd_hsum16(&acc16);
     for (uint32_t u = 0; u < m->n_users; u++)
         acc += m->bu[u] * 0.0f;
     for (uint32_t i = 0; i < m->n_items; i++)

@@ -1,102 +1,151 @@
-/* kd_rank: blocked scoring and top-K selection. */
+/* kd_rank: packed item panels, register-tiled FMA scoring per SIMD path, fused top-K. */
 #include "kd_rank.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kd_vec.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KD_RANK_X86 1
+#include <immintrin.h>
+#define KD_T512 __attribute__((target("avx512f,avx2,fma")))
+#define KD_T256 __attribute__((target("avx2,fma")))
+#endif
+#define KD_INLINE static inline __attribute__((always_inline))
+
+#define MR 6        /* users per register tile (AVX-512: 6 x 4 zmm = 24 accumulators) */
+#define CHUNK 60u   /* users scored against one panel while it is in L1: their rows, 15 KB
+                     * at d = 64, and the panel, 16.6 KB, fit a 48 KB L1 together */
+
+/* ---------------------------------------------------------------- choosing the path */
+
+static int forced_isa = -1;
+
+int kd_rank_isa_supported(int isa)
+{
+#ifdef KD_RANK_X86
+    __builtin_cpu_init();
+    if (isa == KD_ISA_AVX512) return __builtin_cpu_supports("avx512f");
+    if (isa == KD_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return isa == KD_ISA_GENERIC;
+}
+
+const char *kd_rank_isa_name(int isa)
+{
+    static const char *const names[KD_N_ISA] = { "generic", "avx2", "avx512" };
+    return isa >= 0 && isa < KD_N_ISA ? names[isa] : "?";
+}
+
+int kd_rank_force_isa(int isa)
+{
+    if (isa >= KD_N_ISA || (isa >= 0 && !kd_rank_isa_supported(isa))) return -1;
+    forced_isa = isa < 0 ? -1 : isa;
+    return 0;
+}
+
+static int pick_isa(kd_err *e)
+{
+    if (forced_isa >= 0) return forced_isa;
+    const char *env = getenv("KD_SIMD");
+    if (env && *env) {
+        for (int isa = 0; isa < KD_N_ISA; isa++)
+            if (!strcmp(env, kd_rank_isa_name(isa))) {
+                if (kd_rank_isa_supported(isa)) return isa;
+                return kd_fail(e, "KD_SIMD=%s: this CPU cannot run that path", env);
+            }
+        return kd_fail(e, "KD_SIMD=%s: expected avx512, avx2 or generic", env);
+    }
+    for (int isa = KD_N_ISA - 1; isa > 0; isa--)
+        if (kd_rank_isa_supported(isa)) return isa;
+    return KD_ISA_GENERIC;
+}
+
+/* ---------------------------------------------------------------- packing */
+
+/* Slot order: items by descending score for the mean user (p̄·q_i + b_i, ties by index).
+ * Selection does not need items in index order (it compares score, then index), so
+ * offering the likely winners first only raises each user's threshold early, and the
+ * later panels, most of the catalogue, then admit almost nothing.  Scores and results
+ * are the same for any order. */
+typedef struct slot_key { double k; uint32_t i; } slot_key;
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const slot_key *x = a, *y = b;
+    if (x->k != y->k) return x->k > y->k ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
 
 int kd_ranker_init(kd_ranker *r, const kd_model *m, kd_err *e)
 {
+    return kd_ranker_init_ex(r, m, 0, e);
+}
+
+int kd_ranker_init_ex(kd_ranker *r, const kd_model *m, int ordered, kd_err *e)
+{
     memset(r, 0, sizeof *r);
+    int isa = pick_isa(e);
+    if (isa < 0) return -1;
     r->m = m;
+    r->isa = isa;
+    r->dim = m->dim;
     r->n_items = m->n_items;
     r->items_pad = (m->n_items + 31) & ~31u;
-    uint64_t n = (uint64_t)m->dim * r->items_pad + r->items_pad;
+    r->n_panels = (m->n_items + KD_RANK_PANEL - 1) / KD_RANK_PANEL;
+    r->panel_floats = (size_t)(1 + m->dim) * KD_RANK_PANEL;
+    uint64_t slots = (uint64_t)(r->n_panels ? r->n_panels : 1) * KD_RANK_PANEL;
+    uint64_t n = slots * (1 + (uint64_t)m->dim);
     void *mem;
-    if (n * 4 > SIZE_MAX || posix_memalign(&mem, 64, (size_t)n * 4))
+    double *mean = kd_alloc_array(m->dim ? m->dim : 1, 8);
+    slot_key *key = kd_alloc_array(m->n_items ? m->n_items : 1, sizeof *key);
+    r->slot_item = kd_alloc_array(slots, 4);
+    r->ordered = ordered;
+    if (n > SIZE_MAX / 4 || !mean || !key || !r->slot_item || posix_memalign(&mem, 64, (size_t)n * 4)) {
+        free(mean); free(key); free(r->slot_item);
+        r->slot_item = NULL;
         return kd_fail(e, "out of memory");
-    memset(mem, 0, (size_t)n * 4);
-    r->Qt = mem;
-    r->bi = r->Qt + (size_t)m->dim * r->items_pad;
-    for (uint32_t i = 0; i < m->n_items; i++) {
-        for (uint32_t k = 0; k < m->dim; k++)
-            r->Qt[(size_t)k * r->items_pad + i] = m->Q[(size_t)i * m->stride + k];
-        r->bi[i] = m->bi[i];
     }
+    memset(mem, 0, (size_t)n * 4);
+    r->panels = mem;
+    for (uint32_t k = 0; k < m->dim; k++) mean[k] = 0;
+    for (uint32_t u = 0; u < m->n_users; u++)
+        for (uint32_t k = 0; k < m->dim; k++) mean[k] += m->P[(size_t)u * m->stride + k];
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        double s = m->bi[i];
+        for (uint32_t k = 0; k < m->dim; k++) s += mean[k] / (m->n_users ? m->n_users : 1) * m->Q[(size_t)i * m->stride + k];
+        key[i] = (slot_key){ s, i };
+    }
+    if (ordered) qsort(key, m->n_items, sizeof *key, cmp_slot);
+    for (uint64_t x = 0; x < slots; x++) r->slot_item[x] = x < m->n_items ? key[x].i : UINT32_MAX;
+    for (uint32_t x = 0; x < m->n_items; x++) {
+        uint32_t i = key[x].i;
+        float *p = r->panels + (size_t)(x / KD_RANK_PANEL) * r->panel_floats + x % KD_RANK_PANEL;
+        const float *q = m->Q + (size_t)i * m->stride;
+        p[0] = m->bi[i];
+        for (uint32_t k = 0; k < m->dim; k++) p[(size_t)(1 + k) * KD_RANK_PANEL] = q[k];
+    }
+    free(mean);
+    free(key);
     return 0;
 }
 
 void kd_ranker_free(kd_ranker *r)
 {
-    free(r->Qt);
+    free(r->panels);
+    free(r->slot_item);
     memset(r, 0, sizeof *r);
 }
 
-/* Micro-kernels: MR users (or 1) x 32 items, accumulated over k = 0..dim-1 in order
- * (MR = 8: 16 zmm accumulators with AVX-512, measured 57% of one core's peak vs 35% at 4),
- * then + user bias + item bias: the same operations, in the same order, for every user
- * whichever kernel scores it. */
-#define MR 8
-static inline void micro_mr(const kd_ranker *r, const float *const *p, const float *bu, uint32_t i0,
-                          float *const *out)
+float kd_rank_score_ref(const kd_model *m, uint32_t u, uint32_t i)
 {
-    kd_v16 c[MR][2];
-    for (int u = 0; u < MR; u++) c[u][0] = c[u][1] = (kd_v16){ 0 };
-    const float *q = r->Qt + i0;
-    for (uint32_t k = 0; k < r->m->dim; k++, q += r->items_pad) {
-        kd_v16 q0 = *(const kd_v16 *)q, q1 = *(const kd_v16 *)(q + 16);
-        for (int u = 0; u < MR; u++) {
-            float pk = p[u][k];
-            c[u][0] += pk * q0;
-            c[u][1] += pk * q1;
-        }
-    }
-    kd_v16 b0 = *(const kd_v16 *)(r->bi + i0), b1 = *(const kd_v16 *)(r->bi + i0 + 16);
-    for (int u = 0; u < MR; u++) {
-        *(kd_v16 *)(out[u] + i0) = (c[u][0] + bu[u]) + b0;
-        *(kd_v16 *)(out[u] + i0 + 16) = (c[u][1] + bu[u]) + b1;
-    }
+    const float *p = m->P + (size_t)u * m->stride, *q = m->Q + (size_t)i * m->stride;
+    float s = m->bi[i] + m->bu[u];
+    for (uint32_t k = 0; k < m->dim; k++) s = fmaf(p[k], q[k], s);
+    return s;
 }
 
-static inline void micro1(const kd_ranker *r, const float *p, float bu, uint32_t i0, float *out)
-{
-    kd_v16 c0 = { 0 }, c1 = { 0 };
-    const float *q = r->Qt + i0;
-    for (uint32_t k = 0; k < r->m->dim; k++, q += r->items_pad) {
-        float pk = p[k];
-        c0 += pk * *(const kd_v16 *)q;
-        c1 += pk * *(const kd_v16 *)(q + 16);
-    }
-    *(kd_v16 *)(out + i0) = (c0 + bu) + *(const kd_v16 *)(r->bi + i0);
-    *(kd_v16 *)(out + i0 + 16) = (c1 + bu) + *(const kd_v16 *)(r->bi + i0 + 16);
-}
-
-KD_CLONES void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu, float *out)
-{
-    const kd_model *m = r->m;
-    uint32_t g = 0;
-    for (; g + MR <= nu; g += MR) {
-        const float *p[MR];
-        float bu[MR], *o[MR];
-        for (int u = 0; u < MR; u++) {
-            p[u] = m->P + (size_t)(u0 + g + (uint32_t)u) * m->stride;
-            bu[u] = m->bu[u0 + g + (uint32_t)u];
-            o[u] = out + (size_t)(g + (uint32_t)u) * r->items_pad;
-        }
-        for (uint32_t i0 = 0; i0 < r->items_pad; i0 += 32)
-            micro_mr(r, p, bu, i0, o);
-    }
-    for (; g < nu; g++)
-        for (uint32_t i0 = 0; i0 < r->items_pad; i0 += 32)
-            micro1(r, m->P + (size_t)(u0 + g) * m->stride, m->bu[u0 + g], i0, out + (size_t)g * r->items_pad);
-}
-
-void kd_rank_score_user(const kd_ranker *r, uint32_t u, float *scores)
-{
-    kd_rank_score_block(r, u, 1, scores);
-}
+/* ---------------------------------------------------------------- selection */
 
 /* "a ranks before b": higher score, or equal score and lower index */
 static inline int before(float sa, uint32_t ia, float sb, uint32_t ib)
@@ -129,6 +178,358 @@ static void sift_up(float *hv, uint32_t *hi, uint32_t k)
     }
 }
 
+/* heap -> rank order: pop the worst to the back */
+static void heap_sort(float *vals, uint32_t *items, uint32_t h)
+{
+    for (uint32_t k = h; k > 1; k--) {
+        float tv = vals[0]; vals[0] = vals[k - 1]; vals[k - 1] = tv;
+        uint32_t ti = items[0]; items[0] = items[k - 1]; items[k - 1] = ti;
+        sift_down(vals, items, k - 1, 0);
+    }
+}
+
+/* Reservoir selection (FAISS's scheme): candidates that reach the threshold are appended
+ * to a buffer of `cap` > K entries; when it fills, a quickselect keeps the K best and the
+ * threshold becomes the K-th best score.  Items arrive in slot order, not index order,
+ * so a score equal to the threshold is admitted (it may have the lower index) and the
+ * selection breaks the tie; only admitted candidates are looked up in the user's sorted
+ * exclusion rows.  Far fewer moves than a heap insert per admitted candidate. */
+typedef struct topk_state {
+    float    *v;
+    uint32_t *it;
+    uint32_t  n, K, cap;
+    float     thr; /* -inf until the buffer first fills, then the K-th best score so far */
+    const uint32_t *ex[2];
+    uint32_t  exl[2];
+} topk_state;
+
+/* Reorders v/it[0..n) so that [0, k) hold the k best ("ranks before") and position
+ * k-1 the k-th best (nth_element, Hoare partition, median-of-three pivot). */
+static void select_best(float *v, uint32_t *it, uint32_t n, uint32_t k)
+{
+    int64_t l = 0, r = (int64_t)n - 1, target = (int64_t)k - 1;
+    while (l < r) {
+        int64_t m = l + (r - l) / 2, a = l, b = m, c = r, p;
+        if (before(v[b], it[b], v[a], it[a])) { int64_t t = a; a = b; b = t; }
+        if (before(v[c], it[c], v[b], it[b])) b = before(v[c], it[c], v[a], it[a]) ? a : c;
+        p = b;
+        float pv = v[p];
+        uint32_t pi = it[p];
+        int64_t i = l, j = r;
+        while (i <= j) {
+            while (before(v[i], it[i], pv, pi)) i++;
+            while (before(pv, pi, v[j], it[j])) j--;
+            if (i <= j) {
+                float tv = v[i]; v[i] = v[j]; v[j] = tv;
+                uint32_t ti = it[i]; it[i] = it[j]; it[j] = ti;
+                i++;
+                j--;
+            }
+        }
+        if (target <= j) r = j;
+        else if (target >= i) l = i;
+        else break;
+    }
+}
+
+/* Offers the slots base + b for each bit b of mask (set where s[b] >= thr at tile time). */
+static void offer(topk_state *t, const float *s, const uint32_t *slot_item, uint32_t base, uint64_t mask)
+{
+    while (mask) {
+        int b = __builtin_ctzll(mask);
+        mask &= mask - 1;
+        uint32_t i = slot_item[base + (uint32_t)b];
+        float v = s[b];
+        if (i == UINT32_MAX) return; /* padding: the last slots */
+        if (!(v >= t->thr)) continue; /* the threshold rose since the tile's compare */
+        if ((t->exl[0] && kd_sorted_has(t->ex[0], t->exl[0], i)) || (t->exl[1] && kd_sorted_has(t->ex[1], t->exl[1], i)))
+            continue;
+        t->v[t->n] = v;
+        t->it[t->n] = i;
+        if (++t->n == t->cap) {
+            select_best(t->v, t->it, t->n, t->K);
+            t->n = t->K;
+            t->thr = t->v[t->K - 1];
+        }
+    }
+}
+
+/* Where a tile's scores go: rows of a score matrix, or the users' running top K. */
+typedef struct sink {
+    float      *out;    /* score rows, user x at out + x * ostride */
+    size_t      ostride;
+    topk_state *tk;     /* else: state of user x */
+    const uint32_t *slot_item;
+    int         ordered; /* slots hold items in mean-user order, else slot = item */
+} sink;
+
+/* store mode: n scores of slots base.. into user x's row, each at its item's place */
+static void store_slots(const sink *sk, uint32_t x, uint32_t base, const float *s, uint32_t n)
+{
+    float *row = sk->out + x * sk->ostride;
+    if (!sk->ordered) { /* slot = item: a copy, cut at the row's end */
+        if (base < sk->ostride) memcpy(row + base, s, (base + n <= sk->ostride ? n : sk->ostride - base) * 4);
+        return;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t i = sk->slot_item[base + j];
+        if (i != UINT32_MAX) row[i] = s[j];
+    }
+}
+
+/* ---------------------------------------------------------------- baseline path */
+
+static void drive_generic(const kd_ranker *r, const uint32_t *users, uint32_t nu, const sink *sk)
+{
+    const kd_model *m = r->m;
+    float acc[KD_RANK_PANEL];
+    for (uint32_t pi = 0; pi < r->n_panels; pi++) {
+        const float *pan = r->panels + (size_t)pi * r->panel_floats;
+        uint32_t base = pi * KD_RANK_PANEL;
+        for (uint32_t x = 0; x < nu; x++) {
+            const float *p = m->P + (size_t)users[x] * m->stride;
+            float bu = m->bu[users[x]];
+            for (uint32_t j = 0; j < KD_RANK_PANEL; j++) acc[j] = pan[j] + bu;
+            for (uint32_t k = 0; k < r->dim; k++) {
+                const float *q = pan + (size_t)(1 + k) * KD_RANK_PANEL;
+                for (uint32_t j = 0; j < KD_RANK_PANEL; j++) acc[j] = fmaf(p[k], q[j], acc[j]);
+            }
+            if (sk->out) {
+                store_slots(sk, x, base, acc, KD_RANK_PANEL);
+            } else {
+                topk_state *t = &sk->tk[x];
+                uint64_t mask = 0;
+                for (uint32_t j = 0; j < KD_RANK_PANEL; j++) mask |= (uint64_t)(acc[j] >= t->thr) << j;
+                if (mask) offer(t, acc, sk->slot_item, base, mask);
+            }
+        }
+    }
+}
+
+#ifdef KD_RANK_X86
+/* ---------------------------------------------------------------- AVX-512 path */
+
+/* mr users x np consecutive panels (np * 4 zmm per user), the whole k loop in registers */
+KD_INLINE KD_T512 void tile512(const int mr, const int np, const kd_ranker *r, const uint32_t *users, uint32_t x0,
+                               uint32_t pi, const sink *sk)
+{
+    const kd_model *m = r->m;
+    const size_t pf = r->panel_floats;
+    const float *pan = r->panels + (size_t)pi * pf;
+    const float *p[MR];
+    __m512 c[MR][16];
+    _Pragma("GCC unroll 16")
+    for (int u = 0; u < mr; u++) {
+        p[u] = m->P + (size_t)users[x0 + (uint32_t)u] * m->stride;
+        __m512 bu = _mm512_set1_ps(m->bu[users[x0 + (uint32_t)u]]);
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < 4 * np; j++) c[u][j] = _mm512_add_ps(_mm512_load_ps(pan + (size_t)(j / 4) * pf + (j % 4) * 16), bu);
+    }
+    const float *q = pan + KD_RANK_PANEL;
+    for (uint32_t k = 0; k < r->dim; k++, q += KD_RANK_PANEL) {
+        __m512 qv[16];
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < 4 * np; j++) qv[j] = _mm512_load_ps(q + (size_t)(j / 4) * pf + (j % 4) * 16);
+        _Pragma("GCC unroll 16")
+        for (int u = 0; u < mr; u++) {
+            __m512 pk = _mm512_set1_ps(p[u][k]);
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < 4 * np; j++) c[u][j] = _mm512_fmadd_ps(pk, qv[j], c[u][j]);
+        }
+    }
+    _Pragma("GCC unroll 16")
+    for (int u = 0; u < mr; u++) {
+        uint32_t x = x0 + (uint32_t)u;
+        _Pragma("GCC unroll 16")
+        for (int pp = 0; pp < np; pp++) {
+            uint32_t base = (pi + (uint32_t)pp) * KD_RANK_PANEL;
+            float s[KD_RANK_PANEL] __attribute__((aligned(64)));
+            if (sk->out) {
+                _Pragma("GCC unroll 16")
+                for (int j = 0; j < 4; j++) _mm512_store_ps(s + 16 * j, c[u][4 * pp + j]);
+                store_slots(sk, x, base, s, KD_RANK_PANEL);
+                continue;
+            }
+            topk_state *t = &sk->tk[x];
+            __m512 thr = _mm512_set1_ps(t->thr);
+            uint64_t mask = 0;
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < 4; j++)
+                mask |= (uint64_t)_mm512_cmp_ps_mask(c[u][4 * pp + j], thr, _CMP_GE_OQ) << (16 * j);
+            if (__builtin_expect(mask != 0, 0)) {
+                _Pragma("GCC unroll 16")
+                for (int j = 0; j < 4; j++) _mm512_store_ps(s + 16 * j, c[u][4 * pp + j]);
+                offer(t, s, sk->slot_item, base, mask);
+            }
+        }
+    }
+}
+
+KD_T512 static void drive_avx512(const kd_ranker *r, const uint32_t *users, uint32_t nu, const sink *sk)
+{
+    uint32_t pi = 0;
+    if (nu == 1) /* one user: 4 panels at a time, 16 independent chains to cover FMA latency */
+        for (; pi + 4 <= r->n_panels; pi += 4) tile512(1, 4, r, users, 0, pi, sk);
+    for (; pi < r->n_panels; pi++) {
+        uint32_t x = 0;
+        for (; x + MR <= nu; x += MR) tile512(MR, 1, r, users, x, pi, sk);
+        switch (nu - x) {
+        case 5: tile512(5, 1, r, users, x, pi, sk); break;
+        case 4: tile512(4, 1, r, users, x, pi, sk); break;
+        case 3: tile512(3, 1, r, users, x, pi, sk); break;
+        case 2: tile512(2, 1, r, users, x, pi, sk); break;
+        case 1: tile512(1, 1, r, users, x, pi, sk); break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- AVX2 path */
+
+/* mr users x ns 16-item slices of panel pi starting at slice s0 (2 ymm each) */
+KD_INLINE KD_T256 void tile256(const int mr, const int ns, const kd_ranker *r, const uint32_t *users, uint32_t x0,
+                               uint32_t pi, int s0, const sink *sk)
+{
+    const kd_model *m = r->m;
+    const float *pan = r->panels + (size_t)pi * r->panel_floats + s0 * 16;
+    const float *p[MR];
+    __m256 c[MR][8];
+    _Pragma("GCC unroll 16")
+    for (int u = 0; u < mr; u++) {
+        p[u] = m->P + (size_t)users[x0 + (uint32_t)u] * m->stride;
+        __m256 bu = _mm256_set1_ps(m->bu[users[x0 + (uint32_t)u]]);
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < 2 * ns; j++) c[u][j] = _mm256_add_ps(_mm256_load_ps(pan + j * 8), bu);
+    }
+    const float *q = pan + KD_RANK_PANEL;
+    for (uint32_t k = 0; k < r->dim; k++, q += KD_RANK_PANEL) {
+        __m256 qv[8];
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < 2 * ns; j++) qv[j] = _mm256_load_ps(q + j * 8);
+        _Pragma("GCC unroll 16")
+        for (int u = 0; u < mr; u++) {
+            __m256 pk = _mm256_broadcast_ss(p[u] + k);
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < 2 * ns; j++) c[u][j] = _mm256_fmadd_ps(pk, qv[j], c[u][j]);
+        }
+    }
+    _Pragma("GCC unroll 16")
+    for (int u = 0; u < mr; u++) {
+        uint32_t x = x0 + (uint32_t)u, base = pi * KD_RANK_PANEL + (uint32_t)s0 * 16;
+        float s[KD_RANK_PANEL] __attribute__((aligned(32)));
+        if (sk->out) {
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < 2 * ns; j++) _mm256_store_ps(s + 8 * j, c[u][j]);
+            store_slots(sk, x, base, s, 16 * (uint32_t)ns);
+            continue;
+        }
+        topk_state *t = &sk->tk[x];
+        __m256 thr = _mm256_set1_ps(t->thr);
+        uint64_t mask = 0;
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < 2 * ns; j++)
+            mask |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(c[u][j], thr, _CMP_GE_OQ)) << (8 * j);
+        if (__builtin_expect(mask != 0, 0)) {
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < 2 * ns; j++) _mm256_store_ps(s + 8 * j, c[u][j]);
+            offer(t, s, sk->slot_item, base, mask);
+        }
+    }
+}
+
+KD_T256 static void drive_avx2(const kd_ranker *r, const uint32_t *users, uint32_t nu, const sink *sk)
+{
+    for (uint32_t pi = 0; pi < r->n_panels; pi++) {
+        if (nu == 1) { /* one user: the whole panel, 8 independent chains */
+            tile256(1, 4, r, users, 0, pi, 0, sk);
+            continue;
+        }
+        /* slices outer, users inner: each user still sees its items in increasing order */
+        for (int s0 = 0; s0 < 4; s0++) {
+            uint32_t x = 0;
+            for (; x + MR <= nu; x += MR) tile256(MR, 1, r, users, x, pi, s0, sk);
+            switch (nu - x) {
+            case 5: tile256(5, 1, r, users, x, pi, s0, sk); break;
+            case 4: tile256(4, 1, r, users, x, pi, s0, sk); break;
+            case 3: tile256(3, 1, r, users, x, pi, s0, sk); break;
+            case 2: tile256(2, 1, r, users, x, pi, s0, sk); break;
+            case 1: tile256(1, 1, r, users, x, pi, s0, sk); break;
+            }
+        }
+    }
+}
+#endif
+
+static void drive(const kd_ranker *r, const uint32_t *users, uint32_t nu, const sink *sk)
+{
+#ifdef KD_RANK_X86
+    if (r->isa == KD_ISA_AVX512) { drive_avx512(r, users, nu, sk); return; }
+    if (r->isa == KD_ISA_AVX2) { drive_avx2(r, users, nu, sk); return; }
+#endif
+    drive_generic(r, users, nu, sk);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+void kd_rank_score_block(const kd_ranker *r, uint32_t u0, uint32_t nu, float *out)
+{
+    uint32_t users[KD_RANK_BLOCK];
+    for (uint32_t x = 0; x < nu && x < KD_RANK_BLOCK; x++) users[x] = u0 + x;
+    sink sk = { .out = out, .ostride = r->items_pad, .slot_item = r->slot_item, .ordered = r->ordered };
+    drive(r, users, nu < KD_RANK_BLOCK ? nu : KD_RANK_BLOCK, &sk);
+}
+
+void kd_rank_score_user(const kd_ranker *r, uint32_t u, float *scores)
+{
+    kd_rank_score_block(r, u, 1, scores);
+}
+
+int kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const kd_csr *const *excl, int nx,
+                 uint32_t K, uint32_t *items, float *vals, uint32_t *counts)
+{
+    topk_state st[CHUNK];
+    uint32_t cap = K + (K > 32 ? K : 32), chunk = nu < CHUNK ? nu : CHUNK;
+    float *rv = K && nu ? kd_alloc_array((uint64_t)chunk * cap, 8) : NULL;
+    uint32_t *ri = (uint32_t *)(rv + (size_t)chunk * cap);
+    if (K && nu && !rv) return -1;
+    for (uint32_t c0 = 0; c0 < nu; c0 += CHUNK) {
+        uint32_t n = nu - c0 < CHUNK ? nu - c0 : CHUNK;
+        for (uint32_t x = 0; x < n; x++) {
+            uint32_t u = users[c0 + x];
+            topk_state *t = &st[x];
+            memset(t, 0, sizeof *t);
+            t->v = rv + (size_t)x * cap;
+            t->it = ri + (size_t)x * cap;
+            t->K = K;
+            t->cap = cap;
+            t->thr = -INFINITY;
+            for (int e = 0; e < nx && e < 2; e++) {
+                t->ex[e] = excl[e]->idx + excl[e]->indptr[u];
+                t->exl[e] = kd_csr_len(excl[e], u);
+            }
+        }
+        if (K > 0) {
+            sink sk = { .tk = st, .slot_item = r->slot_item };
+            drive(r, users + c0, n, &sk);
+        }
+        for (uint32_t x = 0; x < n; x++) {
+            topk_state *t = &st[x];
+            uint32_t h = t->n < K ? t->n : K;
+            if (t->n > K) select_best(t->v, t->it, t->n, K);
+            float *ov = vals + (size_t)(c0 + x) * K;
+            uint32_t *oi = items + (size_t)(c0 + x) * K;
+            for (uint32_t k = 0; k < h; k++) { /* heap, then rank order */
+                ov[k] = t->v[k];
+                oi[k] = t->it[k];
+                sift_up(ov, oi, k);
+            }
+            heap_sort(ov, oi, h);
+            counts[c0 + x] = h;
+        }
+    }
+    free(rv);
+    return 0;
+}
+
 uint32_t kd_topk(float *scores, uint32_t n, const uint32_t *const *excl, const uint32_t *excl_len,
                  int nx, uint32_t K, uint32_t *items, float *vals)
 {
@@ -152,12 +553,7 @@ uint32_t kd_topk(float *scores, uint32_t n, const uint32_t *const *excl, const u
             items[0] = i;
             sift_down(vals, items, K, 0);
         }
-    /* heap -> rank order: pop the worst to the back */
-    for (uint32_t k = h; k > 1; k--) {
-        float tv = vals[0]; vals[0] = vals[k - 1]; vals[k - 1] = tv;
-        uint32_t ti = items[0]; items[0] = items[k - 1]; items[k - 1] = ti;
-        sift_down(vals, items, k - 1, 0);
-    }
+    heap_sort(vals, items, h);
     return h;
 }
 

@@ -6,6 +6,7 @@
  * KD_CLONES for run-time dispatch).  Each lane does IEEE multiply then add, never a fused
  * multiply-add (we build with -std=c11, so -ffp-contract=off), and the final horizontal sum
  * has a fixed order: results are bit-identical on every x86-64 path, any thread count.
+ * (Ranking scores use fused multiply-add instead, with their own dispatch: kd_rank.h.)
  */
 #ifndef KD_VEC_H
 #define KD_VEC_H
@@ -21,11 +22,15 @@ typedef float kd_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define KD_CLONES
 #endif
 
-static inline float kd_hsum16(kd_v16 v)
+/* Sum of the 16 lanes of *v.  By pointer, not by value: a 64-byte vector argument has
+ * no single calling convention across the clones (in zmm with AVX-512, in memory
+ * without), which is what gcc's "ABI for passing parameters with 64-byte alignment"
+ * note is about; through a pointer every clone agrees and the inlined code is the same. */
+static inline float kd_hsum16(const kd_v16 *v)
 {
     /* fixed tree: (v[i] + v[i+8]) then +4, +2, +1 */
     float a[8], b[4], c[2];
-    for (int i = 0; i < 8; i++) a[i] = v[i] + v[i + 8];
+    for (int i = 0; i < 8; i++) a[i] = (*v)[i] + (*v)[i + 8];
     for (int i = 0; i < 4; i++) b[i] = a[i] + a[i + 4];
     for (int i = 0; i < 2; i++) c[i] = b[i] + b[i + 2];
     return c[0] + c[1];
@@ -37,7 +42,7 @@ static inline float kd_dot(const float *restrict a, const float *restrict b, uin
     kd_v16 acc = { 0 };
     for (uint32_t k = 0; k < n; k += 16)
         acc += *(const kd_v16 *)(a + k) * *(const kd_v16 *)(b + k);
-    return kd_hsum16(acc);
+    return kd_hsum16(&acc);
 }
 
 /* y += s * x */

@@ -13,6 +13,29 @@ secs() { /usr/bin/env time -f %e "$@" 2>&1 >/dev/null | tail -1; }
 echo "== machine"
 echo "$(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); L2 $(lscpu | awk -F: '/L2/ { print $2 }' | xargs)"
 "$B/bench/bench" peak
+# the peer that sets the floors: numpy + OpenBLAS sgemm (2048 x 2048, K = 512 and 64; best
+# of 10), with OpenBLAS's own CPU detection (OPENBLAS_CORETYPE / _L2_SIZE unset)
+SG1=0 SG2=0
+PY=
+for p in /usr/bin/python3 python3; do "$p" -c 'import numpy' 2>/dev/null && { PY=$p; break; }; done
+if [ -n "$PY" ]; then
+    sgemm() {
+        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$PY" -c '
+import sys, time, numpy as np
+n, k = 2048, int(sys.argv[1])
+a = np.random.rand(n, k).astype(np.float32); b = np.random.rand(k, n).astype(np.float32)
+a @ b
+best = 0
+for _ in range(10):
+    t = time.perf_counter(); a @ b; t = time.perf_counter() - t
+    best = max(best, 2.0 * n * n * k / t / 1e9)
+print("%.1f" % best)' "$2"
+    }
+    SG1=$(sgemm 1 512); SG2=$(sgemm 2 512)
+    echo "numpy + OpenBLAS sgemm: K=512 1 core $SG1 GFLOP/s, 2 cores $SG2; K=64 1 core $(sgemm 1 64), 2 cores $(sgemm 2 64)"
+else
+    echo "numpy + OpenBLAS sgemm: skipped (no python3 with numpy: apt-get install python3-numpy libopenblas0-pthread)"
+fi
 
 echo "== artifact format (a dim-64 checkpoint on the default data)"
 "$BIN/kd-gen" synth -o "$W/d.kd"
@@ -56,12 +79,23 @@ for data in d cite; do
 done
 echo "   (2 processes: two independent 1-thread trainings at once, their sum: the machine's own 2-core figure)"
 
-echo "== ranking (scoring kernel and full evaluation)"
-"$B/bench/bench" rank 30000 40000 64 2
+echo "== ranking (scoring kernels; floors: 70% of sgemm at K=512, same run)"
+F1=$(echo "$SG1" | awk '{ print $1 * 0.7 }'); F2=$(echo "$SG2" | awk '{ print $1 * 0.7 }')
+for dim in 32 64; do "$B/bench/bench" rank 12000 24915 $dim "$F1" "$F2"; done
 "$BIN/kd-eval" -k 10 "$W/d.kd" "$W/t.kd" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
     NR == 2 { printf "single-user latency, default data, D=64: mean %s us, median %s us, p90 %s us, p99 %s us; batched %s users/s\n",
               $c["lat_mean_us"], $c["lat_p50_us"], $c["lat_p90_us"], $c["lat_p99_us"], $c["users_per_s"] }'
-
+AB=$SHARED/amazon-book
+if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
+    echo "== amazon-book: full evaluation (floor 4x the pre-issue-13 scheme) and single-user latency (floor 1.25x the item stream)"
+    "$BIN/kd-gen" import --format adj --test "$AB/test.txt" "$AB/train.txt" -o "$W/ab.kd"
+    for dim in 64 32; do # a few epochs: real score distributions, not a converged model
+        "$BIN/kd-train" -q --dim $dim --epochs 3 "$W/ab.kd" -o "$W/ab-t.kd" &&
+            "$B/bench/bench" eval "$W/ab.kd" "$W/ab-t.kd" amazon-book "$F1" "$F2"
+    done
+else
+    echo "== amazon-book: skipped ($AB not found)"
+fi
 echo "== dataset generation and import"
 echo "synth, 1M interactions (50,000 users x 2,000 items, mean 20): $(secs "$BIN/kd-gen" synth --users 50000 --items 2000 --mean 20 --rank 32 -o "$W/big.kd") s"
 "$BIN/kd-cat" "$W/big.kd" train >"$W/big.tsv"

@@ -101,36 +101,39 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int split_stats(const char *name, const kd_csr *m, kd_buf *b)
+static void split_stats(const char *name, const kd_csr *m, kd_buf *b)
 {
     uint32_t *len = kd_alloc_array(m->rows ? m->rows : 1, 4);
-    if (!len)
-        return -1;
+    if (!len) {
+        b->err = 1; /* the provenance lost its lines: its one check (kd_art_add_buf) must see it */
+        return;
+    }
     uint32_t users = 0;
     for (uint32_t r = 0; r < m->rows; r++)
         if ((len[users] = kd_csr_len(m, r)) > 0)
             users++;
     qsort(len, users, 4, cmp_u32);
     char key[64];
-    int r = 0;
     snprintf(key, sizeof key, "stat.%s.interactions", name);
-    r |= kd_prov_u64(b, key, kd_csr_nnz(m));
+    kd_prov_u64(b, key, kd_csr_nnz(m));
     snprintf(key, sizeof key, "stat.%s.users", name);
-    r |= kd_prov_u64(b, key, users);
+    kd_prov_u64(b, key, users);
     snprintf(key, sizeof key, "stat.%s.per_user_min_median_max", name);
-    r |= kd_buf_printf(b, "%s=%u/%u/%u\n", key, users ? len[0] : 0, users ? len[users / 2] : 0,
-                       users ? len[users - 1] : 0);
+    kd_buf_printf(b, "%s=%u/%u/%u\n", key, users ? len[0] : 0, users ? len[users / 2] : 0,
+                  users ? len[users - 1] : 0);
     free(len);
-    return r;
 }
 
 int kd_dataset_stats(const kd_dataset *d, kd_buf *prov)
 {
     uint64_t all = kd_csr_nnz(&d->train) + kd_csr_nnz(&d->valid) + kd_csr_nnz(&d->test);
-    return kd_prov_u64(prov, "stat.users", d->n_users) || kd_prov_u64(prov, "stat.items", d->n_items) ||
-           kd_buf_printf(prov, "stat.density=%.6g\n", (double)all / ((double)d->n_users * d->n_items)) ||
-           split_stats("train", &d->train, prov) || split_stats("valid", &d->valid, prov) ||
-           split_stats("test", &d->test, prov) ? -1 : 0;
+    kd_prov_u64(prov, "stat.users", d->n_users);
+    kd_prov_u64(prov, "stat.items", d->n_items);
+    kd_buf_printf(prov, "stat.density=%.6g\n", (double)all / ((double)d->n_users * d->n_items));
+    split_stats("train", &d->train, prov);
+    split_stats("valid", &d->valid, prov);
+    split_stats("test", &d->test, prov);
+    return kd_buf_error(prov) ? -1 : 0;
 }
 
 int kd_dataset_set_splits(kd_dataset *d, kd_pair *tr, uint64_t ntr, kd_pair *va, uint64_t nva, kd_pair *te,

@@ -29,8 +29,9 @@ kd_distill_params kd_distill_defaults(int method)
 
 int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_str(b, "method", kd_distill_methods[p->method].name) || kd_distill_methods[p->method].prov(p, b)
-               ? -1 : 0;
+    kd_prov_str(b, "method", kd_distill_methods[p->method].name);
+    kd_distill_methods[p->method].prov(p, b);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 const char *kd_distill_knob(const kd_distill_params *p, double *value)
@@ -512,34 +513,49 @@ static void dcd_defaults(kd_distill_params *p) { p->K = 20; p->L = 20; }
 
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_str(b, "mix", p->mix_add ? "add" : "convex") ||
-           (p->mix_add ? kd_prov_f64(b, "lambda", p->lambda) : kd_prov_f64(b, "alpha", p->alpha)) ||
-           kd_prov_f64(b, "temperature", p->temperature);
+    kd_prov_str(b, "mix", p->mix_add ? "add" : "convex");
+    if (p->mix_add) kd_prov_f64(b, "lambda", p->lambda);
+    else kd_prov_f64(b, "alpha", p->alpha);
+    kd_prov_f64(b, "temperature", p->temperature);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 static int rd_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
-           kd_prov_f64(b, "rank_temp", p->rank_temp) || kd_prov_u64(b, "dynamic", (uint64_t)p->dynamic) ||
-           kd_prov_f64(b, "mu", p->mu);
+    kd_prov_f64(b, "lambda", p->lambda);
+    kd_prov_u64(b, "topk", p->K);
+    kd_prov_f64(b, "rank_temp", p->rank_temp);
+    kd_prov_u64(b, "dynamic", (uint64_t)p->dynamic);
+    kd_prov_f64(b, "mu", p->mu);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 static int rrd_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
-           kd_prov_u64(b, "uninteresting", p->L) || kd_prov_u64(b, "topm", p->M);
+    kd_prov_f64(b, "lambda", p->lambda);
+    kd_prov_u64(b, "topk", p->K);
+    kd_prov_u64(b, "uninteresting", p->L);
+    kd_prov_u64(b, "topm", p->M);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 static int ce_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_f64(b, "tau", p->tau) ||
-           kd_prov_u64(b, "ce_sample", p->ce_sample) || (p->ce_sample && kd_prov_u64(b, "topm", p->M));
+    kd_prov_f64(b, "lambda", p->lambda);
+    kd_prov_f64(b, "tau", p->tau);
+    kd_prov_u64(b, "ce_sample", p->ce_sample);
+    if (p->ce_sample) kd_prov_u64(b, "topm", p->M);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 static int dcd_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
-           kd_prov_u64(b, "uninteresting", p->L) || kd_prov_u64(b, "topm", p->M) || kd_prov_f64(b, "eps", p->eps);
+    kd_prov_f64(b, "lambda", p->lambda);
+    kd_prov_u64(b, "topk", p->K);
+    kd_prov_u64(b, "uninteresting", p->L);
+    kd_prov_u64(b, "topm", p->M);
+    kd_prov_f64(b, "eps", p->eps);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- the table */

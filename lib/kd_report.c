@@ -565,21 +565,35 @@ static const char notes[] =
     "T²·(Δs/T − Δt/T)² = (Δs − Δt)².  kdrec computes it literally and its tests show that changing T\n"
     "changes no bit of the model (for T a power of two) or at most rounding (otherwise).\n\n";
 
-#define P(b, ...) (bad |= kd_buf_printf(b, __VA_ARGS__))
-#define A(b, p, n) (bad |= kd_buf_append(b, p, n))
-#define X(b, s) (bad |= kd_xml_escape(b, s))
+/* The documents are written with plain appends: every kd_buf's error is sticky, and
+ * kd_report_build checks the documents' once, at the end.  A buffer copied into another
+ * passes its error on (put_buf, escape_buf, kd_table_set_buf), so that one check sees it. */
+#define P kd_buf_printf
+#define X kd_xml_escape
+
+/* appends s's bytes to b, or marks b bad when s is */
+static void put_buf(kd_buf *b, const kd_buf *s)
+{
+    if (kd_buf_error(s)) b->err = 1;
+    else kd_buf_append(b, s->p, s->len);
+}
 
 /* appends s XML-escaped, with every '`' shown as a space when ticks (the HTML's list of
- * content IDs) */
-static int escape_buf(kd_buf *b, const kd_buf *s, int ticks)
+ * content IDs); marks b bad when s is */
+static void escape_buf(kd_buf *b, const kd_buf *s, int ticks)
 {
-    int bad = 0;
-    for (size_t k = 0; k < s->len && !bad; k++) {
+    if (kd_buf_error(s)) b->err = 1;
+    for (size_t k = 0; k < s->len && !kd_buf_error(b); k++) {
         char c[2] = { ticks && (char)s->p[k] == '`' ? ' ' : (char)s->p[k], 0 };
         if (!c[0]) continue;
         X(b, c);
     }
-    return bad;
+}
+
+/* the seeds, space-separated */
+static void put_seeds(kd_buf *b, const kd_report *r)
+{
+    for (size_t si = 0; si < r->ns; si++) P(b, "%s%" PRIu64, si ? " " : "", r->s[si].seed);
 }
 
 static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_doc *d, kd_err *e)
@@ -596,7 +610,7 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     const char **lab = kd_calloc_array(nl, sizeof *lab);
     kd_table t1, t2, t3;
     kd_buf prov = { 0 }, params = { 0 }, knobs = { 0 };
-    int bad = 0, rc = -1;
+    int rc = -1;
     kd_table_init(&t1, 8);
     kd_table_init(&t2, 7);
     kd_table_init(&t3, 1);
@@ -667,11 +681,10 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             else
                 P(&knobs, "%s—", knobs.len ? " " : "");
         }
-        P(&knobs, "%c", 0);
         double p = kd_ttest_p(dr, n), md = kd_mean(dr, n), mr = kd_mean(gr, n), mn = kd_mean(gn, n);
         row = kd_table_add(&t2);
         kd_table_set(&t2, row, 0, lines[k].label);
-        kd_table_set(&t2, row, 1, bad ? "" : (const char *)knobs.p);
+        kd_table_set_buf(&t2, row, 1, &knobs);
         kd_table_setf(&t2, row, 2, "%.0f%% (%.0f%% … %.0f%%)", 100 * mr, 100 * (mr - kd_ci95(gr, n)),
                       100 * (mr + kd_ci95(gr, n)));
         kd_table_setf(&t2, row, 3, "%.0f%% (%.0f%% … %.0f%%)", 100 * mn, 100 * (mn - kd_ci95(gn, n)),
@@ -711,7 +724,7 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         py[k] = kd_mean(x, n);
         ser[k] = (kd_series){ lines[k].shortlab, &px[k], &py[k], 1, 1 };
     }
-    bad |= kd_svg_chart(&d->svg[0], "Recall@10 (mean over seeds) against parameters", "parameters", "Recall@10", ser,
+    kd_svg_chart(&d->svg[0], "Recall@10 (mean over seeds) against parameters", "parameters", "Recall@10", ser,
                         (int)nk, 0);
     for (int which = 0; which < 2; which++) {
         int nser = 0;
@@ -725,7 +738,7 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         char t[128];
         snprintf(t, sizeof t, which ? "Training loss per epoch (seed %" PRIu64 ")"
                                     : "Validation Recall@10 during training (seed %" PRIu64 ")", s0->seed);
-        bad |= kd_svg_chart(&d->svg[1 + which], t, "epoch", which ? "loss (BPR + distillation term)" : "valid Recall@10",
+        kd_svg_chart(&d->svg[1 + which], t, "epoch", which ? "loss (BPR + distillation term)" : "valid Recall@10",
                             ser, nser, 0);
         for (int k = 0; k < nser; k++) { free(xs[k]); free(ys[k]); xs[k] = ys[k] = NULL; }
     }
@@ -737,7 +750,7 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             for (int q = 0; q < 4; q++) lat[4 * k + q] = kd_mean(x, values(r, &lines[k], fq[q], x));
             lab[k] = lines[k].shortlab;
         }
-        bad |= kd_svg_bars(&d->svg[3], "Single-user ranking latency: p50, mean, p90, p99 (mean over seeds)", "µs", lab,
+        kd_svg_bars(&d->svg[3], "Single-user ranking latency: p50, mean, p90, p99 (mean over seeds)", "µs", lab,
                            (int)nk, lat, 4, vn);
     }
 
@@ -770,27 +783,25 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     if (o->stages) count_stages(o->stages, &runs, &hits);
 
     /* ---- assemble ---- */
-    kd_buf seeds = { 0 };
-    for (size_t si = 0; si < ns; si++) P(&seeds, "%s%" PRIu64, si ? " " : "", r->s[si].seed);
-    P(&seeds, "%c", 0);
-    const char *sl = bad ? "" : (const char *)seeds.p;
     kd_buf *md = &d->md, *h = &d->html;
-    P(md, "# %s\n\nSeeds: %s (n = %zu).  Study numbers are the PyTorch notebook's (latency in µs).\n\n", o->title, sl, ns);
+    P(md, "# %s\n\nSeeds: ", o->title);
+    put_seeds(md, r);
+    P(md, " (n = %zu).  Study numbers are the PyTorch notebook's (latency in µs).\n\n", ns);
     P(md, "## The study's table, reproduced\n\n");
-    bad |= kd_table_md(&t1, md);
+    kd_table_md(&t1, md);
     P(md, "## What distillation buys: share of the teacher–student gap closed\n\n");
-    bad |= kd_table_md(&t2, md);
-    A(md, notes, strlen(notes));
+    kd_table_md(&t2, md);
+    kd_buf_append(md, notes, strlen(notes));
     P(md, "## Recall@10 per seed\n\n");
-    bad |= kd_table_md(&t3, md);
+    kd_table_md(&t3, md);
     P(md, "## Charts\n\n");
     for (int k = 0; k < 4; k++) P(md, "![%s](%s)\n\n", d->svg_name[k], d->svg_name[k]);
     P(md, "## Provenance\n\nContent IDs:\n\n");
-    A(md, prov.p, prov.len);
+    put_buf(md, &prov);
     P(md, "\nTool: kdrec %s.", KD_VERSION);
     if (o->stages) P(md, "  Stages in the run that built this report: %d computed, %d from the cache.", runs, hits);
     P(md, "\n\n");
-    A(md, params.p, params.len);
+    put_buf(md, &params);
 
     P(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
     X(h, o->title);
@@ -799,35 +810,35 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
          "td:first-child,th:first-child{text-align:left}td+td{white-space:nowrap}th{background:#eee}pre{background:#f6f6f6;padding:8px}"
          "svg{margin:8px 0;border:1px solid #ddd}</style></head><body>\n<h1>");
     X(h, o->title);
-    P(h, "</h1>\n<p>Seeds: %s (n = %zu). Study numbers are the PyTorch notebook's (latency in µs).</p>\n", sl, ns);
+    P(h, "</h1>\n<p>Seeds: ");
+    put_seeds(h, r);
+    P(h, " (n = %zu). Study numbers are the PyTorch notebook's (latency in µs).</p>\n", ns);
     P(h, "<h2>The study's table, reproduced</h2>\n");
-    bad |= kd_table_html(&t1, h);
+    kd_table_html(&t1, h);
     P(h, "<h2>What distillation buys: share of the teacher–student gap closed</h2>\n");
-    bad |= kd_table_html(&t2, h);
+    kd_table_html(&t2, h);
     P(h, "<p>");
     X(h, notes);
     P(h, "</p>\n<h2>Recall@10 per seed</h2>\n");
-    bad |= kd_table_html(&t3, h);
+    kd_table_html(&t3, h);
     P(h, "<h2>Charts</h2>\n");
-    for (int k = 0; k < 4; k++) A(h, d->svg[k].p, d->svg[k].len);
+    for (int k = 0; k < 4; k++) put_buf(h, &d->svg[k]);
     P(h, "<h2>Provenance</h2>\n<pre>");
-    bad |= escape_buf(h, &prov, 1);
+    escape_buf(h, &prov, 1);
     P(h, "</pre>\n<p>Tool: kdrec %s.", KD_VERSION);
     if (o->stages) P(h, " Stages in the run that built this report: %d computed, %d from the cache.", runs, hits);
     P(h, "</p>\n<pre>");
-    bad |= escape_buf(h, &params, 0);
+    escape_buf(h, &params, 0);
     P(h, "</pre>\n</body></html>\n");
 
-    bad |= kd_table_text(&t1, &d->txt);
+    kd_table_text(&t1, &d->txt);
     P(&d->txt, "\n");
-    bad |= kd_table_text(&t2, &d->txt);
-    kd_buf_free(&seeds);
-    if (!bad) rc = 0;
+    kd_table_text(&t2, &d->txt);
+    rc = 0;
     if (0) {
 oom:
-        bad = 1;
+        kd_fail(e, "out of memory");
     }
-    if (bad) kd_fail(e, "out of memory");
     kd_table_free(&t1); kd_table_free(&t2); kd_table_free(&t3);
     kd_buf_free(&prov); kd_buf_free(&params); kd_buf_free(&knobs);
     for (size_t k = 0; xs && k < nl; k++) { free(xs[k]); free(ys ? ys[k] : NULL); }
@@ -1032,7 +1043,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             kd_table_setf(&th, row, c + 1, "%.4f", hv[a * nt + c]);
         }
     }
-    bad |= kd_svg_heatmap(&d->svg[0], "margin-MSE: Recall@10 over α x T (mean over seeds)", "temperature T", "α", cl,
+    kd_svg_heatmap(&d->svg[0], "margin-MSE: Recall@10 over α x T (mean over seeds)", "temperature T", "α", cl,
                           (int)nt, rl, (int)na, hv);
     /* λ per method */
     kd_table_free(&tl);
@@ -1053,7 +1064,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         }
     }
     for (size_t c = 0; c < nm; c++) ser[c] = (kd_series){ meth.v[c], lx, ly + c * nl, (uint32_t)nl, 0 };
-    bad |= kd_svg_chart(&d->svg[1], "Recall@10 against each method's weight λ (mean over seeds)", "λ", "Recall@10", ser,
+    kd_svg_chart(&d->svg[1], "Recall@10 against each method's weight λ (mean over seeds)", "λ", "Recall@10", ser,
                         (int)nm, 1);
     /* frontier */
     kd_table_free(&tf);
@@ -1090,7 +1101,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     ser[0] = (kd_series){ "plain student", fx, fy, (uint32_t)nd, 0 };
     for (size_t c = 0; c < ns; c++) ser[1 + c] = (kd_series){ smeth.v[c], fx, fy + (1 + c) * nd, (uint32_t)nd, 0 };
     ser[1 + ns] = (kd_series){ "teacher", &tpar, &trec, 1, 1 };
-    bad |= kd_svg_chart(&d->svg[2], "Accuracy against size: Recall@10 by parameters (mean over seeds)", "parameters (log)",
+    kd_svg_chart(&d->svg[2], "Accuracy against size: Recall@10 by parameters (mean over seeds)", "parameters (log)",
                         "Recall@10", ser, (int)ns + 2, 1);
 #undef LABEL
 
@@ -1109,26 +1120,25 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     P(h, "</h1>\n<p>Seeds: %zu; every figure is the mean test Recall@10 over seeds.</p>\n", r->ns);
     for (int k = 0; k < 3; k++) {
         P(md, "## %s\n\n", sec[k]);
-        bad |= kd_table_md(tabs[k], md);
+        kd_table_md(tabs[k], md);
         P(md, "![%s](%s)\n\n", d->svg_name[k], d->svg_name[k]);
         P(h, "<h2>%s</h2>\n", sec[k]);
-        bad |= kd_table_html(tabs[k], h);
-        A(h, d->svg[k].p, d->svg[k].len);
+        kd_table_html(tabs[k], h);
+        put_buf(h, &d->svg[k]);
         if (k == 0) {
             P(md, "%s\n\n", note);
             P(h, "<p>%s</p>\n", note);
         }
         P(txt, "%s\n", sec[k]);
-        bad |= kd_table_text(tabs[k], txt);
+        kd_table_text(tabs[k], txt);
         P(txt, "\n");
     }
     P(h, "</body></html>\n");
-    if (!bad) rc = 0;
+    rc = 0;
     if (0) {
 oom:
-        bad = 1;
+        kd_fail(e, "out of memory");
     }
-    if (bad) kd_fail(e, "out of memory");
     kd_table_free(&th); kd_table_free(&tl); kd_table_free(&tf);
     for (size_t k = 0; tlab && k < nlab; k++) free(tlab[k]);
     free(alphas.v); free(temps.v); free(lams.v); free(dims.v); free(dimcount.v); free(meth.v); free(smeth.v); free(all.v);
@@ -1142,7 +1152,12 @@ int kd_report_build(const kd_report *r, const kd_report_opts *o, kd_report_doc *
 {
     memset(d, 0, sizeof *d);
     if (r->ns == 0) return kd_fail(e, "no seeds to report");
-    return r->sweep ? sweep_report(r, o, d, e) : study_report(r, o, d, e);
+    if (r->sweep ? sweep_report(r, o, d, e) : study_report(r, o, d, e)) return -1;
+    /* the one check of the documents' buffers: a report that lost a line is no report,
+     * and the tool writes nothing */
+    int bad = kd_buf_error(&d->md) || kd_buf_error(&d->html) || kd_buf_error(&d->txt);
+    for (int k = 0; k < d->nsvg; k++) bad |= kd_buf_error(&d->svg[k]);
+    return bad ? kd_fail(e, "out of memory") : 0;
 }
 
 void kd_report_doc_free(kd_report_doc *d)

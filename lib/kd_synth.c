@@ -45,14 +45,22 @@ int kd_synth_check(const kd_synth_params *p, kd_err *e)
 
 int kd_synth_prov(const kd_synth_params *p, kd_buf *b)
 {
-    return kd_prov_str(b, "source", "synth") || kd_prov_u64(b, "synth.users", p->users) ||
-           kd_prov_u64(b, "synth.items", p->items) || kd_prov_f64(b, "synth.mean", p->mean) ||
-           kd_prov_f64(b, "synth.spread", p->spread) || kd_prov_u64(b, "synth.rank", p->rank) ||
-           kd_prov_f64(b, "synth.decay", p->decay) || kd_prov_u64(b, "synth.clusters", p->clusters) ||
-           kd_prov_f64(b, "synth.cluster_share", p->cluster_share) || kd_prov_f64(b, "synth.beta", p->beta) ||
-           kd_prov_f64(b, "synth.zipf", p->zipf) || kd_prov_f64(b, "synth.noise", p->noise) ||
-           kd_prov_f64(b, "split.test_ratio", p->test_ratio) ||
-           kd_prov_f64(b, "split.valid_ratio", p->valid_ratio) || kd_prov_u64(b, "seed", p->seed) ? -1 : 0;
+    kd_prov_str(b, "source", "synth");
+    kd_prov_u64(b, "synth.users", p->users);
+    kd_prov_u64(b, "synth.items", p->items);
+    kd_prov_f64(b, "synth.mean", p->mean);
+    kd_prov_f64(b, "synth.spread", p->spread);
+    kd_prov_u64(b, "synth.rank", p->rank);
+    kd_prov_f64(b, "synth.decay", p->decay);
+    kd_prov_u64(b, "synth.clusters", p->clusters);
+    kd_prov_f64(b, "synth.cluster_share", p->cluster_share);
+    kd_prov_f64(b, "synth.beta", p->beta);
+    kd_prov_f64(b, "synth.zipf", p->zipf);
+    kd_prov_f64(b, "synth.noise", p->noise);
+    kd_prov_f64(b, "split.test_ratio", p->test_ratio);
+    kd_prov_f64(b, "split.valid_ratio", p->valid_ratio);
+    kd_prov_u64(b, "seed", p->seed);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 /* x = sqrt(share) * centre[c] + sqrt(1 - share) * N(0, I), c uniform among clusters */

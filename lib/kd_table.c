@@ -71,43 +71,61 @@ void kd_table_setf(kd_table *t, size_t r, size_t c, const char *fmt, ...)
     put(t, r, c, p);
 }
 
+void kd_table_set_buf(kd_table *t, size_t r, size_t c, const kd_buf *b)
+{
+    if (kd_buf_error(b)) { t->err = 1; return; }
+    char *p = malloc(b->len + 1);
+    if (p) { if (b->len) memcpy(p, b->p, b->len); p[b->len] = 0; }
+    put(t, r, c, p);
+}
+
 const char *kd_table_get(const kd_table *t, size_t r, size_t c)
 {
     const char *s = r < t->rows && c < t->cols ? t->cell[r * t->cols + c] : NULL;
     return s ? s : "";
 }
 
+/* A table that lost a cell marks the buffer it is emitted into before anything is
+ * appended (so every append is then a no-op), and the buffer's one check where it is
+ * used (kd_write_buf) sees it.  Returns 1 when the table can be emitted. */
+static int start(const kd_table *t, kd_buf *b)
+{
+    if (t->err) b->err = 1;
+    return !kd_buf_error(b);
+}
+
 int kd_table_md(const kd_table *t, kd_buf *b)
 {
-    int bad = t->err;
-    for (size_t r = 0; r < t->rows && !bad; r++) {
-        bad |= kd_buf_printf(b, "|");
-        for (size_t c = 0; c < t->cols; c++) bad |= kd_buf_printf(b, " %s |", kd_table_get(t, r, c));
-        bad |= kd_buf_printf(b, "\n");
+    if (!start(t, b)) return -1;
+    for (size_t r = 0; r < t->rows; r++) {
+        kd_buf_printf(b, "|");
+        for (size_t c = 0; c < t->cols; c++) kd_buf_printf(b, " %s |", kd_table_get(t, r, c));
+        kd_buf_printf(b, "\n");
         if (r == 0) {
-            bad |= kd_buf_printf(b, "|");
-            for (size_t c = 0; c < t->cols; c++) bad |= kd_buf_printf(b, "%s|", c ? "---:" : "---");
-            bad |= kd_buf_printf(b, "\n");
+            kd_buf_printf(b, "|");
+            for (size_t c = 0; c < t->cols; c++) kd_buf_printf(b, "%s|", c ? "---:" : "---");
+            kd_buf_printf(b, "\n");
         }
     }
-    bad |= kd_buf_printf(b, "\n");
-    return bad ? -1 : 0;
+    kd_buf_printf(b, "\n");
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 int kd_table_html(const kd_table *t, kd_buf *b)
 {
-    int bad = t->err | kd_buf_printf(b, "<table>\n");
-    for (size_t r = 0; r < t->rows && !bad; r++) {
-        bad |= kd_buf_printf(b, "<tr>");
+    if (!start(t, b)) return -1;
+    kd_buf_printf(b, "<table>\n");
+    for (size_t r = 0; r < t->rows; r++) {
+        kd_buf_printf(b, "<tr>");
         for (size_t c = 0; c < t->cols; c++) {
-            bad |= kd_buf_printf(b, r ? "<td>" : "<th>");
-            bad |= kd_xml_escape(b, kd_table_get(t, r, c));
-            bad |= kd_buf_printf(b, r ? "</td>" : "</th>");
+            kd_buf_printf(b, r ? "<td>" : "<th>");
+            kd_xml_escape(b, kd_table_get(t, r, c));
+            kd_buf_printf(b, r ? "</td>" : "</th>");
         }
-        bad |= kd_buf_printf(b, "</tr>\n");
+        kd_buf_printf(b, "</tr>\n");
     }
-    bad |= kd_buf_printf(b, "</table>\n");
-    return bad ? -1 : 0;
+    kd_buf_printf(b, "</table>\n");
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 /* characters, not bytes: a UTF-8 continuation byte is 10xxxxxx */
@@ -120,23 +138,25 @@ static size_t width(const char *s)
 
 int kd_table_text(const kd_table *t, kd_buf *b)
 {
-    if (t->err) return -1;
+    if (!start(t, b)) return -1;
     size_t *w = calloc(t->cols ? t->cols : 1, sizeof *w);
-    if (!w) return -1;
+    if (!w) {
+        b->err = 1; /* the padding is part of the text */
+        return -1;
+    }
     for (size_t r = 0; r < t->rows; r++)
         for (size_t c = 0; c < t->cols; c++) {
             size_t len = width(kd_table_get(t, r, c));
             w[c] = len > w[c] ? len : w[c];
         }
-    int bad = 0;
-    for (size_t r = 0; r < t->rows && !bad; r++) {
+    for (size_t r = 0; r < t->rows; r++) {
         for (size_t c = 0; c < t->cols; c++) {
             const char *s = kd_table_get(t, r, c);
-            bad |= kd_buf_printf(b, "%s%s", c ? "  " : "", s);
-            for (size_t pad = width(s); pad < w[c]; pad++) bad |= kd_buf_append(b, " ", 1);
+            kd_buf_printf(b, "%s%s", c ? "  " : "", s);
+            for (size_t pad = width(s); pad < w[c]; pad++) kd_buf_append(b, " ", 1);
         }
-        bad |= kd_buf_printf(b, "\n");
+        kd_buf_printf(b, "\n");
     }
     free(w);
-    return bad ? -1 : 0;
+    return kd_buf_error(b) ? -1 : 0;
 }

@@ -267,24 +267,32 @@ void kd_train_log_free(kd_train_log *log)
 
 int kd_train_prov(const kd_train_opts *o, kd_buf *b)
 {
-    return kd_prov_u64(b, "dim", o->dim) || kd_prov_u64(b, "epochs", o->sgd.epochs) ||
-           kd_prov_f64(b, "lr", o->sgd.lr) || kd_prov_f64(b, "lr_decay", o->sgd.lr_decay) ||
-           kd_prov_f64(b, "reg", o->sgd.reg) || kd_prov_f64(b, "reg_bias", o->sgd.reg_bias) ||
-           kd_prov_u64(b, "neg", o->neg) || kd_prov_str(b, "optim", o->sgd.optim == KD_OPT_ADAGRAD ? "adagrad" : "sgd") ||
-           kd_prov_f64(b, "init_std", o->init_std) || kd_prov_u64(b, "seed", o->seed) ||
-           kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK) || kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild) ||
-           kd_prov_u64(b, "replicas", o->sgd.replicas) ||
-           kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS) ||
-           kd_prov_u64(b, "valid_every", o->valid_every) ||
-           kd_prov_u64(b, "patience", o->valid_every ? o->patience : 0) ||
-           kd_prov_str(b, "select_metric", o->valid_every ? o->select : "none") ? -1 : 0;
+    kd_prov_u64(b, "dim", o->dim);
+    kd_prov_u64(b, "epochs", o->sgd.epochs);
+    kd_prov_f64(b, "lr", o->sgd.lr);
+    kd_prov_f64(b, "lr_decay", o->sgd.lr_decay);
+    kd_prov_f64(b, "reg", o->sgd.reg);
+    kd_prov_f64(b, "reg_bias", o->sgd.reg_bias);
+    kd_prov_u64(b, "neg", o->neg);
+    kd_prov_str(b, "optim", o->sgd.optim == KD_OPT_ADAGRAD ? "adagrad" : "sgd");
+    kd_prov_f64(b, "init_std", o->init_std);
+    kd_prov_u64(b, "seed", o->seed);
+    kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK);
+    kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild);
+    kd_prov_u64(b, "replicas", o->sgd.replicas);
+    kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS);
+    kd_prov_u64(b, "valid_every", o->valid_every);
+    kd_prov_u64(b, "patience", o->valid_every ? o->patience : 0);
+    kd_prov_str(b, "select_metric", o->valid_every ? o->select : "none");
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
 {
-    return kd_prov_u64(b, "result.epochs_run", log->epochs_run) ||
-           kd_prov_u64(b, "result.best_epoch", log->best_epoch ? log->best_epoch : log->epochs_run) ||
-           kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early) ? -1 : 0;
+    kd_prov_u64(b, "result.epochs_run", log->epochs_run);
+    kd_prov_u64(b, "result.best_epoch", log->best_epoch ? log->best_epoch : log->epochs_run);
+    kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early);
+    return kd_buf_error(b) ? -1 : 0;
 }
 
 /* The training record: deterministic sections only (no timing: see kd_train.h). */

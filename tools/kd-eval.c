@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 
 #include "kd_artifact.h"  /* kd_art_load */
 #include "kd_stage.h"     /* --cache */
@@ -239,28 +237,6 @@ static int identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident 
     return 0;
 }
 
-/* Writes text to path atomically, unless it already holds exactly these bytes (then it
- * only refreshes the modification time, as a restored cache entry does). */
-static int write_text(const char *path, const kd_buf *b, kd_err *e)
-{
-    if (strcmp(path, "-")) {
-        kd_buf old = { 0 };
-        kd_err ignore;
-        int same = kd_read_all(path, &old, &ignore) == 0 && old.len == b->len && !memcmp(old.p, b->p, b->len);
-        kd_buf_free(&old);
-        if (same && utimensat(AT_FDCWD, path, NULL, 0) == 0)
-            return 0;
-    }
-    kd_out o;
-    if (kd_out_open(&o, path, KD_OUT_TEXT, e))
-        return -1;
-    if (kd_out_write(&o, b->p, b->len, e) || kd_out_commit(&o, e)) {
-        kd_out_abort(&o);
-        return -1;
-    }
-    return 0;
-}
-
 /* Parses the command line into o.  Returns -1 to go on, else the exit status (0 after
  * --help/--version, 2 on misuse). */
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -332,197 +308,223 @@ static const char *model_name(const struct opts *o, int k, char *buf, size_t n)
     return (size_t)k < o->nnames ? o->names[k] : base_name(o->models[k], buf, n);
 }
 
-/* Evaluates every model; writes the outputs only once everything succeeded. */
-static int run(const struct opts *o)
-{
-    kd_eval_opts eo = o->eo;
-    const char *out_path = o->out, *ref = o->ref, *per_user = o->per_user, *topk = o->topk;
-    const char *cache = o->cache, *label = o->label;
-    int nmodels = o->nmodels, json = o->json, timing = o->timing;
-    uint64_t lat_users = o->lat_users, seed = o->seed;
-    kd_err e = { 0 };
-    uint32_t topk_n = 0;
-    for (int x = 0; x < eo.nk; x++) topk_n = eo.ks[x] > topk_n ? eo.ks[x] : topk_n;
-    if (topk) eo.topk_keep = topk_n;
-    eo.keep_per_user = per_user != NULL;
 
+/* ---------------------------------------------------------------- one run */
+
+/* What a run reads: the dataset, the models (then --reference, last) and what each is. */
+typedef struct inputs {
     kd_dataset d;
-    kd_buf tab = { 0 }, stable = { 0 }, pu = { 0 }, tk = { 0 }, params = { 0 }, hit = { 0 };
-    uint64_t ref_params = 0, ref_bytes = 0, *ids = NULL;
-    kd_art **arts = NULL;
-    uint64_t *sizes = NULL;
-    char *namebuf = NULL;
-    ident *who = NULL;
-    kd_stage stage;
-    if (kd_dataset_load(&d, o->dataset, &e)) return kd_err_report(prog, &e);
-    /* read and verify every model first: the stage key needs their content IDs */
-    arts = kd_calloc_array((uint64_t)nmodels + 1, sizeof *arts);
-    sizes = kd_calloc_array((uint64_t)nmodels + 1, sizeof *sizes);
-    ids = kd_calloc_array((uint64_t)nmodels + 2, sizeof *ids);
-    who = kd_calloc_array((uint64_t)nmodels, sizeof *who);
-    if (!arts || !sizes || !ids || !who) { kd_fail(&e, "out of memory"); goto fail; }
-    ids[0] = d.content_id;
-    for (int k = 0; k <= nmodels; k++) {
-        const char *path = k < nmodels ? o->models[k] : ref;
-        if (!path) break;
+    kd_art   **arts;     /* nmodels + 1: the models, then the reference (NULL without) */
+    uint64_t  *sizes;    /* (nmodels + 1) their files' sizes in bytes */
+    uint64_t  *ids;      /* the stage's inputs: dataset, models, reference */
+    int        nids;
+    ident     *who;      /* (nmodels) */
+    char      *namebuf;  /* room for any model's base name */
+    size_t     namelen;
+} inputs;
+
+static void inputs_free(inputs *in, int nmodels)
+{
+    for (int k = 0; in->arts && k <= nmodels; k++) kd_art_free(in->arts[k]);
+    for (int k = 0; in->who && k < nmodels; k++) ident_free(&in->who[k]);
+    free(in->arts); free(in->sizes); free(in->ids); free(in->who); free(in->namebuf);
+    kd_dataset_free(&in->d);
+}
+
+/* What a run writes: the table (and the same without timings, the cache's stable part),
+ * the per-user metrics and the recommendations.  Written with unchecked appends: each
+ * buffer's sticky error is checked once, when it becomes a section (kd_art_add_buf). */
+typedef struct outputs {
+    kd_buf tab, stable, pu, tk;
+} outputs;
+
+static void outputs_free(outputs *out)
+{
+    kd_buf_free(&out->tab); kd_buf_free(&out->stable); kd_buf_free(&out->pu); kd_buf_free(&out->tk);
+}
+
+/* Reads and verifies the dataset and every model (the stage key needs their content
+ * IDs), and says what each model is. */
+static int load_inputs(const struct opts *o, inputs *in, kd_err *e)
+{
+    int n = o->nmodels;
+    if (kd_dataset_load(&in->d, o->dataset, e)) return -1;
+    in->arts = kd_calloc_array((uint64_t)n + 1, sizeof *in->arts);
+    in->sizes = kd_calloc_array((uint64_t)n + 1, sizeof *in->sizes);
+    in->ids = kd_calloc_array((uint64_t)n + 2, sizeof *in->ids);
+    in->who = kd_calloc_array((uint64_t)n, sizeof *in->who);
+    if (!in->arts || !in->sizes || !in->ids || !in->who) return kd_fail(e, "out of memory");
+    in->ids[0] = in->d.content_id;
+    in->nids = n + 1 + (o->ref != NULL);
+    for (int k = 0; k < n + (o->ref != NULL); k++) {
+        const char *path = k < n ? o->models[k] : o->ref;
         kd_buf raw = { 0 };
-        if (kd_read_all(path, &raw, &e) || kd_art_parse(raw.p, raw.len, kd_in_name(path), &arts[k], &e)) {
-            kd_buf_free(&raw);
-            goto fail;
-        }
-        sizes[k] = raw.len;
+        int r = kd_read_all(path, &raw, e) || kd_art_parse(raw.p, raw.len, kd_in_name(path), &in->arts[k], e);
+        in->sizes[k] = raw.len;
         kd_buf_free(&raw);
-        if (arts[k]->kind != KD_KIND_MODEL) {
-            kd_fail(&e, "%s: is a %s, not a model", kd_in_name(path), kd_kind_name(arts[k]->kind));
-            goto fail;
-        }
-        ids[k + 1] = arts[k]->content_id;
+        if (r) return -1;
+        if (in->arts[k]->kind != KD_KIND_MODEL)
+            return kd_fail(e, "%s: is a %s, not a model", kd_in_name(path), kd_kind_name(in->arts[k]->kind));
+        in->ids[k + 1] = in->arts[k]->content_id;
     }
-    if (ref) {
-        ref_params = kd_model_param_count(arts[nmodels]);
-        ref_bytes = sizes[nmodels];
-    }
-    for (int k = 0; k < nmodels; k++)
-        if (identify(arts, nmodels, k, ref ? arts[nmodels] : NULL, &who[k])) { kd_fail(&e, "out of memory"); goto fail; }
+    for (int k = 0; k < n; k++)
+        if (identify(in->arts, n, k, in->arts[n], &in->who[k])) return kd_fail(e, "out of memory");
     /* a base name is at most as long as its path */
-    size_t longest = 1;
-    for (int k = 0; k < nmodels; k++) {
+    in->namelen = 1;
+    for (int k = 0; k < n; k++) {
         size_t len = strlen(o->models[k]) + 1;
-        longest = len > longest ? len : longest;
+        in->namelen = len > in->namelen ? len : in->namelen;
     }
-    if (!(namebuf = malloc(longest))) { kd_fail(&e, "out of memory"); goto fail; }
-    kd_buf_printf(&params, "split=%d\nseed=%llu\nlatency_users=%llu\ntiming=%d\njson=%d\nper_user=%d\ntopk=%d\nref=%d\nks=",
-                  eo.split, (unsigned long long)seed, (unsigned long long)lat_users, timing, json, per_user != NULL,
-                  topk != NULL, ref != NULL);
-    for (int x = 0; x < eo.nk; x++) kd_buf_printf(&params, "%u,", eo.ks[x]);
-    for (int k = 0; k < nmodels; k++)
-        kd_buf_printf(&params, "\nname=%s", model_name(o, k, namebuf, longest));
-    if (kd_stage_begin(&stage, prog, kd_stage_label(label, out_path), cache, (const char *)params.p, params.len, ids,
-                       nmodels + 1 + (ref != NULL), &e))
-        goto fail;
-    int h = kd_stage_lookup(&stage, &hit, &e);
-    if (h < 0) goto fail;
-    if (h == 1) { /* restore every output from the entry's sections */
-        kd_art *a = NULL;
-        if (kd_art_parse(hit.p, hit.len, stage.entry, &a, &e)) goto fail;
-        const char *want[3][2] = { { "table", out_path }, { "per_user", per_user }, { "topk", topk } };
-        for (int k = 2; k >= 0; k--) {
-            if (!want[k][1]) continue;
-            const kd_section *s = kd_art_find(a, want[k][0]);
-            kd_buf b = { 0 };
-            if (!s || kd_buf_append(&b, s->data, (size_t)s->bytes) || write_text(want[k][1], &b, &e)) {
-                if (!e.code) kd_fail(&e, "%s: cache entry lacks '%s'", stage.entry, want[k][0]);
-                kd_buf_free(&b);
-                kd_art_free(a);
-                goto fail;
+    if (!(in->namebuf = malloc(in->namelen))) return kd_fail(e, "out of memory");
+    return 0;
+}
+
+/* The stage's parameters: every option that changes an output, and the models' names. */
+static void put_params(const struct opts *o, const inputs *in, kd_buf *p)
+{
+    kd_buf_printf(p, "split=%d\nseed=%llu\nlatency_users=%llu\ntiming=%d\njson=%d\nper_user=%d\ntopk=%d\nref=%d\nks=",
+                  o->eo.split, (unsigned long long)o->seed, (unsigned long long)o->lat_users, o->timing, o->json,
+                  o->per_user != NULL, o->topk != NULL, o->ref != NULL);
+    for (int x = 0; x < o->eo.nk; x++) kd_buf_printf(p, "%u,", o->eo.ks[x]);
+    for (int k = 0; k < o->nmodels; k++)
+        kd_buf_printf(p, "\nname=%s", model_name(o, k, in->namebuf, in->namelen));
+}
+
+/* The single-user latency quantiles and users/s of rw (--no-timing leaves them out). */
+static int time_model(const struct opts *o, const kd_model *m, const kd_dataset *d, uint32_t topk_n,
+                      const kd_eval_result *res, row *rw, kd_err *e)
+{
+    double *lat = NULL, mean = 0;
+    uint32_t nlat = kd_eval_latency(m, d, o->eo.split, topk_n, (uint32_t)o->lat_users, o->seed, &lat, e);
+    if (!nlat && e->code) return -1;
+    for (uint32_t x = 0; x < nlat; x++) mean += lat[x];
+    if (nlat) qsort(lat, nlat, 8, cmp_double);
+    rw->lat_mean = nlat ? mean / nlat : NAN;
+    rw->p50 = quantile(lat, nlat, 0.5);
+    rw->p90 = quantile(lat, nlat, 0.9);
+    rw->p99 = quantile(lat, nlat, 0.99);
+    rw->ups = res->users_eval / res->seconds;
+    free(lat);
+    return 0;
+}
+
+/* The model's per-user metrics and recommendations (original user and item ids). */
+static void put_users(const struct opts *o, const kd_dataset *d, const kd_eval_result *res, const char *name,
+                      uint32_t topk_n, outputs *out)
+{
+    int nm = KD_N_METRICS * o->eo.nk;
+    if (o->per_user)
+        for (uint32_t u = 0; u < d->n_users; u++) {
+            const double *pv = res->per_user + (size_t)u * nm;
+            if (isnan(pv[0])) continue;
+            kd_buf_printf(&out->pu, "%s\t%" PRIu64, name, d->user_ids[u]);
+            for (int x = 0; x < nm; x++) kd_buf_printf(&out->pu, "\t%.6f", pv[x]);
+            kd_buf_printf(&out->pu, "\n");
+        }
+    if (o->topk)
+        for (uint32_t u = 0; u < d->n_users; u++)
+            for (uint32_t rnk = 0; rnk < topk_n; rnk++) {
+                uint32_t it = res->top_items[(size_t)u * topk_n + rnk];
+                if (it == UINT32_MAX) break;
+                kd_buf_printf(&out->tk, "%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.9g\n", name, d->user_ids[u], rnk + 1,
+                              d->item_ids[it], res->top_scores[(size_t)u * topk_n + rnk]);
             }
-            kd_buf_free(&b);
-        }
-        kd_art_free(a);
-        kd_stage_report(&stage, 1);
-        goto done;
-    }
-    if (!json) {
-        put_header(&tab, &eo, timing);
-        put_header(&stable, &eo, 0);
-    }
-    if (per_user) {
-        kd_buf_printf(&pu, "model\tuser");
-        for (int mi = 0; mi < KD_N_METRICS; mi++)
-            for (int x = 0; x < eo.nk; x++) kd_buf_printf(&pu, "\t%s@%u", kd_metric_names[mi], eo.ks[x]);
-        kd_buf_printf(&pu, "\n");
-    }
-    for (int k = 0; k < nmodels; k++) {
-        const char *path = o->models[k];
-        char kind[64] = "bpr";
-        row rw = { .name = model_name(o, k, namebuf, longest), .kind = kind, .who = &who[k], .bytes = sizes[k] };
-        kd_model m;
-        if (kd_art_prov_get(arts[k], "role", kind, sizeof kind)) strcpy(kind, "unknown");
-        if (kd_model_from_art(&m, arts[k], &e)) goto fail;
-        if (kd_eval_check(&m, &d, eo.split, kd_in_name(path), &e)) {
-            kd_model_free(&m);
-            goto fail;
-        }
-        kd_eval_result res;
-        if (kd_evaluate(&m, &d, &eo, &res, &e)) {
-            kd_model_free(&m);
-            goto fail;
-        }
-        double *lat = NULL;
-        uint32_t nlat = 0;
-        if (timing && !(nlat = kd_eval_latency(&m, &d, eo.split, topk_n, (uint32_t)lat_users, seed, &lat, &e)) && e.code) {
-            kd_eval_result_free(&res);
-            kd_model_free(&m);
-            goto fail;
-        }
-        double mean = 0;
-        for (uint32_t x = 0; x < nlat; x++) mean += lat[x];
-        if (nlat) qsort(lat, nlat, 8, cmp_double);
+}
+
+/* Evaluates model k and appends its rows to every output. */
+static int eval_model(const struct opts *o, const kd_eval_opts *eo, uint32_t topk_n, const inputs *in, int k,
+                      outputs *out, kd_err *e)
+{
+    const int nmodels = o->nmodels;
+    char kind[64] = "bpr";
+    row rw = { .name = model_name(o, k, in->namebuf, in->namelen), .kind = kind, .who = &in->who[k],
+               .bytes = in->sizes[k] };
+    kd_model m = { 0 };
+    kd_eval_result res = { 0 };
+    if (kd_art_prov_get(in->arts[k], "role", kind, sizeof kind)) strcpy(kind, "unknown");
+    int r = kd_model_from_art(&m, in->arts[k], e) || kd_eval_check(&m, &in->d, eo->split, kd_in_name(o->models[k]), e) ||
+            kd_evaluate(&m, &in->d, eo, &res, e) || (o->timing && time_model(o, &m, &in->d, topk_n, &res, &rw, e));
+    if (!r) {
+        const kd_art *ref = in->arts[nmodels];
         rw.res = &res;
         rw.dim = m.dim;
         rw.params = kd_model_params(&m);
-        rw.comp = ref ? (double)ref_params / (double)rw.params : 1.0;
-        rw.compb = ref ? (double)ref_bytes / (double)rw.bytes : 1.0;
-        rw.lat_mean = nlat ? mean / nlat : NAN;
-        rw.p50 = quantile(lat, nlat, 0.5);
-        rw.p90 = quantile(lat, nlat, 0.9);
-        rw.p99 = quantile(lat, nlat, 0.99);
-        rw.ups = res.users_eval / res.seconds;
-        put_row(&tab, &eo, &rw, timing, json);
-        put_row(&stable, &eo, &rw, 0, json);
-        int nm = KD_N_METRICS * eo.nk;
-        if (per_user)
-            for (uint32_t u = 0; u < d.n_users; u++) {
-                const double *pv = res.per_user + (size_t)u * nm;
-                if (isnan(pv[0])) continue;
-                kd_buf_printf(&pu, "%s\t%" PRIu64, rw.name, d.user_ids[u]);
-                for (int x = 0; x < nm; x++) kd_buf_printf(&pu, "\t%.6f", pv[x]);
-                kd_buf_printf(&pu, "\n");
-            }
-        if (topk)
-            for (uint32_t u = 0; u < d.n_users; u++)
-                for (uint32_t rnk = 0; rnk < topk_n; rnk++) {
-                    uint32_t it = res.top_items[(size_t)u * topk_n + rnk];
-                    if (it == UINT32_MAX) break;
-                    kd_buf_printf(&tk, "%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.9g\n", rw.name, d.user_ids[u], rnk + 1,
-                                  d.item_ids[it], res.top_scores[(size_t)u * topk_n + rnk]);
-                }
-        free(lat);
-        kd_eval_result_free(&res);
-        kd_model_free(&m);
+        rw.comp = ref ? (double)kd_model_param_count(ref) / (double)rw.params : 1.0;
+        rw.compb = ref ? (double)in->sizes[nmodels] / (double)rw.bytes : 1.0;
+        put_row(&out->tab, eo, &rw, o->timing, o->json);
+        put_row(&out->stable, eo, &rw, 0, o->json);
+        put_users(o, &in->d, &res, rw.name, topk_n, out);
     }
-    /* outputs are written only once everything succeeded */
-    if ((per_user && write_text(per_user, &pu, &e)) || (topk && write_text(topk, &tk, &e)) ||
-        write_text(out_path, &tab, &e))
-        goto fail;
-    if (cache) { /* one result artifact holds every output; the timings are volatile */
-        kd_art *a = kd_art_new(KD_KIND_RESULT);
-        kd_buf enc = { 0 };
-        int r = !a || kd_art_add_text(a, "table", (const char *)tab.p, tab.len, &e) ||
-                (timing && kd_art_set_volatile(a, "table")) ||
-                kd_art_add_text(a, "table.stable", (const char *)stable.p, stable.len, &e) ||
-                (per_user && kd_art_add_text(a, "per_user", (const char *)pu.p, pu.len, &e)) ||
-                (topk && kd_art_add_text(a, "topk", (const char *)tk.p, tk.len, &e)) ||
-                kd_art_encode(a, 1, &enc, &e) || kd_stage_publish(&stage, enc.p, enc.len, a->content_id, &e);
-        kd_art_free(a);
-        kd_buf_free(&enc);
-        if (r) { if (!e.code) kd_fail(&e, "out of memory"); goto fail; }
+    kd_eval_result_free(&res);
+    kd_model_free(&m);
+    return r ? -1 : 0;
+}
+
+/* Evaluates every model into out, in the order given. */
+static int evaluate(const struct opts *o, const inputs *in, outputs *out, kd_err *e)
+{
+    kd_eval_opts eo = o->eo;
+    uint32_t topk_n = 0;
+    for (int x = 0; x < eo.nk; x++) topk_n = eo.ks[x] > topk_n ? eo.ks[x] : topk_n;
+    if (o->topk) eo.topk_keep = topk_n;
+    eo.keep_per_user = o->per_user != NULL;
+    if (!o->json) {
+        put_header(&out->tab, &eo, o->timing);
+        put_header(&out->stable, &eo, 0);
     }
-    kd_stage_report(&stage, 0);
-done:
-    for (int k = 0; arts && k <= nmodels; k++) kd_art_free(arts[k]);
-    for (int k = 0; who && k < nmodels; k++) ident_free(&who[k]);
-    free(arts); free(sizes); free(ids); free(who); free(namebuf);
-    kd_buf_free(&tab); kd_buf_free(&stable); kd_buf_free(&pu); kd_buf_free(&tk); kd_buf_free(&params); kd_buf_free(&hit);
-    kd_dataset_free(&d);
+    if (o->per_user) {
+        kd_buf_printf(&out->pu, "model\tuser");
+        for (int mi = 0; mi < KD_N_METRICS; mi++)
+            for (int x = 0; x < eo.nk; x++) kd_buf_printf(&out->pu, "\t%s@%u", kd_metric_names[mi], eo.ks[x]);
+        kd_buf_printf(&out->pu, "\n");
+    }
+    for (int k = 0; k < o->nmodels; k++)
+        if (eval_model(o, &eo, topk_n, in, k, out, e)) return -1;
     return 0;
-fail:
-    for (int k = 0; arts && k <= nmodels; k++) kd_art_free(arts[k]);
-    for (int k = 0; who && k < nmodels; k++) ident_free(&who[k]);
-    free(arts); free(sizes); free(ids); free(who); free(namebuf);
-    kd_buf_free(&tab); kd_buf_free(&stable); kd_buf_free(&pu); kd_buf_free(&tk); kd_buf_free(&params); kd_buf_free(&hit);
-    kd_dataset_free(&d);
-    return kd_err_report(prog, &e);
+}
+
+/* The result artifact: one text section per output (the stage writes each to its file)
+ * and the table without timings, which is what the content ID covers. */
+static kd_art *emit(const struct opts *o, const outputs *out, kd_err *e)
+{
+    kd_art *a = kd_art_new(KD_KIND_RESULT);
+    if (!a) { kd_fail(e, "out of memory"); return NULL; }
+    if (kd_art_add_buf(a, "table", &out->tab, e) || (o->timing && kd_art_set_volatile(a, "table")) ||
+        kd_art_add_buf(a, "table.stable", &out->stable, e) ||
+        (o->per_user && kd_art_add_buf(a, "per_user", &out->pu, e)) ||
+        (o->topk && kd_art_add_buf(a, "topk", &out->tk, e))) {
+        if (!e->code) kd_fail(e, "out of memory");
+        kd_art_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Evaluates every model as one stage: from the cache when an identical evaluation ran
+ * before, else computed; the outputs are written only once everything succeeded. */
+static int run(const struct opts *o)
+{
+    kd_err e = { 0 };
+    kd_stage st;
+    inputs in = { 0 };
+    outputs out = { 0 };
+    kd_buf params = { 0 };
+    kd_art *a = NULL;
+    kd_stage_init(&st, prog, kd_stage_label(o->label, o->out), o->cache);
+    int r = (o->per_user && kd_stage_add_output(&st, o->per_user, "per_user", &e)) ||
+            (o->topk && kd_stage_add_output(&st, o->topk, "topk", &e)) ||
+            kd_stage_add_output(&st, o->out, "table", &e) /* last: the newest file */ || load_inputs(o, &in, &e) ? -1 : 0;
+    if (!r) {
+        put_params(o, &in, &params);
+        r = kd_stage_start(&st, &params, in.ids, in.nids, &e);  /* 1: restored */
+    }
+    if (!r) r = evaluate(o, &in, &out, &e) || !(a = emit(o, &out, &e)) || kd_stage_commit(&st, a, 1, &e) ? -1 : 0;
+    kd_art_free(a);
+    kd_stage_end(&st);
+    kd_buf_free(&params);
+    outputs_free(&out);
+    inputs_free(&in, o->nmodels);
+    return r < 0 ? kd_err_report(prog, &e) : 0;
 }
 
 int main(int argc, char **argv)

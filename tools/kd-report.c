@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "kd_cli.h"    /* kd_cli_version */
-#include "kd_io.h"     /* kd_out: atomic files and stdout */
+#include "kd_io.h"     /* kd_write_buf: atomic files and stdout */
 #include "kd_report.h" /* load, build */
 
 static const char *prog = "kd-report";
@@ -63,16 +63,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return -1;
 }
 
-static int write_file(const char *path, const kd_buf *b, kd_err *e)
-{
-    kd_out o;
-    if (kd_out_open(&o, path, KD_OUT_TEXT, e)) return -1;
-    if (kd_out_write(&o, b->p, b->len, e) || kd_out_commit(&o, e)) { kd_out_abort(&o); return -1; }
-    return 0;
-}
-
 /* the charts beside the Markdown, then the Markdown, the HTML and the tables on stdout;
- * each file is replaced atomically */
+ * each file is replaced atomically (kd_write_buf) */
 static int write_doc(const struct opts *o, const kd_report_doc *d, kd_err *e)
 {
     const char *slash = strrchr(o->out, '/');
@@ -81,15 +73,14 @@ static int write_doc(const struct opts *o, const kd_report_doc *d, kd_err *e)
     int bad = 0;
     for (int k = 0; k < d->nsvg && !bad; k++) {
         p.len = 0;
-        if (kd_buf_append(&p, o->out, base) || kd_buf_printf(&p, "%s%c", d->svg_name[k], 0))
-            bad = kd_fail(e, "out of memory");
-        else
-            bad = write_file((const char *)p.p, &d->svg[k], e);
+        kd_buf_append(&p, o->out, base);
+        kd_buf_printf(&p, "%s%c", d->svg_name[k], 0);
+        bad = kd_buf_error(&p) ? kd_fail(e, "out of memory") : kd_write_buf((const char *)p.p, &d->svg[k], KD_OUT_TEXT, e);
     }
     kd_buf_free(&p);
-    if (!bad) bad = write_file(o->out, &d->md, e);
-    if (!bad && o->html) bad = write_file(o->html, &d->html, e);
-    if (!bad) bad = write_file("-", &d->txt, e);
+    if (!bad) bad = kd_write_buf(o->out, &d->md, KD_OUT_TEXT, e);
+    if (!bad && o->html) bad = kd_write_buf(o->html, &d->html, KD_OUT_TEXT, e);
+    if (!bad) bad = kd_write_buf("-", &d->txt, KD_OUT_TEXT, e);
     return bad;
 }
 

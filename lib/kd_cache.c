@@ -14,7 +14,53 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#if defined(__GLIBC__)
+#include <gnu/libc-version.h>
+#endif
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_include)
+#if __has_include(<sys/platform/x86.h>)
+#include <sys/platform/x86.h> /* glibc >= 2.33: the CPU features glibc itself uses */
+#define KD_GLIBC_X86_FEATURES 1
+#endif
+#endif
+
 #include "kd_artifact.h"
+
+/* glibc's own choice among its libm variants (sysdeps/x86_64/fpu/multiarch, ifunc-fma4.h
+ * and ifunc-avx-fma4.h in 2.36): FMA and AVX2 usable -> the FMA variants, else FMA4, else
+ * (sin, cos, tan, atan) AVX, else SSE2.  CPU_FEATURE_ACTIVE answers as glibc does, tunables
+ * (GLIBC_TUNABLES=glibc.cpu.hwcaps=-FMA) included, so the class follows what libm runs. */
+const char *kd_cache_math_class(void)
+{
+#if defined(KD_GLIBC_X86_FEATURES)
+    if (CPU_FEATURE_ACTIVE(FMA) && CPU_FEATURE_ACTIVE(AVX2)) return "fma";
+    if (CPU_FEATURE_ACTIVE(FMA4)) return "fma4";
+    if (CPU_FEATURE_ACTIVE(AVX)) return "avx";
+    return "sse2";
+#elif defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2")) return "fma";
+    if (__builtin_cpu_supports("fma4")) return "fma4";
+    if (__builtin_cpu_supports("avx")) return "avx";
+    return "sse2";
+#else
+    return "";
+#endif
+}
+
+const char *kd_cache_platform(void)
+{
+    static char buf[96];
+    if (!buf[0]) {
+#if defined(__GLIBC__)
+        const char *libc = gnu_get_libc_version();
+#else
+        const char *libc = "libc";
+#endif
+        snprintf(buf, sizeof buf, "%.60s/%s", libc, kd_cache_math_class());
+    }
+    return buf;
+}
 
 uint64_t kd_hash_bytes(const void *p, size_t n) { return XXH3_64bits(p, n); }
 
@@ -51,6 +97,8 @@ int kd_cache_key(const char *tool, const void *params, size_t plen, const uint64
     kd_put_u32(b + 8, KD_FORMAT_VERSION);
     kd_put_u32(b + 12, (uint32_t)ninputs);
     XXH3_64bits_update(&st, b, 16);
+    const char *plat = kd_cache_platform();
+    XXH3_64bits_update(&st, plat, strlen(plat) + 1);
     XXH3_64bits_update(&st, tool, strlen(tool) + 1);
     XXH3_64bits_update(&st, params, plen);
     for (int k = 0; k < ninputs; k++) {
@@ -68,6 +116,38 @@ int kd_cache_entry_path(const char *dir, uint64_t key, char *out, size_t size, k
     if (snprintf(out, size, "%s/%.2s/%s.kd", dir, hex, hex) >= (int)size)
         return kd_fail(e, "%s: cache path too long", dir);
     return 0;
+}
+
+void kd_cache_entry_name(uint64_t key, char out[KD_CACHE_NAME_BYTES])
+{
+    char hex[17];
+    kd_id_hex(key, hex);
+    snprintf(out, KD_CACHE_NAME_BYTES, "%.2s/%s.kd", hex, hex);
+}
+
+int kd_cache_verify(const uint8_t *p, size_t n, const char *name, int *promised, uint64_t *promised_id, kd_err *e)
+{
+    kd_art *a = NULL;
+    if (kd_art_parse(p, n, name, &a, e) == 0) {
+        kd_art_free(a);
+        return 0;
+    }
+    /* what did it promise?  Only trusted if the header's checksum (bytes 0..40, then the
+     * section table: kd_artifact.h) holds, as kd_art_peek checks it on a file */
+    if (n >= KD_HEADER_BYTES && kd_get_u32(p + 16) <= KD_MAX_SECTIONS) {
+        size_t table = (size_t)kd_get_u32(p + 16) * KD_ENTRY_BYTES;
+        if (n - KD_HEADER_BYTES >= table) {
+            XXH3_state_t st;
+            XXH3_64bits_reset(&st);
+            XXH3_64bits_update(&st, p, 40);
+            XXH3_64bits_update(&st, p + KD_HEADER_BYTES, table);
+            if (XXH3_64bits_digest(&st) == kd_get_u64(p + 40)) {
+                *promised = 1;
+                *promised_id = kd_get_u64(p + 24);
+            }
+        }
+    }
+    return -1;
 }
 
 static int mkdir_p(const char *dir)
@@ -108,22 +188,12 @@ int kd_cache_get(const char *dir, const char *entry, const char *prog, kd_buf *o
         kd_buf_free(&b);
         return 0; /* vanished meanwhile (gc, ESTALE on another node): a miss */
     }
-    kd_art *a = NULL;
-    if (kd_art_parse(b.p, b.len, entry, &a, &re)) {
-        /* what did it promise?  Only trusted if its header checksum holds */
-        uint32_t kind;
-        uint64_t id;
-        kd_err pe;
-        if (kd_art_peek(entry, &kind, &id, &pe) == 0) {
-            *promised = 1;
-            *promised_id = id;
-        }
+    if (kd_cache_verify(b.p, b.len, entry, promised, promised_id, &re)) {
         kd_warn(prog, "corrupt cache entry moved aside and recomputed: %s", re.msg);
         kd_cache_quarantine(dir, entry, (long)getpid());
         kd_buf_free(&b);
         return 0;
     }
-    kd_art_free(a);
     int r = kd_buf_append(out, b.p, b.len);
     kd_buf_free(&b);
     return r ? kd_fail(e, "out of memory") : 1;
@@ -159,17 +229,22 @@ int kd_cache_put(const char *entry, const char *prog, const uint8_t *bytes, size
         why = "cannot create the cache directory";
         err = errno;
     } else {
-        /* O_EXCL only as a second guard: the name is what makes it ours */
+        /* O_EXCL only as a second guard: the name is what makes it ours.  The name is
+         * registered for the SIGINT/SIGTERM/SIGHUP cleanup before the file exists, so a
+         * signal at any point of the publish (scancel sends SIGTERM) leaves no temporary;
+         * unlinking a name not yet created is harmless.  tmp lives until untracked. */
         for (unsigned attempt = 0; attempt < 8; attempt++) {
-            tmp_name(tmp, sizeof tmp, entry, attempt);
+            tmp_name(tmp, sizeof tmp, entry, attempt);   /* written while untracked */
+            slot = kd_tmp_track(tmp);
             if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444)) >= 0 || errno != EEXIST)
                 break;
+            kd_tmp_untrack(slot);                        /* EEXIST: not ours to remove */
+            slot = -1;
         }
         if (fd < 0) {
             why = "cannot write to the cache";
             err = errno;
-        } else {
-            slot = kd_tmp_track(tmp);
+            kd_tmp_untrack(slot);
         }
     }
     for (size_t off = 0; !why && off < n;) {

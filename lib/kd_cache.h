@@ -21,8 +21,32 @@
  *                client removes itself) and temporaries are never listed, so never
  *                removed by kd-cache gc.
  *
+ * A cache shared by machines with different CPUs never mixes results.  What decides
+ * the bits of an artifact besides the key's inputs, measured on main (issue 15):
+ *   our SIMD clones  training's row kernels (kd_vec.h, KD_CLONES: target_clones avx512f /
+ *                    avx2 / default) are IEEE mul then add per lane (-std=c11, so no
+ *                    contraction: objdump finds no vfmadd in kd_sgd, kd_bpr, kd_distill,
+ *                    kd_synth) with a fixed horizontal sum; ranking (kd_rank.h) is one
+ *                    FMA chain on every path, fmaf() on the generic one.  Builds with
+ *                    only the SSE2, only the AVX2 and the cloned (AVX-512 chosen) code gave
+ *                    the same content IDs for kd-gen, kd-train (replicas and blocks),
+ *                    kd-distill ce/rd/rrd/dcd/margin-mse and kd-eval; KD_SIMD's three
+ *                    ranking paths do too (tests/kd-cache.bats).  So the clone is NOT in
+ *                    the key: AVX-512 and AVX2 machines share entries.
+ *   libm             glibc picks its own variant of exp, log, pow, sin/cos, ... by CPU
+ *                    (an ifunc: FMA+AVX2, else FMA4, else AVX for some, else SSE2), and
+ *                    those differ in the last bit: 677 of 1e6 exp() and 114 of 1e6 log()
+ *                    results changed under GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA, and
+ *                    kd-distill --method rd's train.loss section (a double sum of those)
+ *                    took another content ID.  So the key holds the libm class glibc
+ *                    itself reports (kd_cache_math_class: "fma", "fma4", "avx" or "sse2",
+ *                    tunables honoured) and the C library's version.  A machine without
+ *                    FMA (before Haswell / Piledriver) computes its own entries.
+ *   other CPUs       another architecture runs another binary, whose hash is in the key.
+ *
  * The stage sequence over these (key, look up, restore or compute, publish, report) is
- * kd_stage's.
+ * kd_stage's; its remote tier (KD_CACHE_REMOTE) fetches entries that are verified here
+ * with kd_cache_verify, exactly as a local one.
  */
 #ifndef KD_CACHE_H
 #define KD_CACHE_H
@@ -31,6 +55,8 @@
 
 #include "kd_io.h"
 
+enum { KD_CACHE_NAME_BYTES = 24 };
+
 /* Hash of a whole input that is not an artifact (a text file): XXH3-64 of its bytes. */
 uint64_t kd_hash_bytes(const void *p, size_t n);
 
@@ -38,12 +64,26 @@ uint64_t kd_hash_bytes(const void *p, size_t n);
 int kd_input_id(const char *path, uint64_t *id, kd_err *e);
 
 /* The key of a stage: the running binary (/proc/self/exe: a rebuilt tool that is
- * byte-identical keeps its keys), the tool, params[0..plen) and the input IDs. */
+ * byte-identical keeps its keys), the C library's version and libm class (above), the
+ * tool, params[0..plen) and the input IDs. */
 int kd_cache_key(const char *tool, const void *params, size_t plen, const uint64_t *inputs, int ninputs,
                  uint64_t *key, kd_err *e);
 
+/* The libm variant class glibc selected on this machine ("fma", "fma4", "avx", "sse2";
+ * "" off x86-64), and the string the key holds: "<libc version>/<class>". */
+const char *kd_cache_math_class(void);
+const char *kd_cache_platform(void);
+
 /* DIR/ab/<key>.kd into out (size bytes); fails when too long. */
 int kd_cache_entry_path(const char *dir, uint64_t key, char *out, size_t size, kd_err *e);
+/* The entry's name relative to its cache, "ab/<key>.kd" (its name on a remote too). */
+void kd_cache_entry_name(uint64_t key, char out[KD_CACHE_NAME_BYTES]);
+
+/* Verifies the bytes of an entry as an entry is verified on read (kd_art_parse: magic,
+ * version, header checksum, every size, each section's checksum, the content ID); name
+ * is used in the message.  0 if valid; -1 with e if not, and then, when the header's own
+ * checksum still holds, the content ID it promised in *promised_id with *promised set. */
+int kd_cache_verify(const uint8_t *p, size_t n, const char *name, int *promised, uint64_t *promised_id, kd_err *e);
 
 /* Reads and verifies an entry: 1 on a hit (its bytes appended to out), 0 on a miss, -1 on
  * error (out of memory).  A corrupt entry is a miss: it is moved aside with a warning

@@ -10,6 +10,13 @@
 #include <unistd.h>
 
 #include "kd_par.h"
+#include "kd_remote.h"
+
+/* The remote tier's one piece of process state: after a transfer failed (unreachable,
+ * a time out, an HTTP error), no other stage of this process tries it again, so a dead
+ * server costs one timeout and one warning, not one per stage or per GET and PUT.  Set
+ * and read by the thread that runs stages (the tools' main thread). */
+static int remote_down;
 
 const char *kd_stage_label(const char *label, const char *out)
 {
@@ -44,13 +51,111 @@ int kd_stage_add_output(kd_stage *s, const char *path, const char *section, kd_e
     return 0;
 }
 
+/* A time in seconds from the environment (decimals allowed) into *ms; unset leaves it. */
+static int env_seconds(const char *name, long *ms, kd_err *e)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x > 0 && x <= 86400))
+        return kd_fail_usage(e, "%s: '%.40s' is not a time in seconds (0 < s <= 86400)", name, v);
+    *ms = (long)(x * 1000 + 0.999);
+    return 0;
+}
+
+/* The remote tier of a caching stage, from KD_CACHE_REMOTE and its timeouts.  A value
+ * that cannot be right is a usage error (a misconfiguration should not silently cost a
+ * whole cluster its shared cache); a remote that fails later is only ever a warning. */
+static int remote_of(kd_stage *s, kd_err *e)
+{
+    const char *url = getenv("KD_CACHE_REMOTE");
+    s->remote = NULL;
+    if (!url || !*url)
+        return 0;
+    kd_err ue = { 0 };
+    if (kd_remote_check_url(url, &ue))
+        return kd_fail_usage(e, "KD_CACHE_REMOTE: %s", ue.msg);
+    kd_remote_opts o = KD_REMOTE_OPTS_DEFAULT;
+    if (env_seconds("KD_CACHE_REMOTE_TIMEOUT", &o.total_ms, e) ||
+        env_seconds("KD_CACHE_REMOTE_CONNECT_TIMEOUT", &o.connect_ms, e))
+        return -1;
+    s->remote = url;
+    s->remote_opts = o;
+    return 0;
+}
+
 static int key_of(kd_stage *s, const void *params, size_t plen, const uint64_t *inputs, int ninputs, kd_err *e)
 {
     if (!s->dir)
         return 0;
-    if (kd_cache_key(s->tool, params, plen, inputs, ninputs, &s->key, e))
+    if (remote_of(s, e) || kd_cache_key(s->tool, params, plen, inputs, ninputs, &s->key, e))
         return -1;
     return kd_cache_entry_path(s->dir, s->key, s->entry, sizeof s->entry, e);
+}
+
+/* ---- the remote tier ---- */
+
+/* A local miss: GET the entry; verified exactly as a local entry (kd_cache_verify), and
+ * against what a corrupt local entry promised; then published into the local cache and
+ * appended to out (1).  Everything else is a miss (0) with at most one warning: nothing
+ * there (404), the remote failing (and then not tried again), an entry that fails
+ * verification (never stored locally; the recomputation's PUT replaces it). */
+static int remote_find(kd_stage *s, kd_buf *out, kd_err *e)
+{
+    if (!s->remote || remote_down)
+        return 0;
+    char name[KD_CACHE_NAME_BYTES], shown[64], a[17], b[17];
+    kd_cache_entry_name(s->key, name);
+    snprintf(shown, sizeof shown, "remote cache entry %s", name);
+    kd_buf got = { 0 };
+    kd_err re = { 0 };
+    int r = kd_remote_get(s->remote, name, &s->remote_opts, &got, &re);
+    if (r < 0) {
+        remote_down = 1;
+        kd_warn(s->tool, "%s; computing without the remote cache", re.msg);
+        r = 0;
+    } else if (r > 0 && kd_cache_verify(got.p, got.len, shown, &s->remote_promised, &s->remote_promised_id, &re)) {
+        kd_warn(s->tool, "%s; recomputing (the remote entry is not used)", re.msg);
+        r = 0;
+    } else if (r > 0 && s->promised && kd_get_u64(got.p + 24) != s->promised_id) {
+        kd_id_hex(kd_get_u64(got.p + 24), a);
+        kd_id_hex(s->promised_id, b);
+        kd_warn(s->tool, "%s holds content %s, but the local entry promised %s; recomputing", shown, a, b);
+        r = 0;
+    } else if (r > 0) {
+        /* a warning at most (kd_cache_put): the restore then copies from memory */
+        (void)kd_cache_put(s->entry, s->tool, got.p, got.len);
+        if (kd_buf_append(out, got.p, got.len))
+            r = kd_fail(e, "out of memory");
+        else
+            s->from_remote = 1;
+    }
+    kd_buf_free(&got);
+    return r;
+}
+
+/* After a computation: PUT the entry (unless it came from there), a warning at most. */
+static void remote_store(kd_stage *s, const uint8_t *bytes, size_t n)
+{
+    if (!s->remote || remote_down || s->from_remote)
+        return;
+    char name[KD_CACHE_NAME_BYTES];
+    kd_cache_entry_name(s->key, name);
+    kd_err re = { 0 };
+    if (kd_remote_put(s->remote, name, bytes, n, &s->remote_opts, &re)) {
+        remote_down = 1;
+        kd_warn(s->tool, "%s; the result is written and cached locally, not remotely", re.msg);
+    }
+}
+
+/* Local look-up, then the remote on a miss. */
+static int find_into(kd_stage *s, kd_buf *out, kd_err *e)
+{
+    int h = kd_cache_get(s->dir, s->entry, s->tool, out, &s->promised, &s->promised_id, e);
+    return h != 0 ? h : remote_find(s, out, e);
 }
 
 int kd_stage_key(kd_stage *s, const kd_buf *params, const uint64_t *inputs, int ninputs, kd_err *e)
@@ -66,7 +171,7 @@ int kd_stage_find(kd_stage *s, kd_err *e)
     if (!s->dir)
         return 0;
     kd_buf_free(&s->hit);
-    return kd_cache_get(s->dir, s->entry, s->tool, &s->hit, &s->promised, &s->promised_id, e);
+    return find_into(s, &s->hit, e);
 }
 
 /* An artifact output from the entry: nothing if path already holds this content (only its
@@ -179,9 +284,19 @@ int kd_stage_publish(kd_stage *s, const uint8_t *bytes, size_t n, uint64_t conte
         return kd_fail(e, "non-determinism: stage %s recomputed content %s, but its cache entry promised %s",
                        s->label, b, a);
     }
+    /* another machine computed this stage otherwise: the remote is only an optimisation,
+     * so it is said, never fatal (the PUT below replaces the remote's entry) */
+    if (s->remote_promised && s->remote_promised_id != content_id) {
+        char a[17], b[17];
+        kd_id_hex(s->remote_promised_id, a);
+        kd_id_hex(content_id, b);
+        kd_warn(s->tool, "non-determinism: stage %s recomputed content %s, but its remote cache entry promised %s",
+                s->label, b, a);
+    }
     /* from here on a failure only costs the cache its entry: the output is complete, so
      * it is a warning, and nothing partial is left in the cache */
     (void)kd_cache_put(s->entry, s->tool, bytes, n);
+    remote_store(s, bytes, n);
     return 0;
 }
 
@@ -218,7 +333,8 @@ void kd_stage_report(const kd_stage *s, int hit)
     kd_id_hex(s->key, hex);
     int n;
     if (hit)
-        n = snprintf(line, sizeof line, "%s %s: cached (key %.8s)", s->tool, s->label, hex);
+        n = snprintf(line, sizeof line, "%s %s: cached (key %.8s)%s", s->tool, s->label, hex,
+                     s->from_remote ? " from remote" : "");
     else
         n = snprintf(line, sizeof line, "%s %s: ran in %.2f s (key %.8s)", s->tool, s->label, kd_now() - s->t0, hex);
     if (n < 0 || n >= (int)sizeof line - 1)
@@ -252,5 +368,5 @@ int kd_stage_lookup(kd_stage *s, kd_buf *out, kd_err *e)
 {
     if (!s->dir)
         return 0;
-    return kd_cache_get(s->dir, s->entry, s->tool, out, &s->promised, &s->promised_id, e);
+    return find_into(s, out, e);
 }

@@ -49,9 +49,31 @@
  * uses the steps kd_stage_start is made of: kd_stage_key and kd_stage_find on both, then
  * kd_stage_restore on both or kd_stage_commit on both; `quiet` keeps the second silent.
  *
+ * Remote tier.  With caching on and KD_CACHE_REMOTE=http://host/prefix (or https://), a
+ * local miss GETs BASE/ab/<key>.kd (kd_remote.h).  Its bytes are verified exactly as a
+ * local entry's (kd_cache_verify: checksums, sizes, content ID; and against the content a
+ * corrupt local entry promised); a verified entry is published into the local cache
+ * (atomically, kd_cache_put) and restored from there, and the line says so:
+ *     kd-train teacher: cached (key 9f2c1a07) from remote
+ * After a computation the entry is PUT to the remote.  The remote is an optimisation and
+ * never decides a result: an entry that fails verification is never stored locally and
+ * the stage recomputes (its PUT then replaces the bad entry); an unreachable server, a
+ * time out or an HTTP error is one warning ("kd-train: warning: remote cache ...") and
+ * the stage computes; after such a failure the process does not try the remote again.
+ * A remote entry whose intact header promised another content than the recomputation
+ * gives is a warning ("non-determinism: ... remote cache entry promised ..."), not an
+ * error as it is for a local entry.  Environment, read with the key:
+ *     KD_CACHE_REMOTE                  base URL; unset or empty: no remote tier
+ *     KD_CACHE_REMOTE_TIMEOUT          seconds for one whole transfer (default 120)
+ *     KD_CACHE_REMOTE_CONNECT_TIMEOUT  seconds to connect (default 2)
+ * A value that cannot be right (ftp://, a query, "0", "abc") fails the stage as a usage
+ * error before any work.  The remote is trusted to return, for a name, bytes that were
+ * PUT under that name: verification catches corruption and truncation, not a server
+ * that deliberately serves one valid entry under another's name.
+ *
  * Stage log.  When $KD_STAGE_LOG names a file, the line is also appended to it with one
  * O_APPEND write (concurrent stages never interleave).  Its format:
- *     <tool> <label>: cached (key <8 hex>)[ slurm=<job>.<step>]
+ *     <tool> <label>: cached (key <8 hex>)[ from remote][ slurm=<job>.<step>]
  *     <tool> <label>: ran in <seconds, %.2f> s (key <8 hex>)[ slurm=<job>.<step>]
  * where the slurm field is present only when SLURM_JOB_ID is set, <step> is
  * SLURM_STEP_ID or "none", and characters outside [A-Za-z0-9_-] are written as '_'.
@@ -68,6 +90,7 @@
 #include "kd_artifact.h"
 #include "kd_cache.h"
 #include "kd_io.h"
+#include "kd_remote.h"
 
 #define KD_STAGE_MAX_OUTPUTS 4
 
@@ -89,6 +112,12 @@ typedef struct kd_stage {
     int          nout;
     kd_stage_out out[KD_STAGE_MAX_OUTPUTS];
     kd_buf       hit;                 /* the verified entry, after kd_stage_find's hit */
+    /* the remote tier (KD_CACHE_REMOTE), read with the key when caching */
+    const char    *remote;            /* base URL, NULL: none */
+    kd_remote_opts remote_opts;       /* its timeouts */
+    int            from_remote;       /* the hit came from it (its line says so) */
+    int            remote_promised;   /* a corrupt remote entry's header content ID */
+    uint64_t       remote_promised_id;
 } kd_stage;
 
 /* ---- the runner ---- */

@@ -1,5 +1,6 @@
 /* Unit tests of the buffer's sticky error, the one atomic file writer, hard-link
- * placement, and the stage runner's refusal of a key built from a failed buffer. */
+ * placement, the stage runner's refusal of a key built from a failed buffer, the
+ * verification of entry bytes (local or remote) and what the key holds of the machine. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -180,6 +181,49 @@ static void test_publish_and_find(void)
     kd_buf_free(&enc);
 }
 
+/* Entry bytes as a remote returns them: valid, a payload byte flipped (its header still
+ * promises the content), the header flipped (no promise), cut short, not an artifact. */
+static void test_verify_bytes(void)
+{
+    kd_err e = { 0 };
+    kd_buf enc = { 0 };
+    kd_art *a = kd_art_new(KD_KIND_RESULT);
+    CHECK(kd_art_add_text(a, "table", "a\tb\n1\t2\n", 8, &e) == 0 && kd_art_encode(a, 1, &enc, &e) == 0);
+    int promised = 0;
+    uint64_t id = 0;
+    CHECK(kd_cache_verify(enc.p, enc.len, "r", &promised, &id, &e) == 0 && !promised);
+    enc.p[enc.len - 3] ^= 1;
+    CHECK(kd_cache_verify(enc.p, enc.len, "remote x", &promised, &id, &e) == -1);
+    CHECK(promised && id == a->content_id && !strncmp(e.msg, "remote x: ", 10));
+    enc.p[enc.len - 3] ^= 1;
+    enc.p[30] ^= 1;   /* inside the content ID: the header checksum fails, no promise */
+    promised = 0;
+    CHECK(kd_cache_verify(enc.p, enc.len, "r", &promised, &id, &e) == -1 && !promised);
+    enc.p[30] ^= 1;
+    promised = 0;   /* cut short: the header still holds, so it still promises */
+    CHECK(kd_cache_verify(enc.p, enc.len - 1, "r", &promised, &id, &e) == -1 && strstr(e.msg, "truncated") && promised);
+    promised = 0;
+    CHECK(kd_cache_verify(enc.p, 20, "r", &promised, &id, &e) == -1 && !promised);
+    CHECK(kd_cache_verify((const uint8_t *)"<html>", 6, "r", &promised, &id, &e) == -1 && !promised);
+    CHECK(kd_cache_verify(enc.p, 0, "r", &promised, &id, &e) == -1);
+    kd_art_free(a);
+    kd_buf_free(&enc);
+}
+
+/* An entry's relative name is its remote name; the key holds glibc's libm class. */
+static void test_names_and_platform(void)
+{
+    char name[KD_CACHE_NAME_BYTES], path[4096];
+    kd_err e = { 0 };
+    kd_cache_entry_name(0x0123456789abcdefull, name);
+    CHECK(!strcmp(name, "01/0123456789abcdef.kd"));
+    CHECK(kd_cache_entry_path("/c", 0x0123456789abcdefull, path, sizeof path, &e) == 0 && !strcmp(path + 3, name));
+    const char *c = kd_cache_math_class();
+    CHECK(!strcmp(c, "fma") || !strcmp(c, "fma4") || !strcmp(c, "avx") || !strcmp(c, "sse2") || !strcmp(c, ""));
+    const char *p = kd_cache_platform(), *slash = strrchr(p, '/');
+    CHECK(slash != NULL && slash > p && !strcmp(slash + 1, c));
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -190,6 +234,8 @@ int main(void)
     test_link_file();
     test_warning_handler();
     test_publish_and_find();
+    test_verify_bytes();
+    test_names_and_platform();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) return 1;

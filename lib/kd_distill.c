@@ -24,15 +24,15 @@ kd_distill_params kd_distill_defaults(int method)
 {
     kd_distill_params p = { .method = method, .alpha = 0.5, .temperature = 1, .lambda = 1, .K = 10,
                             .L = 40, .M = 100, .rank_temp = 10, .mu = 0.1, .tau = 1, .eps = 0.1,
-                            .item_lambda = 0.5, .beta = 3 };
+                            .item_lambda = 0.5, .beta = 3, .kd_decay = 1 };
     if (kd_distill_methods[method].defaults) kd_distill_methods[method].defaults(&p);
     return p;
 }
 
 int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_str(b, "method", kd_distill_methods[p->method].name) || kd_distill_methods[p->method].prov(p, b)
-               ? -1 : 0;
+    return kd_prov_str(b, "method", kd_distill_methods[p->method].name) || kd_distill_methods[p->method].prov(p, b) ||
+           (!p->kd_decay && kd_prov_u64(b, "kd_decay", 0)) ? -1 : 0;
 }
 
 const char *kd_distill_knob(const kd_distill_params *p, double *value)
@@ -738,9 +738,12 @@ static int ce_tasks(kd_distill *k, kd_sgd_task *tasks)
 
 static void rd_defaults(kd_distill_params *p) { p->lambda = 0.5; }
 static void dcd_defaults(kd_distill_params *p) { p->K = 20; p->L = 20; }
+/* the item side and both sides: dcd's lists, no decay on their records (kd_distill.h) */
+static void dcd_item_defaults(kd_distill_params *p) { dcd_defaults(p); p->kd_decay = 0; }
 /* the authors' CiteULike configuration (woriazzc/KDs configs/citeulike/bpr/mkd.yaml) for
  * the lists; lambda for SGD with per-interaction units (their 500 is for Adam) */
-static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 200; p->beta = 3; p->lambda = RCE_LAMBDA; }
+static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 200; p->beta = 3; p->lambda = RCE_LAMBDA;
+                                             p->kd_decay = 0; }
 
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
 {
@@ -795,8 +798,8 @@ const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
     [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks },
     [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks },
     [KD_DCD]        = { "dcd",        "lambda", dcd_defaults, dcd_prov,    teacher_topm, dcd_tasks },
-    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_defaults, dcd_prov,    dcd_item_prepare, dcd_item_tasks },
-    [KD_DCD2]       = { "dcd2",       "lambda", dcd_defaults, dcd2_prov,   dcd2_prepare, dcd2_tasks },
+    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks },
+    [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks },
     [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks },
 };
 
@@ -888,5 +891,6 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
 {
     tasks[0] = kd_bpr_task(k->bpr);
     *ntasks = kd_distill_methods[k->p.method].tasks(k, tasks);
+    for (int t = 1; t < *ntasks; t++) tasks[t].no_decay = !k->p.kd_decay; /* tasks[0]: BPR's own */
     return 0;
 }

@@ -82,6 +82,11 @@ typedef struct kd_distill_params {
                                   * plus S uniform samples (a sampled softmax) */
     double   item_lambda;        /* dcd2: weight of the item side */
     double   beta;               /* rce: sharpness of the mixing weight w = exp(-β·overlap) */
+    int      kd_decay;           /* 1: weight decay on the distillation records' rows, as BPR's
+                                  * (the older methods' default, kept so their models do not
+                                  * change); 0: none (rce, dcd-item, dcd2: at zero weight they
+                                  * train plain BPR's model bit for bit).  Provenance says
+                                  * kd_decay=0 when off, nothing when on. */
 } kd_distill_params;
 
 /* Gumbel selections draw from at most this many candidates (rce: --topm) */

@@ -57,7 +57,15 @@ typedef struct sgd_run {
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
     kd_model tview;       /* the master transposed (P <-> Q, bu <-> bi): transposed tasks' updates */
     int any_transposed;
+    struct sgd_run *nd;   /* no_decay tasks' updates read this copy: the same but reg = 0 */
+    kd_sgd_params p_nd;
 } sgd_run;
+
+/* The run a task's updates read (its lr, optimiser state and decay). */
+static inline struct sgd_run *apply_run(struct sgd_run *r, const kd_sgd_task *task)
+{
+    return task->no_decay ? r->nd : r;
+}
 
 /* The model a task's updates go to. */
 static inline kd_model *apply_model(sgd_run *r, const kd_sgd_task *task, kd_model *m)
@@ -191,7 +199,7 @@ static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, i
     for (uint64_t s = 0; s < r->nb; s++) {
         uint32_t u = r->users[s];
         if (u == KD_NO_ITEM || (T > 1 && owner(u, magic, uT) != (uint32_t)t)) continue;
-        apply_user(r, m, u, r->recs + s * R, R, delta_of(r, (uint32_t)t), r->pu_old + s * m->stride);
+        apply_user(apply_run(r, task), m, u, r->recs + s * R, R, delta_of(r, (uint32_t)t), r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
     /* B2: items, by owner, in record order */
@@ -200,7 +208,7 @@ static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, i
         const kd_rec *c = r->recs + s * R;
         for (uint32_t k = 0; k < R; k++)
             if (c[k].item != KD_NO_ITEM && (T == 1 || owner(c[k].item, magic, uT) == (uint32_t)t))
-                apply_item(r, m, &c[k], r->pu_old + s * m->stride);
+                apply_item(apply_run(r, task), m, &c[k], r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
 }
@@ -251,7 +259,7 @@ KD_CLONES static void epoch_hogwild(void *ctx, int t, int T)
             uint32_t u;
             loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, scratch_of(r, (uint32_t)t));
             if (u == KD_NO_ITEM) continue;
-            apply_unit(r, apply_model(r, task, m), u, recs, R, delta_of(r, (uint32_t)t), save);
+            apply_unit(apply_run(r, task), apply_model(r, task, m), u, recs, R, delta_of(r, (uint32_t)t), save);
         }
         r->hog_loss[(size_t)t * KD_MAX_TASKS + k] = loss;
     }
@@ -279,7 +287,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                     for (uint64_t x = lo; x < hi; x++) {
                         uint32_t u;
                         loss += task->produce(task->ctx, v, r->epoch, w + x * W, &u, recs, scratch_of(r, w));
-                        if (u != KD_NO_ITEM) apply_unit(r, v, u, recs, R, delta_of(r, w), save);
+                        if (u != KD_NO_ITEM) apply_unit(apply_run(r, task), v, u, recs, R, delta_of(r, w), save);
                     }
                 } else {
                     uint32_t *ids = r->ids + (size_t)w * r->ids_stride;
@@ -292,7 +300,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                             if (KD_PREFETCH && x + KD_PREFETCH < nb) prefetch_rows(v, ids + (size_t)(x + KD_PREFETCH) * S, S);
                             const uint32_t *row = ids + (size_t)x * S;
                             loss += task->produce_ids(task->ctx, v, row, recs, scratch_of(r, w));
-                            apply_unit(r, v, row[0], recs, R, delta_of(r, w), save);
+                            apply_unit(apply_run(r, task), v, row[0], recs, R, delta_of(r, w), save);
                         }
                     }
                 }
@@ -328,7 +336,8 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                         uint32_t u;
                         loss += task->produce(task->ctx, m, r->epoch, x, &u, r->recs, scratch_of(r, 0));
                         if (u != KD_NO_ITEM)
-                            apply_unit(r, &r->tview, u, r->recs, task->recs_per_unit, delta_of(r, 0), r->pu_old);
+                            apply_unit(apply_run(r, task), &r->tview, u, r->recs, task->recs_per_unit, delta_of(r, 0),
+                                       r->pu_old);
                     }
                     r->rep_loss[k] += loss;
                 }
@@ -516,6 +525,11 @@ static int run_epochs(sgd_run *r, kd_pool *pool, kd_sgd_hook hook, void *hook_ct
     for (uint64_t ep = 0; ep < p->epochs; ep++) {
         r->epoch = ep;
         r->lr = (float)(p->lr * pow(p->lr_decay, (double)ep));
+        if (r->nd) { /* the epoch's lr, everything else as set up, no decay */
+            struct sgd_run *nd = r->nd;
+            *nd = *r;
+            nd->p = &r->p_nd;
+        }
         for (int k = 0; k < r->ntasks; k++) {
             r->task_loss[k] = 0;
             if (tasks[k].epoch_begin && tasks[k].epoch_begin(tasks[k].ctx, r->m, ep, e))
@@ -553,7 +567,13 @@ int kd_sgd_train(kd_model *m, const kd_sgd_task *tasks, int ntasks, const kd_sgd
     r.NB = r.W ? r.W : (uint32_t)r.T;
     r.tview = (kd_model){ .n_users = m->n_items, .n_items = m->n_users, .dim = m->dim, .stride = m->stride,
                           .P = m->Q, .Q = m->P, .bu = m->bi, .bi = m->bu };
-    for (int k = 0; k < ntasks; k++) r.any_transposed |= tasks[k].transposed;
+    sgd_run nd;
+    for (int k = 0; k < ntasks; k++) {
+        r.any_transposed |= tasks[k].transposed;
+        if (tasks[k].no_decay) r.nd = &nd;
+    }
+    r.p_nd = *p;
+    r.p_nd.reg = r.p_nd.reg_bias = 0;
     kd_pool *pool = NULL;
     int ret = -1;
     if (alloc_buffers(&r, e) || (r.W && setup_replicas(&r, e)))

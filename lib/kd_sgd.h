@@ -111,6 +111,10 @@ typedef struct kd_sgd_task {
      * every worker's user rows, runs them on the master after each round's merge, one
      * thread, in unit order (so the result still does not depend on threads). */
     int      transposed;
+    /* 1: this task's records carry no weight decay (reg and reg_bias are BPR's: its units'
+     * steps keep them).  0, the default, decays every row a record touches, so a loss with
+     * longer lists or more units regularises more, even at zero weight. */
+    int      no_decay;
     void *ctx;
 } kd_sgd_task;
 

@@ -55,7 +55,11 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              positions drawn by rank weight, plus the teacher's top-K items left);\n"
         "              one unit per train interaction: --topk K [%u], --samples L [%u],\n"
         "              --topm M [%u] (<= %u), --rank-temp T [%g], --beta B [%g], --tau T [%g]\n"
-        "  --lambda X  weight of the distillation term [1; rd 0.5; rce %g]\n\n",
+        "  --lambda X  weight of the distillation term [1; rd 0.5; rce %g]\n"
+        "  --kd-decay 0|1  weight decay (--reg, --reg-bias) also on the rows the distillation\n"
+        "              records touch [1; rce, dcd-item, dcd2 0].  With 1, longer lists or more\n"
+        "              units regularise more, even at --lambda 0; with 0, --lambda 0 trains\n"
+        "              kd-train's model bit for bit\n\n",
         prog, KD_MAX_TEACHERS, m.alpha, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L,
         dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, rce.lambda);
     kd_train_help(f, d);
@@ -63,7 +67,7 @@ static void usage(FILE *f, const kd_train_opts *d)
 }
 
 enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_CES,
-       O_ILAMBDA, O_SAMPLES, O_BETA, O_EPS /* last method flag */ };
+       O_ILAMBDA, O_SAMPLES, O_BETA, O_KDDECAY, O_EPS /* last method flag */ };
 
 static const struct option own_options[] = {
     { "teacher", 1, 0, O_TEACHER }, { "method", 1, 0, O_METHOD }, { "alpha", 1, 0, O_ALPHA },
@@ -71,7 +75,7 @@ static const struct option own_options[] = {
     { "topk", 1, 0, O_TOPK }, { "uninteresting", 1, 0, O_UNINT }, { "topm", 1, 0, O_TOPM },
     { "rank-temp", 1, 0, O_RANKT }, { "dynamic", 0, 0, O_DYN }, { "mu", 1, 0, O_MU }, { "tau", 1, 0, O_TAU },
     { "ce-sample", 1, 0, O_CES }, { "eps", 1, 0, O_EPS }, { "item-lambda", 1, 0, O_ILAMBDA },
-    { "samples", 1, 0, O_SAMPLES }, { "beta", 1, 0, O_BETA } };
+    { "samples", 1, 0, O_SAMPLES }, { "beta", 1, 0, O_BETA }, { "kd-decay", 1, 0, O_KDDECAY } };
 enum { NOWN = sizeof own_options / sizeof *own_options };
 
 struct opts {
@@ -108,6 +112,7 @@ static int method_arg(kd_distill_params *dp, int code, const char *a, kd_err *e)
     case O_ILAMBDA: return kd_cli_double("--item-lambda", a, 0, 1e6, &dp->item_lambda, e);
     case O_SAMPLES: r = kd_cli_u64("--samples", a, 1, 1000, &v, e); dp->L = (uint32_t)v; return r;
     case O_BETA: return kd_cli_double("--beta", a, 0, 1e6, &dp->beta, e);
+    case O_KDDECAY: r = kd_cli_u64("--kd-decay", a, 0, 1, &v, e); dp->kd_decay = (int)v; return r;
     }
     return 0;
 }

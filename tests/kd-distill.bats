@@ -20,6 +20,33 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     cmp a b
 }
 
+@test "--lambda 0 with --kd-decay 0 trains exactly the plain BPR student, for every method and scheme" {
+    for rep in "" "--replicas 0" "--replicas 3"; do
+        kd-train -q --dim 8 --epochs 4 --seed 3 $rep small.kd -o plain.kd
+        params plain.kd >a
+        for m in rd rrd ce dcd dcd-item dcd2 rce; do
+            kd-distill -q --teacher t.kd $(margs "$m") --lambda 0 --item-lambda 0 --kd-decay 0 --dim 8 --epochs 4 --seed 3 $rep small.kd -o z.kd
+            params z.kd >b
+            cmp a b
+        done
+    done
+}
+
+@test "with decay on its records (the older methods' default) a zero-weight term still regularises" {
+    kd-train -q --dim 8 --epochs 4 --seed 3 small.kd -o plain.kd
+    kd-distill -q --teacher t.kd --method rrd --lambda 0 --dim 8 --epochs 4 --seed 3 small.kd -o z.kd
+    params plain.kd >a
+    params z.kd >b
+    ! cmp -s a b
+    # rce, dcd-item, dcd2 default to no decay, and say so; the older methods say nothing
+    kd-distill -q --teacher t.kd $(margs rce) --dim 8 --epochs 2 small.kd -o r.kd
+    kd-cat r.kd provenance | grep -qx 'kd_decay=0'
+    kd-distill -q --teacher t.kd $(margs rce) --kd-decay 1 --dim 8 --epochs 2 small.kd -o r1.kd
+    ! kd-cat r1.kd provenance | grep -q '^kd_decay='
+    kd-cat z.kd provenance >p
+    ! grep -q '^kd_decay=' p
+}
+
 @test "margin-mse: the temperature has no effect (T^2 * MSE(ds/T, dt/T) = MSE(ds, dt))" {
     kd-distill -q --teacher t.kd --method margin-mse --alpha 0.2 --temperature 1 --dim 8 --epochs 4 small.kd -o t1.kd
     kd-distill -q --teacher t.kd --method margin-mse --alpha 0.2 --temperature 4 --dim 8 --epochs 4 small.kd -o t4.kd

@@ -1,4 +1,5 @@
-/* kd_distill: margin-MSE, RD, RRD, CE and DCD as kd_sgd tasks (formulas in kd_distill.h). */
+/* kd_distill: margin-MSE, RD, RRD, CE, DCD (user side, item side, both) and RCE-KD as kd_sgd
+ * tasks (formulas in kd_distill.h). */
 #include "kd_distill.h"
 
 #include <math.h>
@@ -22,7 +23,8 @@ int kd_method_parse(const char *name)
 kd_distill_params kd_distill_defaults(int method)
 {
     kd_distill_params p = { .method = method, .alpha = 0.5, .temperature = 1, .lambda = 1, .K = 10,
-                            .L = 40, .M = 100, .rank_temp = 10, .mu = 0.1, .tau = 1, .eps = 0.1 };
+                            .L = 40, .M = 100, .rank_temp = 10, .mu = 0.1, .tau = 1, .eps = 0.1,
+                            .item_lambda = 0.5, .beta = 3, .kd_decay = 1 };
     if (kd_distill_methods[method].defaults) kd_distill_methods[method].defaults(&p);
     return p;
 }
@@ -31,6 +33,7 @@ int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
 {
     kd_prov_str(b, "method", kd_distill_methods[p->method].name);
     kd_distill_methods[p->method].prov(p, b);
+    if (!p->kd_decay) kd_prov_u64(b, "kd_decay", 0);
     return kd_buf_error(b) ? -1 : 0;
 }
 
@@ -138,6 +141,15 @@ double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double
     return loss;
 }
 
+double kd_rce_loss(const float *tS, const float *sS, uint32_t nS, const float *tA, const float *sA, uint32_t nA,
+                   double w, double tau, double *gS, double *gA)
+{
+    double lS = nS ? kd_ce_loss(tS, sS, nS, tau, gS) : 0, lA = nA ? kd_ce_loss(tA, sA, nA, tau, gA) : 0;
+    for (uint32_t a = 0; a < nS; a++) gS[a] *= 1 - w;
+    for (uint32_t a = 0; a < nA; a++) gA[a] *= w;
+    return (1 - w) * lS + w * lA;
+}
+
 /* ---------------------------------------------------------------- margin-mse */
 
 double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl)
@@ -179,6 +191,7 @@ KD_CLONES static double margin_records(void *ctx, const kd_model *m, const uint3
 /* ---------------------------------------------------------------- rd */
 
 #define RD_SAMPLES 32
+#define RCE_LAMBDA 1.0   /* rce's default weight (see rce_defaults) */
 
 KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
                                    kd_rec *recs, void *scratch)
@@ -264,13 +277,15 @@ KD_CLONES static double rrd_produce(void *ctx, const kd_model *m, uint64_t epoch
     return pl_records(m, u, items, n, L, p->lambda, recs, ls.g, ls.s);
 }
 
-/* Samples up to `want` of n candidates without replacement with weights exp(logw[]),
- * by Gumbel-top-k; writes their indices in increasing order.  Returns how many. */
+/* Samples up to `want` of n <= KD_PICK_MAX candidates without replacement with weights
+ * exp(logw[]), by Gumbel-top-k; writes their indices in increasing order.  Returns how
+ * many.  Callers keep n within KD_PICK_MAX (dcd: n <= --topk <= 1000; rce: --topm is
+ * refused above it), so the guard below never drops a candidate. */
 static uint32_t gumbel_pick(const double *logw, uint32_t n, uint32_t want, uint64_t key, uint32_t *out)
 {
-    double keyv[1024];
-    uint32_t idx[1024];
-    if (n > 1024) n = 1024;
+    double keyv[KD_PICK_MAX];
+    uint32_t idx[KD_PICK_MAX];
+    if (n > KD_PICK_MAX) n = KD_PICK_MAX;
     for (uint32_t c = 0; c < n; c++) {
         double uu = ((double)(kd_rng_at(key, c) >> 11) + 0.5) * 0x1.0p-53;
         keyv[c] = logw[c] - log(-log(uu));
@@ -297,14 +312,14 @@ static uint32_t rank_in(const uint32_t *list, uint32_t M, uint32_t item)
     return M;
 }
 
-KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
-                                    kd_rec *recs, void *scratch)
+/* One DCD list: row u of (m, d) -- a user of the model and dataset, or an item of their
+ * transposes -- with the teacher's and student's top-M lists tt, st of that row. */
+static double dcd_list(const kd_distill *k, const kd_model *m, const kd_dataset *d, uint32_t u, const uint32_t *tt,
+                       const uint32_t *st, uint32_t M, uint64_t key, double lambda, uint32_t *user, kd_rec *recs,
+                       void *scratch)
 {
-    const kd_distill *k = ctx;
     const kd_distill_params *p = &k->p;
-    uint32_t u = (uint32_t)unit, K = p->K, L = p->L, M = p->M, half = K / 2 ? K / 2 : 1;
-    const uint32_t *tt = k->t_items + (size_t)u * M, *st = k->s_items + (size_t)u * M;
-    uint64_t key = unit_key(k, epoch, KD_UNIT_DCD, u);
+    uint32_t K = p->K, L = p->L, half = K / 2 ? K / 2 : 1;
     list_scratch ls;
     list_layout(K + L, scratch, &ls);
     uint32_t *items = ls.items, pick[1024], nt = 0, ns = 0, ntop = 0;
@@ -331,8 +346,146 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
     uint32_t no = gumbel_pick(logw, nc, half, kd_key(key, 2, KD_DRAW_PICK), pick);
     for (uint32_t a = 0; a < no; a++) items[n + a] = cand[pick[a]];
     uint32_t others = no + (L > no ? L - no : 0);
-    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(k->d, u, tt, ntop, kd_key(key, j, KD_DRAW_DCD_NEG));
-    return pl_records(m, u, items, n, others, p->lambda, recs, ls.g, ls.s);
+    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(d, u, tt, ntop, kd_key(key, j, KD_DRAW_DCD_NEG));
+    return pl_records(m, u, items, n, others, lambda, recs, ls.g, ls.s);
+}
+
+KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                    kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    uint32_t u = (uint32_t)unit, M = k->p.M;
+    return dcd_list(k, m, k->d, u, k->t_items + (size_t)u * M, k->s_items + (size_t)u * M, M,
+                    unit_key(k, epoch, KD_UNIT_DCD, u), k->p.lambda, user, recs, scratch);
+}
+
+/* m with users and items swapped: score(i, u) = q_i.p_u + b_u + b_i, the view in which an
+ * item's ranking of users is a "user's" ranking of "items" (kd_sgd applies transposed
+ * units to the same view). */
+static kd_model transposed(const kd_model *m)
+{
+    return (kd_model){ .n_users = m->n_items, .n_items = m->n_users, .dim = m->dim, .stride = m->stride,
+                       .P = m->Q, .Q = m->P, .bu = m->bi, .bi = m->bu };
+}
+
+/* The item side: unit i is item i's list over users, in the transposed view (its scores
+ * are s_ui - b_i: the Plackett-Luce loss does not change under a common shift). */
+KD_CLONES static double dcd_item_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
+                                         kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    uint32_t i = (uint32_t)unit, M = k->Mi;
+    kd_model mt = transposed(m);
+    double lambda = k->p.method == KD_DCD2 ? k->p.item_lambda : k->p.lambda;
+    return dcd_list(k, &mt, &k->dT, i, k->ti_users + (size_t)i * M, k->si_users + (size_t)i * M, M,
+                    unit_key(k, epoch, KD_UNIT_DCD_ITEM, i), lambda, user, recs, scratch);
+}
+
+static int dcd_item_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
+{
+    kd_distill *k = ctx;
+    kd_model mt = transposed(m);
+    (void)epoch;
+    free(k->si_users);
+    free(k->si_scores);
+    k->si_users = NULL;
+    k->si_scores = NULL;
+    return kd_rank_topm(&mt, &k->dT, k->Mi, k->threads, &k->si_users, &k->si_scores, e);
+}
+
+/* ---------------------------------------------------------------- rce */
+
+/* Each user's lists of the epoch (kd_distill.h): the student's top-M now, the sampled
+ * set I from it, S, A and w; teacher scores of every entry, so that a unit costs only the
+ * student's scores. */
+static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
+{
+    kd_distill *k = ((kd_bpr *)ctx)->records_ctx; /* the task is BPR's (rce_tasks) */
+    const kd_distill_params *p = &k->p;
+    const kd_model *t = k->teacher;
+    uint32_t K = p->K, L = p->L, M = p->M, N = 2 * K + L;
+    free(k->s_items);
+    free(k->s_scores);
+    k->s_items = NULL;
+    k->s_scores = NULL;
+    if (kd_rank_topm(m, k->d, M, k->threads, &k->s_items, &k->s_scores, e))
+        return -1;
+    double logw[KD_PICK_MAX];
+    uint32_t pos[KD_PICK_MAX];
+    uint8_t mark[KD_PICK_MAX];
+    for (uint32_t u = 0; u < k->d->n_users; u++) {
+        const uint32_t *R = k->s_items + (size_t)u * M, *Qt = k->t_items + (size_t)u * M;
+        uint32_t *items = k->rce_items + (size_t)u * N, nR = 0, nQ = 0, n = 0, overlap = 0;
+        uint8_t *in = k->rce_in + (size_t)u * N;
+        k->rce_n[u] = 0;
+        while (nR < M && R[nR] != UINT32_MAX) nR++;
+        while (nQ < K && Qt[nQ] != UINT32_MAX) nQ++;
+        if (nR == 0 || nQ == 0) continue;
+        /* c_j = teacher items at student positions >= j: sampling a position favours the
+         * ones above many teacher items (code: min(c, 50), weight exp((c + 1)/T)) */
+        uint32_t c = 0;
+        for (uint32_t j = nR; j-- > 0;) {
+            c += in_list(Qt, nQ, R[j]);
+            logw[j] = (double)(c < 50 ? c : 50) / p->rank_temp;
+            mark[j] = 0;
+        }
+        uint32_t nI = gumbel_pick(logw, nR, L, kd_key(unit_key(k, epoch, KD_UNIT_RCE, u), 0, KD_DRAW_PICK), pos);
+        for (uint32_t a = 0; a < nI; a++) {
+            mark[pos[a]] = 1;
+            overlap += in_list(Qt, nQ, R[pos[a]]);
+        }
+        uint32_t nS = K < nR ? K : nR;
+        for (uint32_t j = 0; j < nS; j++) items[n] = R[j], in[n++] = (uint8_t)(1 | (mark[j] << 1));
+        for (uint32_t a = 0; a < nI; a++)
+            if (pos[a] >= nS) items[n] = R[pos[a]], in[n++] = 2;
+        for (uint32_t q = 0; q < nQ; q++) { /* teacher items neither sampled nor in S */
+            uint32_t r = rank_in(R, nR, Qt[q]);
+            if (r < nS || (r < nR && mark[r])) continue;
+            items[n] = Qt[q], in[n++] = 2;
+        }
+        const float *tu = t->P + (size_t)u * t->stride;
+        for (uint32_t a = 0; a < n; a++)
+            k->rce_t[(size_t)u * N + a] = kd_dot(tu, t->Q + (size_t)items[a] * t->stride, t->stride) + t->bi[items[a]];
+        k->rce_n[u] = n;
+        k->rce_w[u] = exp(-p->beta * (double)overlap / (double)nQ);
+    }
+    return 0;
+}
+
+/* rce's scratch for N entries: gS, gA (doubles), tS, sS, tA, sA (floats). */
+static size_t rce_layout(uint32_t N) { return 2 * (size_t)N * 8 + 4 * (((size_t)N * 4 + 7) & ~(size_t)7); }
+
+/* The records of one BPR unit ids = (u, ...) under rce: user u's term (an item in both S
+ * and A gets one record, with both gradients). */
+KD_CLONES static double rce_records(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch)
+{
+    const kd_distill *k = ctx;
+    const kd_distill_params *p = &k->p;
+    uint32_t u = ids[0], N = 2 * p->K + p->L, n = k->rce_n[u], nS = 0, nA = 0;
+    const uint32_t *items = k->rce_items + (size_t)u * N;
+    const uint8_t *in = k->rce_in + (size_t)u * N;
+    const float *t = k->rce_t + (size_t)u * N;
+    size_t n4 = ((size_t)N * 4 + 7) & ~(size_t)7;
+    uint8_t *b = (uint8_t *)scratch + k->rce_off;
+    double *gS = (double *)b, *gA = gS + N;
+    float *tS = (float *)(b + 2 * (size_t)N * 8), *sS = (float *)((uint8_t *)tS + n4);
+    float *tA = (float *)((uint8_t *)sS + n4), *sA = (float *)((uint8_t *)tA + n4);
+    for (uint32_t a = 0; a < N; a++) recs[a].item = KD_NO_ITEM;
+    if (n == 0) return 0;
+    for (uint32_t a = 0; a < n; a++) {
+        float s = student_score(m, u, items[a]);
+        if (in[a] & 1) tS[nS] = t[a], sS[nS++] = s;
+        if (in[a] & 2) tA[nA] = t[a], sA[nA++] = s;
+    }
+    double loss = kd_rce_loss(tS, sS, nS, tA, sA, nA, k->rce_w[u], p->tau, gS, gA);
+    nS = nA = 0;
+    for (uint32_t a = 0; a < n; a++) {
+        double g = 0;
+        if (in[a] & 1) g += gS[nS++];
+        if (in[a] & 2) g += gA[nA++];
+        recs[a] = (kd_rec){ items[a], (float)(-p->lambda * g) };
+    }
+    return p->lambda * loss;
 }
 
 static int dcd_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
@@ -460,6 +613,50 @@ static int ce_prepare(kd_distill *k, kd_err *e)
     return 0;
 }
 
+/* The item side: the transposed train split, and the teacher's top-M users of each item
+ * (train users excluded) by the same ranker on the transposed teacher. */
+static int item_prepare(kd_distill *k, kd_err *e)
+{
+    const kd_dataset *d = k->d;
+    uint64_t nnz = kd_csr_nnz(&d->train);
+    kd_pair *pairs = kd_alloc_array(nnz ? nnz : 1, sizeof *pairs);
+    if (!pairs) return kd_fail(e, "out of memory");
+    for (uint32_t u = 0, x = 0; u < d->n_users; u++)
+        for (uint64_t q = d->train.indptr[u]; q < d->train.indptr[u + 1]; q++, x++)
+            pairs[x] = (kd_pair){ d->train.idx[q], u };
+    k->dT.n_users = d->n_items;
+    k->dT.n_items = d->n_users;
+    int r = kd_csr_from_pairs(&k->dT.train, d->n_items, d->n_users, pairs, nnz, e) ||
+            kd_csr_empty(&k->dT.valid, d->n_items, d->n_users, e) || kd_csr_empty(&k->dT.test, d->n_items, d->n_users, e);
+    free(pairs);
+    if (r) return -1;
+    kd_model tt = transposed(k->teacher);
+    double t0 = kd_now();
+    if (kd_rank_topm(&tt, &k->dT, k->Mi, k->threads, &k->ti_users, &k->ti_scores, e))
+        return -1;
+    k->rank_seconds += kd_now() - t0;
+    return 0;
+}
+
+static int dcd_item_prepare(kd_distill *k, kd_err *e) { return item_prepare(k, e); }
+static int dcd2_prepare(kd_distill *k, kd_err *e) { return teacher_topm(k, e) || item_prepare(k, e) ? -1 : 0; }
+
+static int rce_prepare(kd_distill *k, kd_err *e)
+{
+    uint64_t N = 2 * (uint64_t)k->p.K + k->p.L, cells;
+    if (kd_mul(k->d->n_users, N, &cells)) return kd_fail(e, "out of memory");
+    k->rce_items = kd_alloc_array(cells, 4);
+    k->rce_t = kd_alloc_array(cells, 4);
+    k->rce_in = kd_alloc_array(cells, 1);
+    k->rce_n = kd_alloc_array(k->d->n_users, 4);
+    k->rce_w = kd_alloc_array(k->d->n_users, 8);
+    if (!k->rce_items || !k->rce_t || !k->rce_in || !k->rce_n || !k->rce_w)
+        return kd_fail(e, "out of memory (rce lists of %u users)", k->d->n_users);
+    /* BPR's sampling keeps a unit's ids at the start of the scratch when neg > 64 */
+    k->rce_off = k->bpr->neg > 64 ? ((2 + (size_t)k->bpr->neg) * 4 + 63) & ~(size_t)63 : 0;
+    return teacher_topm(k, e);
+}
+
 /* ---------------------------------------------------------------- tasks */
 
 /* A per-user term as its own task: one unit per user an epoch, `recs` records of
@@ -499,6 +696,39 @@ static int dcd_tasks(kd_distill *k, kd_sgd_task *tasks)
     return 2;
 }
 
+/* The item side as a transposed task: one unit per item an epoch. */
+static kd_sgd_task item_task(kd_distill *k)
+{
+    uint32_t KL = k->p.K + k->p.L;
+    return (kd_sgd_task){ .units = k->d->n_items, .recs_per_unit = KL, .samples_per_unit = KL,
+                          .scratch_bytes = list_layout(KL, NULL, NULL), .produce = dcd_item_produce,
+                          .epoch_begin = dcd_item_epoch, .transposed = 1, .ctx = k };
+}
+
+static int dcd_item_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    tasks[1] = item_task(k);
+    return 2;
+}
+
+static int dcd2_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    dcd_tasks(k, tasks);
+    tasks[2] = item_task(k);
+    return 3;
+}
+
+static int rce_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    uint32_t N = 2 * k->p.K + k->p.L;
+    tasks[1] = kd_bpr_task_with(k->bpr, rce_records, k); /* BPR's units: user u n_u times an epoch */
+    tasks[1].recs_per_unit = N;
+    tasks[1].samples_per_unit = N;
+    tasks[1].scratch_bytes = k->rce_off + rce_layout(N);
+    tasks[1].epoch_begin = rce_epoch;
+    return 2;
+}
+
 static int ce_tasks(kd_distill *k, kd_sgd_task *tasks)
 {
     uint32_t I = k->p.ce_sample ? k->p.M + k->p.ce_sample : k->d->n_items;
@@ -510,6 +740,12 @@ static int ce_tasks(kd_distill *k, kd_sgd_task *tasks)
 
 static void rd_defaults(kd_distill_params *p) { p->lambda = 0.5; }
 static void dcd_defaults(kd_distill_params *p) { p->K = 20; p->L = 20; }
+/* the item side and both sides: dcd's lists, no decay on their records (kd_distill.h) */
+static void dcd_item_defaults(kd_distill_params *p) { dcd_defaults(p); p->kd_decay = 0; }
+/* the authors' CiteULike configuration (woriazzc/KDs configs/citeulike/bpr/mkd.yaml) for
+ * the lists; lambda for SGD with per-interaction units (their 500 is for Adam) */
+static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 200; p->beta = 3; p->lambda = RCE_LAMBDA;
+                                             p->kd_decay = 0; }
 
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
 {
@@ -558,6 +794,19 @@ static int dcd_prov(const kd_distill_params *p, kd_buf *b)
     return kd_buf_error(b) ? -1 : 0;
 }
 
+static int dcd2_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return dcd_prov(p, b) || kd_prov_f64(b, "item_lambda", p->item_lambda);
+}
+
+static int rce_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
+           kd_prov_u64(b, "samples", p->L) || kd_prov_u64(b, "topm", p->M) ||
+           kd_prov_f64(b, "rank_temp", p->rank_temp) || kd_prov_f64(b, "beta", p->beta) ||
+           kd_prov_f64(b, "tau", p->tau);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
@@ -566,6 +815,9 @@ const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
     [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks },
     [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks },
     [KD_DCD]        = { "dcd",        "lambda", dcd_defaults, dcd_prov,    teacher_topm, dcd_tasks },
+    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks },
+    [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks },
+    [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks },
 };
 
 /* ---------------------------------------------------------------- setup */
@@ -589,6 +841,12 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
     if (p->K == 0 || p->K > 1000 || p->L > 1000 || p->K > p->M)
         return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
                              d->n_items);
+    /* the item side's top-M users of an item: at most all users */
+    k->Mi = p->M < d->n_users ? p->M : d->n_users;
+    if ((p->method == KD_DCD_ITEM || p->method == KD_DCD2) && p->K > k->Mi)
+        return kd_fail_usage(e, "need --topk <= users (%u) for the item side", d->n_users);
+    if (p->method == KD_RCE && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))
+        return kd_fail_usage(e, "rce needs 1 <= --samples <= --topm <= %u", KD_PICK_MAX);
     const kd_distill_method *row = &kd_distill_methods[p->method];
     return row->prepare ? row->prepare(k, e) : 0;
 }
@@ -600,12 +858,56 @@ void kd_distill_free(kd_distill *k)
     free(k->s_items);
     free(k->s_scores);
     free(k->t_all);
+    free(k->ti_users);
+    free(k->ti_scores);
+    free(k->si_users);
+    free(k->si_scores);
+    kd_dataset_free(&k->dT);
+    free(k->rce_items);
+    free(k->rce_t);
+    free(k->rce_in);
+    free(k->rce_n);
+    free(k->rce_w);
     memset(k, 0, sizeof *k);
+}
+
+int kd_distill_ensemble(kd_model *out, const kd_model *ts, int n, kd_err *e)
+{
+    uint64_t D = 0;
+    memset(out, 0, sizeof *out);
+    for (int m = 0; m < n; m++) {
+        if (ts[m].n_users != ts[0].n_users || ts[m].n_items != ts[0].n_items)
+            return kd_fail(e, "teachers differ in shape (%u x %u and %u x %u)", ts[0].n_users, ts[0].n_items,
+                           ts[m].n_users, ts[m].n_items);
+        D += ts[m].dim;
+    }
+    if (n < 1 || D > KD_MAX_DIM) return kd_fail_usage(e, "an ensemble of %d teachers needs dims summing to <= %u", n, KD_MAX_DIM);
+    if (kd_model_alloc(out, ts[0].n_users, ts[0].n_items, (uint32_t)D, e)) return -1;
+    float fn = (float)n;
+    for (uint32_t u = 0; u < out->n_users; u++) {
+        float *row = out->P + (size_t)u * out->stride, b = 0;
+        for (int m = 0; m < n; m++) {
+            for (uint32_t c = 0; c < ts[m].dim; c++) *row++ = ts[m].P[(size_t)u * ts[m].stride + c] / fn;
+            b += ts[m].bu[u];
+        }
+        out->bu[u] = b / fn;
+    }
+    for (uint32_t i = 0; i < out->n_items; i++) {
+        float *row = out->Q + (size_t)i * out->stride, b = 0;
+        for (int m = 0; m < n; m++) {
+            memcpy(row, ts[m].Q + (size_t)i * ts[m].stride, (size_t)ts[m].dim * 4);
+            row += ts[m].dim;
+            b += ts[m].bi[i];
+        }
+        out->bi[i] = b / fn;
+    }
+    return 0;
 }
 
 int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
 {
     tasks[0] = kd_bpr_task(k->bpr);
     *ntasks = kd_distill_methods[k->p.method].tasks(k, tasks);
+    for (int t = 1; t < *ntasks; t++) tasks[t].no_decay = !k->p.kd_decay; /* tasks[0]: BPR's own */
     return 0;
 }

@@ -27,9 +27,26 @@
  *               from the student's top-K items the teacher ranks lower are sampled likewise
  *               (over-estimated), and a Plackett-Luce loss puts the under-estimated ones,
  *               in teacher order, above the over-estimated ones and L uniform samples.
+ *   dcd-item    the item side of DCD (as IR-RRD does for RRD): the same lists and loss for
+ *               each item over users -- the teacher's and the student's top-M users of the
+ *               item (train users excluded), under- and over-estimated users, L uniform
+ *               users -- as transposed units (kd_sgd.h), one per item an epoch.  Scores
+ *               include b_u, which this loss (alone) moves; b_i gets no gradient.
+ *   dcd2        DCD as published, both sides: dcd + λ_I·dcd-item (--item-lambda).
+ *   rce         RCE-KD (Zhu & Zhang, arXiv 2509.20989; definitions from the paper and the
+ *               authors' code, woriazzc/RCEKD): per user, each epoch, S = the student's
+ *               top-K, Q = the teacher's top-K, I = L positions of the student's top-M drawn
+ *               without replacement with weights exp(min(c_j, 50)/T), c_j the number of
+ *               teacher top-K items at student rank >= j (an approximately closed set);
+ *               A = I + (Q outside I and S); w = exp(-β·|Q ∩ I|/K);
+ *               loss λ·[(1-w)·CE_S + w·CE_A], CE_X the softmax cross-entropy at temperature
+ *               τ of teacher against student over X (no τ² factor, as the authors' code).
+ *               Train items are excluded from every list (the authors' code keeps them).
+ *               One unit per train interaction, on BPR's own draws (the authors add the
+ *               term per batch entry: user u n_u times an epoch).
  *
- * Every per-user term is a separate unit (one per user per epoch) interleaved with the
- * BPR units, with random numbers from (seed, epoch, user): bit-identical for any threads.
+ * Every per-user term (rce: per-interaction) is a separate unit (one per user per epoch,
+ * dcd-item's one per item) interleaved with the BPR units, with random numbers from (seed, epoch, user): bit-identical for any threads.
  * The stream tags are kd_rng.h's (enum kd_unit_stream, kd_draw).
  *
  * The methods are a table, kd_distill_methods[]: a row names the method and its knob and
@@ -47,7 +64,7 @@
 #include "kd_model.h"
 #include "kd_sgd.h"
 
-enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_N_METHODS }; /* rows of the table */
+enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_DCD_ITEM, KD_DCD2, KD_RCE, KD_N_METHODS }; /* rows */
 int kd_method_parse(const char *name); /* enum kd_method or -1 */
 
 typedef struct kd_distill_params {
@@ -63,7 +80,17 @@ typedef struct kd_distill_params {
     double   eps;                /* dcd: discrepancy sensitivity */
     uint32_t ce_sample;          /* ce: 0 = exact over all items; S > 0 = the teacher's top-M
                                   * plus S uniform samples (a sampled softmax) */
+    double   item_lambda;        /* dcd2: weight of the item side */
+    double   beta;               /* rce: sharpness of the mixing weight w = exp(-β·overlap) */
+    int      kd_decay;           /* 1: weight decay on the distillation records' rows, as BPR's
+                                  * (the older methods' default, kept so their models do not
+                                  * change); 0: none (rce, dcd-item, dcd2: at zero weight they
+                                  * train plain BPR's model bit for bit).  Provenance says
+                                  * kd_decay=0 when off, nothing when on. */
 } kd_distill_params;
+
+/* Gumbel selections draw from at most this many candidates (rce: --topm) */
+#define KD_PICK_MAX 1024u
 
 /* ce is exact up to this many items; above it samples by default */
 #define KD_CE_EXACT_MAX 4096u
@@ -106,8 +133,21 @@ struct kd_distill {
     float    *t_scores;  /* (n_users, M) */
     float    *t_all;     /* ce: (n_users, items_pad) every teacher score, when it fits in memory */
     uint32_t  t_all_stride;
-    uint32_t *s_items;   /* dcd: (n_users, M) the student's, refreshed each epoch */
+    uint32_t *s_items;   /* dcd, rce: (n_users, M) the student's, refreshed each epoch */
     float    *s_scores;
+    /* item side (dcd-item, dcd2): the transposed train split (items x users, valid and test
+     * empty) and the teacher's and student's top-M users of each item, (n_items, Mi) */
+    kd_dataset dT;
+    uint32_t  Mi;
+    uint32_t *ti_users, *si_users;
+    float    *ti_scores, *si_scores;
+    /* rce: each user's lists of the epoch, (n_users, 2K+L) entries: item, teacher score and
+     * membership (bit 0: in S, bit 1: in A); rce_n[u] entries, mixing weight rce_w[u] */
+    uint32_t *rce_items, *rce_n;
+    float    *rce_t;
+    uint8_t  *rce_in;
+    double   *rce_w;
+    size_t    rce_off;   /* scratch bytes BPR's sampling keeps before rce's */
     int       threads;
     double    rank_seconds; /* measured: time of the one teacher ranking pass (for --verbose) */
 };
@@ -134,5 +174,14 @@ double kd_rrd_loss(const float *s, uint32_t K, uint32_t L, double *g);
 /* Cross-entropy of teacher t and student s scores over n items at temperature tau;
  * fills g = dLoss/ds (without the τ² factor). */
 double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double *g);
+/* rce's per-user loss (1-w)·CE(tS, sS) + w·CE(tA, sA) at temperature tau; fills gS, gA
+ * with its gradients over the two sets (an item in both gets gS + gA). */
+double kd_rce_loss(const float *tS, const float *sS, uint32_t nS, const float *tA, const float *sA, uint32_t nA,
+                   double w, double tau, double *gS, double *gA);
+
+/* The mean of n teachers' scores as one MF model: user rows concat(p^m_u / n), item rows
+ * concat(q^m_i), biases the means; dim = sum of dims (<= KD_MAX_DIM).  n = 1 gives the
+ * teacher back bit for bit.  Every teacher must have the same users and items. */
+int kd_distill_ensemble(kd_model *out, const kd_model *ts, int n, kd_err *e);
 
 #endif

@@ -37,9 +37,10 @@ enum kd_stream {
     KD_STREAM_BPR = 1,        /* BPR's sampling (kd_bpr mixes epoch and unit in itself) */
     KD_STREAM_DISTILL = 2,    /* the seed of kd_distill's streams below */
 };
-/* kd_distill's per-user units: kd_key(distill seed, epoch, (uint64_t)tag << 40 | user). */
+/* kd_distill's per-user units: kd_key(distill seed, epoch, (uint64_t)tag << 40 | user)
+ * (item-side units: | item; rce's per-epoch draw of each user's sampled list: | user). */
 enum kd_unit_stream {
-    KD_UNIT_RD = 2, KD_UNIT_RRD = 3, KD_UNIT_CE = 4, KD_UNIT_DCD = 5,
+    KD_UNIT_RD = 2, KD_UNIT_RRD = 3, KD_UNIT_CE = 4, KD_UNIT_DCD = 5, KD_UNIT_DCD_ITEM = 7, KD_UNIT_RCE = 8,
 };
 /* Draws inside such a unit: kd_key(unit key, index, tag).  KD_DRAW_PICK is dcd's two
  * Gumbel selections (index 1: under-estimated, 2: over-estimated), and also the retry

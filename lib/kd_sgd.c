@@ -55,7 +55,23 @@ typedef struct sgd_run {
     size_t rec_stride;    /* records between two workers' buffers: the most any task needs */
     uint64_t rounds;      /* merges an epoch */
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
+    kd_model tview;       /* the master transposed (P <-> Q, bu <-> bi): transposed tasks' updates */
+    int any_transposed;
+    struct sgd_run *nd;   /* no_decay tasks' updates read this copy: the same but reg = 0 */
+    kd_sgd_params p_nd;
 } sgd_run;
+
+/* The run a task's updates read (its lr, optimiser state and decay). */
+static inline struct sgd_run *apply_run(struct sgd_run *r, const kd_sgd_task *task)
+{
+    return task->no_decay ? r->nd : r;
+}
+
+/* The model a task's updates go to. */
+static inline kd_model *apply_model(sgd_run *r, const kd_sgd_task *task, kd_model *m)
+{
+    return task->transposed ? &r->tview : m;
+}
 
 static inline uint8_t *scratch_of(const sgd_run *r, uint32_t t) { return r->scratch + (size_t)t * r->scratch_stride; }
 static inline float *delta_of(const sgd_run *r, uint32_t t) { return r->delta + (size_t)t * r->m->stride; }
@@ -170,20 +186,20 @@ static inline uint32_t owner(uint32_t r, uint64_t magic, uint32_t T)
 static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, int T)
 {
     const kd_sgd_task *task = r->task;
-    kd_model *m = r->m;
+    kd_model *m = apply_model(r, task, r->m);
     uint32_t R = task->recs_per_unit, uT = (uint32_t)T;
     uint64_t magic = UINT64_MAX / uT + 1;
     unsigned long long lo, hi;
     /* A: produce records from the parameters as they stand */
     kd_par_range(r->nb, t, T, &lo, &hi);
     for (uint64_t s = lo; s < hi; s++)
-        r->loss[s] = task->produce(task->ctx, m, r->epoch, r->b0 + s, &r->users[s], r->recs + s * R, scratch_of(r, (uint32_t)t));
+        r->loss[s] = task->produce(task->ctx, r->m, r->epoch, r->b0 + s, &r->users[s], r->recs + s * R, scratch_of(r, (uint32_t)t));
     kd_barrier_wait(&r->bar);
     /* B1: users, by owner, in unit order */
     for (uint64_t s = 0; s < r->nb; s++) {
         uint32_t u = r->users[s];
         if (u == KD_NO_ITEM || (T > 1 && owner(u, magic, uT) != (uint32_t)t)) continue;
-        apply_user(r, m, u, r->recs + s * R, R, delta_of(r, (uint32_t)t), r->pu_old + s * m->stride);
+        apply_user(apply_run(r, task), m, u, r->recs + s * R, R, delta_of(r, (uint32_t)t), r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
     /* B2: items, by owner, in record order */
@@ -192,7 +208,7 @@ static inline __attribute__((always_inline)) void run_block(sgd_run *r, int t, i
         const kd_rec *c = r->recs + s * R;
         for (uint32_t k = 0; k < R; k++)
             if (c[k].item != KD_NO_ITEM && (T == 1 || owner(c[k].item, magic, uT) == (uint32_t)t))
-                apply_item(r, m, &c[k], r->pu_old + s * m->stride);
+                apply_item(apply_run(r, task), m, &c[k], r->pu_old + s * m->stride);
     }
     kd_barrier_wait(&r->bar);
 }
@@ -243,7 +259,7 @@ KD_CLONES static void epoch_hogwild(void *ctx, int t, int T)
             uint32_t u;
             loss += task->produce(task->ctx, m, r->epoch, s, &u, recs, scratch_of(r, (uint32_t)t));
             if (u == KD_NO_ITEM) continue;
-            apply_unit(r, m, u, recs, R, delta_of(r, (uint32_t)t), save);
+            apply_unit(apply_run(r, task), apply_model(r, task, m), u, recs, R, delta_of(r, (uint32_t)t), save);
         }
         r->hog_loss[(size_t)t * KD_MAX_TASKS + k] = loss;
     }
@@ -262,6 +278,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
             float *save = r->pu_old + (size_t)w * m->stride;
             for (int k = 0; k < r->ntasks; k++) {
                 const kd_sgd_task *task = &r->tasks[k];
+                if (task->transposed) continue; /* after the merge, below */
                 uint32_t R = task->recs_per_unit, S = task->ids_per_unit;
                 kd_rec *recs = r->recs + (size_t)w * r->rec_stride; /* workers may be on different tasks */
                 uint64_t n = r->wunits[k][w], lo = n * q / r->rounds, hi = n * (q + 1) / r->rounds;
@@ -270,7 +287,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                     for (uint64_t x = lo; x < hi; x++) {
                         uint32_t u;
                         loss += task->produce(task->ctx, v, r->epoch, w + x * W, &u, recs, scratch_of(r, w));
-                        if (u != KD_NO_ITEM) apply_unit(r, v, u, recs, R, delta_of(r, w), save);
+                        if (u != KD_NO_ITEM) apply_unit(apply_run(r, task), v, u, recs, R, delta_of(r, w), save);
                     }
                 } else {
                     uint32_t *ids = r->ids + (size_t)w * r->ids_stride;
@@ -283,7 +300,7 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                             if (KD_PREFETCH && x + KD_PREFETCH < nb) prefetch_rows(v, ids + (size_t)(x + KD_PREFETCH) * S, S);
                             const uint32_t *row = ids + (size_t)x * S;
                             loss += task->produce_ids(task->ctx, v, row, recs, scratch_of(r, w));
-                            apply_unit(r, v, row[0], recs, R, delta_of(r, w), save);
+                            apply_unit(apply_run(r, task), v, row[0], recs, R, delta_of(r, w), save);
                         }
                     }
                 }
@@ -307,6 +324,25 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
             m->bi[i] = accb;
         }
         kd_barrier_wait(&r->bar);
+        /* transposed tasks: this round's units on the master, on one thread, in order */
+        if (r->any_transposed) {
+            if (t == 0)
+                for (int k = 0; k < r->ntasks; k++) {
+                    const kd_sgd_task *task = &r->tasks[k];
+                    if (!task->transposed) continue;
+                    uint64_t lo = task->units * q / r->rounds, hi = task->units * (q + 1) / r->rounds;
+                    double loss = 0;
+                    for (uint64_t x = lo; x < hi; x++) {
+                        uint32_t u;
+                        loss += task->produce(task->ctx, m, r->epoch, x, &u, r->recs, scratch_of(r, 0));
+                        if (u != KD_NO_ITEM)
+                            apply_unit(apply_run(r, task), &r->tview, u, r->recs, task->recs_per_unit, delta_of(r, 0),
+                                       r->pu_old);
+                    }
+                    r->rep_loss[k] += loss;
+                }
+            kd_barrier_wait(&r->bar);
+        }
         /* ... then each worker's thread copies the merged rows into its replica, so that the
          * next round finds them in its own core's cache (when other threads wrote them there,
          * the round's random row reads each missed to the other core) */
@@ -330,7 +366,8 @@ static int check_params(const kd_sgd_task *tasks, int ntasks, const kd_sgd_param
         if (p->replicas > 64) return kd_fail_usage(e, "--replicas: at most 64 workers");
         if (p->optim != KD_OPT_SGD) return kd_fail_usage(e, "--replicas works with --optim sgd only");
         for (int k = 0; k < ntasks; k++)
-            if (!tasks[k].units_are_users && !(tasks[k].part_units && tasks[k].part_sample && tasks[k].produce_ids))
+            if (!tasks[k].units_are_users && !tasks[k].transposed &&
+                !(tasks[k].part_units && tasks[k].part_sample && tasks[k].produce_ids))
                 return kd_fail_usage(e, "--replicas is not available for this loss");
     }
     return 0;
@@ -454,6 +491,7 @@ static int setup_replicas(sgd_run *r, kd_err *e)
     r->rounds = (all + per - 1) / per;
     r->rounds = r->rounds ? r->rounds : 1;
     for (int k = 0; k < r->ntasks; k++) {
+        if (tasks[k].transposed) continue; /* run on the master, not dealt to workers */
         if (tasks[k].units_are_users) {
             for (uint32_t w = 0; w < r->W; w++)
                 r->wunits[k][w] = w < tasks[k].units ? (tasks[k].units - w + r->W - 1) / r->W : 0;
@@ -487,6 +525,11 @@ static int run_epochs(sgd_run *r, kd_pool *pool, kd_sgd_hook hook, void *hook_ct
     for (uint64_t ep = 0; ep < p->epochs; ep++) {
         r->epoch = ep;
         r->lr = (float)(p->lr * pow(p->lr_decay, (double)ep));
+        if (r->nd) { /* the epoch's lr, everything else as set up, no decay */
+            struct sgd_run *nd = r->nd;
+            *nd = *r;
+            nd->p = &r->p_nd;
+        }
         for (int k = 0; k < r->ntasks; k++) {
             r->task_loss[k] = 0;
             if (tasks[k].epoch_begin && tasks[k].epoch_begin(tasks[k].ctx, r->m, ep, e))
@@ -522,6 +565,15 @@ int kd_sgd_train(kd_model *m, const kd_sgd_task *tasks, int ntasks, const kd_sgd
                   .W = p->hogwild ? 0 : p->replicas };
     /* the per-worker buffers of replica mode are indexed by worker, not thread */
     r.NB = r.W ? r.W : (uint32_t)r.T;
+    r.tview = (kd_model){ .n_users = m->n_items, .n_items = m->n_users, .dim = m->dim, .stride = m->stride,
+                          .P = m->Q, .Q = m->P, .bu = m->bi, .bi = m->bu };
+    sgd_run nd;
+    for (int k = 0; k < ntasks; k++) {
+        r.any_transposed |= tasks[k].transposed;
+        if (tasks[k].no_decay) r.nd = &nd;
+    }
+    r.p_nd = *p;
+    r.p_nd.reg = r.p_nd.reg_bias = 0;
     kd_pool *pool = NULL;
     int ret = -1;
     if (alloc_buffers(&r, e) || (r.W && setup_replicas(&r, e)))

@@ -103,6 +103,18 @@ typedef struct kd_sgd_task {
     void     (*part_sample)(void *ctx, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids);
     uint32_t ids_per_unit;
     double   (*produce_ids)(void *ctx, const kd_model *m, const uint32_t *ids, kd_rec *recs, void *scratch);
+    /* Transposed (item-side losses): a unit is one item and records over users.  produce()
+     * sets *user to the item and recs[].item to users; the engine applies the unit to the
+     * transposed model (P <-> Q, bu <-> bi): one step on q_i, one per record on p_u and
+     * b_u (b_i gets none: a ranking of users for one item is invariant to it).  Blocks and
+     * hogwild run such units like any other; replica mode, where an item unit would write
+     * every worker's user rows, runs them on the master after each round's merge, one
+     * thread, in unit order (so the result still does not depend on threads). */
+    int      transposed;
+    /* 1: this task's records carry no weight decay (reg and reg_bias are BPR's: its units'
+     * steps keep them).  0, the default, decays every row a record touches, so a loss with
+     * longer lists or more units regularises more, even at zero weight. */
+    int      no_decay;
     void *ctx;
 } kd_sgd_task;
 

@@ -9,12 +9,42 @@ setup() {
 
 params() { for s in user_emb item_emb item_bias; do kd-cat "$1" "$s"; done; }
 
+# a method's flags on the 40-item test data (rce's default lists are longer than that)
+margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm 30"; else echo "--method $1"; fi; }
+
 @test "margin-mse with alpha 0 trains exactly the plain BPR student" {
     kd-train -q --dim 8 --epochs 6 --seed 3 small.kd -o plain.kd
     kd-distill -q --teacher t.kd --method margin-mse --alpha 0 --dim 8 --epochs 6 --seed 3 small.kd -o kd0.kd
     params plain.kd >a
     params kd0.kd >b
     cmp a b
+}
+
+@test "--lambda 0 with --kd-decay 0 trains exactly the plain BPR student, for every method and scheme" {
+    for rep in "" "--replicas 0" "--replicas 3"; do
+        kd-train -q --dim 8 --epochs 4 --seed 3 $rep small.kd -o plain.kd
+        params plain.kd >a
+        for m in rd rrd ce dcd dcd-item dcd2 rce; do
+            kd-distill -q --teacher t.kd $(margs "$m") --lambda 0 --item-lambda 0 --kd-decay 0 --dim 8 --epochs 4 --seed 3 $rep small.kd -o z.kd
+            params z.kd >b
+            cmp a b
+        done
+    done
+}
+
+@test "with decay on its records (the older methods' default) a zero-weight term still regularises" {
+    kd-train -q --dim 8 --epochs 4 --seed 3 small.kd -o plain.kd
+    kd-distill -q --teacher t.kd --method rrd --lambda 0 --dim 8 --epochs 4 --seed 3 small.kd -o z.kd
+    params plain.kd >a
+    params z.kd >b
+    ! cmp -s a b
+    # rce, dcd-item, dcd2 default to no decay, and say so; the older methods say nothing
+    kd-distill -q --teacher t.kd $(margs rce) --dim 8 --epochs 2 small.kd -o r.kd
+    kd-cat r.kd provenance | grep -qx 'kd_decay=0'
+    kd-distill -q --teacher t.kd $(margs rce) --kd-decay 1 --dim 8 --epochs 2 small.kd -o r1.kd
+    ! kd-cat r1.kd provenance | grep -q '^kd_decay='
+    kd-cat z.kd provenance >p
+    ! grep -q '^kd_decay=' p
 }
 
 @test "margin-mse: the temperature has no effect (T^2 * MSE(ds/T, dt/T) = MSE(ds, dt))" {
@@ -37,17 +67,25 @@ params() { for s in user_emb item_emb item_bias; do kd-cat "$1" "$s"; done; }
 }
 
 @test "every method is bit-identical whatever --threads" {
-    for m in margin-mse rd rrd ce dcd; do
-        kd-distill -q --teacher t.kd --method "$m" --alpha 0.1 --dim 8 --epochs 3 --threads 1 small.kd -o a.kd
-        kd-distill -q --teacher t.kd --method "$m" --alpha 0.1 --dim 8 --epochs 3 --threads 3 small.kd -o b.kd
+    for m in margin-mse rd rrd ce dcd dcd-item dcd2 rce; do
+        kd-distill -q --teacher t.kd $(margs "$m") --alpha 0.1 --dim 8 --epochs 3 --threads 1 small.kd -o a.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --alpha 0.1 --dim 8 --epochs 3 --threads 2 small.kd -o b.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --alpha 0.1 --dim 8 --epochs 3 --threads 3 small.kd -o c.kd
+        [ "$(content_id a.kd)" = "$(content_id b.kd)" ]
+        [ "$(content_id a.kd)" = "$(content_id c.kd)" ]
+    done
+    # the block scheme, which runs item-side (transposed) units on every thread
+    for m in dcd-item dcd2 rce; do
+        kd-distill -q --teacher t.kd $(margs "$m") --dim 8 --epochs 3 --replicas 0 --threads 1 small.kd -o a.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --dim 8 --epochs 3 --replicas 0 --threads 3 small.kd -o b.kd
         [ "$(content_id a.kd)" = "$(content_id b.kd)" ]
     done
 }
 
 @test "distillation with --replicas is bit-identical whatever --threads" {
-    for m in rrd dcd margin-mse; do
-        kd-distill -q --teacher t.kd --method "$m" --alpha 0.1 --dim 8 --epochs 3 --replicas 4 --threads 1 small.kd -o a.kd
-        kd-distill -q --teacher t.kd --method "$m" --alpha 0.1 --dim 8 --epochs 3 --replicas 4 --threads 2 small.kd -o b.kd
+    for m in rrd dcd margin-mse dcd-item dcd2 rce; do
+        kd-distill -q --teacher t.kd $(margs "$m") --alpha 0.1 --dim 8 --epochs 3 --replicas 4 --threads 1 small.kd -o a.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --alpha 0.1 --dim 8 --epochs 3 --replicas 4 --threads 2 small.kd -o b.kd
         [ "$(content_id a.kd)" = "$(content_id b.kd)" ]
     done
 }
@@ -59,6 +97,87 @@ params() { for s in user_emb item_emb item_bias; do kd-cat "$1" "$s"; done; }
     grep -qx 'topk=5' p
     grep -qx 'uninteresting=7' p
     grep -qx "input.teacher=$(content_id t.kd)" p
+}
+
+@test "rce, dcd-item, dcd2 and an ensemble: same seed same bytes, another seed other bytes" {
+    kd-train -q --dim 16 --epochs 5 --seed 2 small.kd -o t2.kd
+    for args in "$(margs rce)" "--method dcd-item" "--method dcd2" "--method dcd --teacher t2.kd"; do
+        kd-distill -q --teacher t.kd $args --dim 8 --epochs 3 --seed 4 small.kd -o a.kd
+        kd-distill -q --teacher t.kd $args --dim 8 --epochs 3 --seed 4 small.kd -o b.kd
+        kd-distill -q --teacher t.kd $args --dim 8 --epochs 3 --seed 5 small.kd -o c.kd
+        cmp a.kd b.kd
+        ! cmp -s a.kd c.kd
+    done
+}
+
+@test "the new terms do something: rce, dcd-item, dcd2 differ from plain BPR and from each other" {
+    kd-train -q --dim 8 --epochs 4 small.kd -o plain.kd
+    params plain.kd >p
+    for m in rce dcd-item dcd2 dcd; do
+        kd-distill -q --teacher t.kd $(margs "$m") --dim 8 --epochs 4 small.kd -o "$m.kd"
+        params "$m.kd" >"$m.txt"
+        ! cmp -s p "$m.txt"
+    done
+    ! cmp -s dcd.txt dcd2.txt
+    ! cmp -s dcd-item.txt dcd2.txt
+}
+
+@test "provenance lists rce's and dcd2's knobs" {
+    kd-distill -q --teacher t.kd --method rce --topk 5 --samples 7 --topm 30 --beta 2 --rank-temp 4 --tau 0.5 --dim 8 --epochs 2 small.kd -o m.kd
+    kd-cat m.kd provenance >p
+    for l in role=distill-rce method=rce topk=5 samples=7 topm=30 beta=2 rank_temp=4 tau=0.5 lambda=1; do grep -qx "$l" p; done
+    kd-distill -q --teacher t.kd --method dcd2 --item-lambda 0.25 --dim 8 --epochs 2 small.kd -o m.kd
+    kd-cat m.kd provenance >p
+    for l in role=distill-dcd2 item_lambda=0.25 topk=20 eps=0.1; do grep -qx "$l" p; done
+}
+
+@test "an ensemble of teachers: every content ID in provenance and in the stage key" {
+    kd-train -q --dim 16 --epochs 5 --seed 2 small.kd -o t2.kd
+    kd-train -q --dim 8 --epochs 5 --seed 3 small.kd -o t3.kd
+    kd-distill -q --teacher t.kd --teacher t2.kd --teacher t3.kd --method rrd --dim 8 --epochs 2 small.kd -o m.kd
+    kd-cat m.kd provenance >p
+    grep -qx "input.teacher=$(content_id t.kd)" p
+    grep -qx "input.teacher.2=$(content_id t2.kd)" p
+    grep -qx "input.teacher.3=$(content_id t3.kd)" p
+    grep -qx 'teachers=3' p
+    grep -qx 'ensemble=mean' p
+    # the cache tells a different second teacher apart
+    kd-distill -q --teacher t.kd --teacher t2.kd --method rrd --dim 8 --epochs 2 --cache cache small.kd -o a.kd
+    run --separate-stderr -0 kd-distill --teacher t.kd --teacher t3.kd --method rrd --dim 8 --epochs 2 --cache cache small.kd -o b.kd
+    [[ $stderr != *cached* ]]
+    run --separate-stderr -0 kd-distill --teacher t.kd --teacher t2.kd --method rrd --dim 8 --epochs 2 --cache cache small.kd -o c.kd
+    [[ $stderr == *cached* ]]
+    cmp a.kd c.kd
+    # one teacher: the same model and key as before ensembles existed (no teachers= line)
+    kd-distill -q --teacher t.kd --method rrd --dim 8 --epochs 2 small.kd -o one.kd
+    kd-cat one.kd provenance >p1
+    ! grep -q '^teachers=' p1
+    ! grep -q '^input.teacher.2=' p1
+}
+
+@test "an ensemble with a teacher trained on another dataset is refused" {
+    small_dataset 2 other.kd
+    kd-train -q --dim 16 --epochs 1 other.kd -o other-t.kd
+    run --separate-stderr -1 kd-distill --teacher t.kd --teacher other-t.kd --method dcd small.kd -o m.kd
+    [[ $stderr == "kd-distill: other-t.kd: teacher was trained on dataset $(content_id other.kd), not on small.kd ($(content_id small.kd))" ]]
+    [ ! -e m.kd ]
+}
+
+@test "usage: rce's list sizes, the item side's, too many teachers" {
+    kd-gen synth --users 20 --items 1100 --mean 5 --rank 2 --seed 1 -o wide.kd
+    kd-train -q --dim 4 --epochs 1 wide.kd -o wt.kd
+    run --separate-stderr -2 kd-distill --teacher wt.kd --method rce --topm 1025 wide.kd -o m.kd
+    [ "$stderr" = "kd-distill: rce needs 1 <= --samples <= --topm <= 1024" ]
+    run --separate-stderr -2 kd-distill --teacher t.kd --method rce --topk 5 --topm 10 --samples 11 small.kd -o m.kd
+    [ "$stderr" = "kd-distill: rce needs 1 <= --samples <= --topm <= 1024" ]
+    run --separate-stderr -2 kd-distill --teacher wt.kd --method dcd-item --topk 25 --topm 100 wide.kd -o m.kd
+    [ "$stderr" = "kd-distill: need --topk <= users (20) for the item side" ]
+    run --separate-stderr -2 kd-distill --teacher t.kd --method rce --samples 0 small.kd -o m.kd
+    [[ $stderr == "kd-distill: --samples: 0 is out of range"* ]]
+    run --separate-stderr -2 kd-distill --teacher t.kd --teacher t.kd --teacher t.kd --teacher t.kd \
+        --teacher t.kd --teacher t.kd --teacher t.kd --teacher t.kd --teacher t.kd --method rrd small.kd -o m.kd
+    [ "$stderr" = "kd-distill: --teacher: at most 8 teachers" ]
+    [ ! -e m.kd ]
 }
 
 @test "a teacher trained on another dataset is refused" {

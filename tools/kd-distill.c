@@ -1,6 +1,7 @@
 /* kd-distill: train a student MF model from a teacher: BPR on the dataset plus a
- * distillation term (margin-mse, rd, rrd, ce, dcd).  Reads the dataset and the teacher
- * (a model trained on it), writes the student; with --cache DIR a stage.
+ * distillation term (margin-mse, rd, rrd, ce, dcd, dcd-item, dcd2, rce).  Reads the
+ * dataset and the teacher (a model trained on it; several --teacher: their mean score, as
+ * one concatenated model), writes the student; with --cache DIR a stage.
  *     kd-distill --teacher teacher.kd --method rrd --dim 16 data.kd -o student.kd */
 #include <getopt.h>
 #include <stdio.h>
@@ -18,17 +19,22 @@
 
 static const char *prog = "kd-distill";
 
+#define KD_MAX_TEACHERS 8   /* --teacher given at most this many times (an ensemble) */
+
 /* where kd_train_run's progress lines go */
 static void say(void *ctx, const char *text) { (void)ctx; fputs(text, stderr); }
 
 static void usage(FILE *f, const kd_train_opts *d)
 {
     kd_distill_params m = kd_distill_defaults(KD_MARGIN_MSE), r = kd_distill_defaults(KD_RRD),
-                      rd = kd_distill_defaults(KD_RD), dcd = kd_distill_defaults(KD_DCD);
+                      rd = kd_distill_defaults(KD_RD), dcd = kd_distill_defaults(KD_DCD),
+                      rce = kd_distill_defaults(KD_RCE);
     fprintf(f,
-        "usage: %s --teacher T.kd --method NAME [options] DATASET [-o OUT]\n"
+        "usage: %s --teacher T.kd [--teacher T2.kd ...] --method NAME [options] DATASET [-o OUT]\n"
         "Train a student (same form as kd-train's) on DATASET with BPR plus a distillation\n"
-        "term from the teacher, which must have been trained on the same dataset.\n\n"
+        "term from the teacher, which must have been trained on the same dataset.  Several\n"
+        "--teacher (at most %d): their ensemble, the mean of their scores, as one model of\n"
+        "the summed dimension (every method uses it as it would one teacher).\n\n"
         "methods (defaults in brackets):\n"
         "  margin-mse  the study's (1-a)*BPR + a*T^2*MSE(margins/T); --alpha A [%g],\n"
         "              --temperature T [%g] (it cancels out), --mix convex|add (add: BPR + lambda*KD)\n"
@@ -40,25 +46,42 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              items (or with --ce-sample S) the teacher's top-M plus S samples [256]\n"
         "  dcd         dual correction of under/over-ranked items: --topk K [%u], --uninteresting L [%u],\n"
         "              --topm M [%u], --eps E [%g]\n"
-        "  --lambda X  weight of the distillation term [1; rd 0.5]\n\n",
-        prog, m.alpha, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L, dcd.M, dcd.eps);
+        "  dcd-item    dcd's item side: each item's ranking of users (teacher's top-M users of\n"
+        "              the item, the student's, under/over-ranked users, L uniform users), with\n"
+        "              dcd's flags and defaults\n"
+        "  dcd2        both sides (DCD as published): dcd + --item-lambda X [%g] x dcd-item\n"
+        "  rce         RCE-KD: cross-entropy on the student's top-K, mixed by w = exp(-beta *\n"
+        "              overlap) with one on a closure-aware set (--samples L student top-M\n"
+        "              positions drawn by rank weight, plus the teacher's top-K items left);\n"
+        "              one unit per train interaction: --topk K [%u], --samples L [%u],\n"
+        "              --topm M [%u] (<= %u), --rank-temp T [%g], --beta B [%g], --tau T [%g]\n"
+        "  --lambda X  weight of the distillation term [1; rd 0.5; rce %g]\n"
+        "  --kd-decay 0|1  weight decay (--reg, --reg-bias) also on the rows the distillation\n"
+        "              records touch [1; rce, dcd-item, dcd2 0].  With 1, longer lists or more\n"
+        "              units regularise more, even at --lambda 0; with 0, --lambda 0 trains\n"
+        "              kd-train's model bit for bit\n\n",
+        prog, KD_MAX_TEACHERS, m.alpha, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L,
+        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, rce.lambda);
     kd_train_help(f, d);
     fprintf(f, "  -h, --help, --version\n");
 }
 
-enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_CES, O_EPS };
+enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_CES,
+       O_ILAMBDA, O_SAMPLES, O_BETA, O_KDDECAY, O_EPS /* last method flag */ };
 
 static const struct option own_options[] = {
     { "teacher", 1, 0, O_TEACHER }, { "method", 1, 0, O_METHOD }, { "alpha", 1, 0, O_ALPHA },
     { "temperature", 1, 0, O_TEMP }, { "mix", 1, 0, O_MIX }, { "lambda", 1, 0, O_LAMBDA },
     { "topk", 1, 0, O_TOPK }, { "uninteresting", 1, 0, O_UNINT }, { "topm", 1, 0, O_TOPM },
     { "rank-temp", 1, 0, O_RANKT }, { "dynamic", 0, 0, O_DYN }, { "mu", 1, 0, O_MU }, { "tau", 1, 0, O_TAU },
-    { "ce-sample", 1, 0, O_CES }, { "eps", 1, 0, O_EPS } };
+    { "ce-sample", 1, 0, O_CES }, { "eps", 1, 0, O_EPS }, { "item-lambda", 1, 0, O_ILAMBDA },
+    { "samples", 1, 0, O_SAMPLES }, { "beta", 1, 0, O_BETA }, { "kd-decay", 1, 0, O_KDDECAY } };
 enum { NOWN = sizeof own_options / sizeof *own_options };
 
 struct opts {
     kd_train_opts     t;
-    const char       *teacher, *method, *dataset;
+    const char       *teacher[KD_MAX_TEACHERS], *method, *dataset;
+    int               nteachers;
     int               mi;   /* the method's index */
     kd_distill_params dp;   /* its parameters: defaults, then the flags given */
 };
@@ -86,6 +109,10 @@ static int method_arg(kd_distill_params *dp, int code, const char *a, kd_err *e)
     case O_TAU: return kd_cli_double("--tau", a, 1e-6, 1e6, &dp->tau, e);
     case O_EPS: return kd_cli_double("--eps", a, 0, 1e6, &dp->eps, e);
     case O_CES: r = kd_cli_u64("--ce-sample", a, 1, 100000, &v, e); dp->ce_sample = (uint32_t)v; return r;
+    case O_ILAMBDA: return kd_cli_double("--item-lambda", a, 0, 1e6, &dp->item_lambda, e);
+    case O_SAMPLES: r = kd_cli_u64("--samples", a, 1, 1000, &v, e); dp->L = (uint32_t)v; return r;
+    case O_BETA: return kd_cli_double("--beta", a, 0, 1e6, &dp->beta, e);
+    case O_KDDECAY: r = kd_cli_u64("--kd-decay", a, 0, 1, &v, e); dp->kd_decay = (int)v; return r;
     }
     return 0;
 }
@@ -102,11 +129,19 @@ static void parse_args(int argc, char **argv, struct opts *o)
     const char *margs[16];
     int mcodes[16], nm = 0, c;
     kd_err e = { 0 };
-    o->teacher = o->method = NULL;
+    o->method = NULL;
+    o->nteachers = 0;
     while ((c = getopt_long(argc, argv, "ho:qv", opts, NULL)) != -1) {
         if (c == 'h') { usage(stdout, &defaults); exit(0); }
         if (c == 'V') { kd_cli_version(prog); exit(0); }
-        if (c == O_TEACHER) { o->teacher = optarg; continue; }
+        if (c == O_TEACHER) {
+            if (o->nteachers == KD_MAX_TEACHERS) {
+                fprintf(stderr, "%s: --teacher: at most %d teachers\n", prog, KD_MAX_TEACHERS);
+                exit(KD_EXIT_USAGE);
+            }
+            o->teacher[o->nteachers++] = optarg;
+            continue;
+        }
         if (c == O_METHOD) { o->method = optarg; continue; }
         if (c >= O_ALPHA && c <= O_EPS) {
             if (nm == 16) { fprintf(stderr, "%s: too many method options\n", prog); exit(KD_EXIT_USAGE); }
@@ -118,12 +153,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
         if (r < 0) exit(kd_err_report(prog, &e));
         if (r == 0) { usage(stderr, &defaults); exit(KD_EXIT_USAGE); }
     }
-    if (!o->teacher || !o->method) {
+    if (!o->nteachers || !o->method) {
         fprintf(stderr, "%s: --teacher and --method are required\n", prog);
         exit(KD_EXIT_USAGE);
     }
     if ((o->mi = kd_method_parse(o->method)) < 0) {
-        fprintf(stderr, "%s: --method: unknown method '%s' (margin-mse, rd, rrd, ce, dcd)\n", prog, o->method);
+        fprintf(stderr, "%s: --method: unknown method '%s' (margin-mse, rd, rrd, ce, dcd, dcd-item, dcd2, rce)\n", prog, o->method);
         exit(KD_EXIT_USAGE);
     }
     o->dp = kd_distill_defaults(o->mi);
@@ -140,14 +175,29 @@ static void parse_args(int argc, char **argv, struct opts *o)
 }
 
 /* The teacher must have been trained on this dataset (its provenance says which). */
-static int check_teacher(const struct opts *o, const kd_art *ta, const kd_dataset *d, kd_err *e)
+static int check_teacher(const struct opts *o, const char *path, const kd_art *ta, const kd_dataset *d, kd_err *e)
 {
     char tid[64] = "", did[17];
     kd_id_hex(d->content_id, did);
     if (kd_art_prov_get(ta, "input.dataset", tid, sizeof tid) || strcmp(tid, did))
-        return kd_fail(e, "%s: teacher was trained on dataset %s, not on %s (%s)", kd_in_name(o->teacher),
+        return kd_fail(e, "%s: teacher was trained on dataset %s, not on %s (%s)", kd_in_name(path),
                        tid[0] ? tid : "(unknown)", kd_in_name(o->dataset), did);
     return 0;
+}
+
+/* Loads every teacher, checks each against the dataset, and leaves in *tm the one model
+ * the method distills from: the teacher, or the ensemble of all of them. */
+static int load_teachers(const struct opts *o, const kd_dataset *d, kd_art **ta, kd_model *tm, kd_err *e)
+{
+    kd_model each[KD_MAX_TEACHERS] = { { 0 } };
+    int r = 0;
+    for (int m = 0; m < o->nteachers && !r; m++)
+        r = kd_art_load(o->teacher[m], KD_KIND_MODEL, &ta[m], e) || check_teacher(o, o->teacher[m], ta[m], d, e) ||
+            kd_model_from_art(o->nteachers == 1 ? tm : &each[m], ta[m], e);
+    if (!r && o->nteachers > 1)
+        r = kd_distill_ensemble(tm, each, o->nteachers, e);
+    for (int m = 0; m < o->nteachers; m++) kd_model_free(&each[m]);
+    return r ? -1 : 0;
 }
 
 static int run(struct opts *o, kd_err *e)
@@ -160,20 +210,23 @@ static int run(struct opts *o, kd_err *e)
     kd_distill kd = { 0 };
     kd_train_log log = { 0 };
     kd_buf prov = { 0 }, params = { 0 };
-    kd_art *ta = NULL, *a = NULL;
-    int r = -1;
+    kd_art *ta[KD_MAX_TEACHERS] = { 0 }, *a = NULL;
+    int r = -1, nt = o->nteachers;
     kd_stage_init(&st, prog, kd_stage_label(t->label, t->out), t->cache);
     if (kd_stage_add_output(&st, t->out, NULL, e) || kd_dataset_load(&d, o->dataset, e) ||
-        kd_art_load(o->teacher, KD_KIND_MODEL, &ta, e) || kd_model_from_art(&tm, ta, e) || check_teacher(o, ta, &d, e))
+        load_teachers(o, &d, ta, &tm, e))
         goto done;
-    /* the stage key: every parameter and the contents of dataset and teacher */
+    /* the stage key: every parameter and the contents of dataset and teachers (one teacher:
+     * the same key as before ensembles existed) */
     kd_distill_params used = o->dp;
     if (used.M > d.n_items) used.M = d.n_items; /* as kd_distill_init will use it */
     kd_buf_printf(&params, "role=distill-%s\n", kd_distill_methods[o->mi].name);
     kd_distill_prov(&used, &params);
+    if (nt > 1) kd_buf_printf(&params, "teachers=%d\nensemble=mean\n", nt);
     kd_train_prov(t, &params);
-    uint64_t inputs[2] = { d.content_id, ta->content_id };
-    if ((r = kd_stage_start(&st, &params, inputs, 2, e)) != 0) goto done;
+    uint64_t inputs[1 + KD_MAX_TEACHERS] = { d.content_id };
+    for (int x = 0; x < nt; x++) inputs[1 + x] = ta[x]->content_id;
+    if ((r = kd_stage_start(&st, &params, inputs, 1 + nt, e)) != 0) goto done;
     r = -1;
     t->sgd.threads = kd_train_threads(t, d.n_users, d.n_items);
     if (kd_model_alloc(&m, d.n_users, d.n_items, t->dim, e) || kd_bpr_init(&b, &d, t->neg, kd_key(t->seed, 1, 0), e) ||
@@ -181,7 +234,7 @@ static int run(struct opts *o, kd_err *e)
         goto done;
     /* the same initialisation and BPR stream as kd-train: at zero weight, the same model */
     kd_model_init_normal(&m, kd_key(t->seed, 0, 0), (float)t->init_std);
-    if (t->verbosity >= 2 && kd.t_items)
+    if (t->verbosity >= 2 && (kd.t_items || kd.ti_users))
         fprintf(stderr, "%s: teacher top-%u ranking of %u users: %.3f s\n", prog, kd.p.M, d.n_users, kd.rank_seconds);
     kd_sgd_task tasks[KD_MAX_TASKS];
     int ntasks;
@@ -189,7 +242,12 @@ static int run(struct opts *o, kd_err *e)
     if (kd_train_run(t, &m, &d, tasks, ntasks, &log, e)) goto done;
     kd_prov_begin(&prov, prog);
     kd_prov_id(&prov, "input.dataset", d.content_id);
-    kd_prov_id(&prov, "input.teacher", ta->content_id);
+    kd_prov_id(&prov, "input.teacher", ta[0]->content_id);
+    for (int x = 1; x < nt; x++) {
+        char key[32];
+        snprintf(key, sizeof key, "input.teacher.%d", x + 1);
+        kd_prov_id(&prov, key, ta[x]->content_id);
+    }
     kd_buf_append(&prov, params.p, params.len);
     kd_train_prov_log(&log, &prov);
     kd_prov_u64(&prov, "params", kd_model_params(&m));
@@ -204,7 +262,7 @@ done:
     kd_bpr_free(&b);
     kd_model_free(&m);
     kd_model_free(&tm);
-    kd_art_free(ta);
+    for (int x = 0; x < nt; x++) kd_art_free(ta[x]);
     kd_dataset_free(&d);
     return r < 0 ? -1 : 0;
 }

@@ -1,11 +1,15 @@
-/* Unit tests of the distillation losses: analytic gradients against finite differences,
- * the temperature identity of margin-mse, and its alpha = 0 reduction to BPR. */
+/* Unit tests of the distillation losses: analytic gradients against finite differences
+ * (of the pure losses, and of whole units over every model parameter), the temperature
+ * identity of margin-mse and its alpha = 0 reduction to BPR, rce's lists and reductions,
+ * and the teacher ensemble. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kd_distill.h"
 #include "kd_rng.h"
+#include "kd_synth.h"
 #include "kd_test.h"
 
 static void test_rrd_gradient(void)
@@ -151,9 +155,250 @@ static void test_method_table(void)
     CHECK(kd_distill_defaults(KD_RD).lambda == 0.5 && kd_distill_defaults(KD_DCD).K == 20);
 }
 
+static void test_rce_loss(void)
+{
+    kd_rng r = kd_rng_seed(10);
+    for (int trial = 0; trial < 20; trial++) {
+        uint32_t nS = 1 + kd_rng_below(&r, 12), nA = 1 + kd_rng_below(&r, 20);
+        double w = kd_rng_unif(&r), tau = 0.5 + 2 * kd_rng_unif(&r);
+        float tS[32], sS[32], tA[32], sA[32];
+        double gS[32], gA[32], dS[32], dA[32], worst = 0;
+        for (uint32_t a = 0; a < nS; a++) tS[a] = (float)(2 * kd_rng_normal(&r)), sS[a] = (float)(2 * kd_rng_normal(&r));
+        for (uint32_t a = 0; a < nA; a++) tA[a] = (float)(2 * kd_rng_normal(&r)), sA[a] = (float)(2 * kd_rng_normal(&r));
+        kd_rce_loss(tS, sS, nS, tA, sA, nA, w, tau, gS, gA);
+        for (uint32_t a = 0; a < nS + nA; a++) {
+            float *x = a < nS ? &sS[a] : &sA[a - nS], keep = *x;
+            *x = keep + 1e-2f;
+            double lp = kd_rce_loss(tS, sS, nS, tA, sA, nA, w, tau, dS, dA);
+            *x = keep - 1e-2f;
+            double lm = kd_rce_loss(tS, sS, nS, tA, sA, nA, w, tau, dS, dA);
+            *x = keep;
+            double num = (lp - lm) / ((double)(keep + 1e-2f) - (double)(keep - 1e-2f));
+            worst = fmax(worst, fabs(num - (a < nS ? gS[a] : gA[a - nS])));
+        }
+        CHECK(worst < 1e-3);
+        /* w = 0 is the cross-entropy on S alone, w = 1 the one on A alone */
+        double ce[32];
+        CHECK(kd_rce_loss(tS, sS, nS, tA, sA, nA, 0, tau, gS, gA) == kd_ce_loss(tS, sS, nS, tau, ce));
+        int zero = 1;
+        for (uint32_t a = 0; a < nA; a++) zero &= gA[a] == 0;
+        CHECK(zero);
+        CHECK(kd_rce_loss(tS, sS, nS, tA, sA, nA, 1, tau, gS, gA) == kd_ce_loss(tA, sA, nA, tau, ce));
+    }
+}
+
+/* A tiny distillation set-up: a synthetic dataset, a teacher and a student with spread
+ * scores (random parameters, biases included). */
+typedef struct tiny {
+    kd_dataset d;
+    kd_model t, m;
+    kd_bpr b;
+} tiny;
+
+static void tiny_init(tiny *x)
+{
+    kd_err e = { 0 };
+    kd_synth_params sp = kd_synth_defaults();
+    sp.users = 14; sp.items = 30; sp.mean = 5; sp.rank = 3; sp.clusters = 2; sp.seed = 3;
+    memset(x, 0, sizeof *x);
+    int ok = kd_synth_generate(&x->d, &sp, NULL, &e) == 0 && kd_model_alloc(&x->t, 14, 30, 5, &e) == 0 &&
+             kd_model_alloc(&x->m, 14, 30, 3, &e) == 0 && kd_bpr_init(&x->b, &x->d, 1, 7, &e) == 0;
+    CHECK(ok);
+    kd_model_init_normal(&x->t, 11, 1.0f);
+    kd_model_init_normal(&x->m, 12, 0.7f);
+    kd_rng r = kd_rng_seed(13);
+    for (uint32_t i = 0; i < 30; i++) x->t.bi[i] = (float)kd_rng_normal(&r), x->m.bi[i] = (float)(0.5 * kd_rng_normal(&r));
+    for (uint32_t u = 0; u < 14; u++) x->m.bu[u] = (float)(0.5 * kd_rng_normal(&r));
+}
+
+static void tiny_free(tiny *x)
+{
+    kd_bpr_free(&x->b);
+    kd_model_free(&x->t);
+    kd_model_free(&x->m);
+    kd_dataset_free(&x->d);
+}
+
+/* Parameter-level finite differences of one unit: the gradient its records imply (user
+ * unit: dP_u = -sum coef_k q_k, dQ_k = -coef_k p_u, db_k = -coef_k; transposed unit of
+ * item i: dQ_i = -sum coef_k p_k, dP_k = -coef_k q_i, dbu_k = -coef_k, nothing on b_i)
+ * against central differences of the unit's loss over every coordinate of P, Q, bu, bi.
+ * Returns the worst |numeric - implied|, or -1 for a skipped unit; *gmax = max |implied|. */
+static double unit_fd(const kd_sgd_task *t, kd_model *m, uint64_t unit, double *gmax)
+{
+    uint32_t user, R = t->recs_per_unit, U = m->n_users, I = m->n_items, D = m->dim, S = m->stride;
+    kd_rec *recs = malloc(R * sizeof *recs);
+    void *scratch = NULL;
+    if (posix_memalign(&scratch, 64, t->scratch_bytes + 64)) scratch = NULL;
+    double *gP = calloc((size_t)U * S, 8), *gQ = calloc((size_t)I * S, 8), *gbu = calloc(U, 8), *gbi = calloc(I, 8);
+    t->produce(t->ctx, m, 0, unit, &user, recs, scratch);
+    double worst = -1;
+    *gmax = 0;
+    if (user != KD_NO_ITEM) {
+        for (uint32_t k = 0; k < R; k++) {
+            if (recs[k].item == KD_NO_ITEM) continue;
+            uint32_t h = user, o = recs[k].item;
+            double c = recs[k].coef;
+            const float *ph = t->transposed ? m->Q + (size_t)h * S : m->P + (size_t)h * S;
+            const float *po = t->transposed ? m->P + (size_t)o * S : m->Q + (size_t)o * S;
+            double *gh = t->transposed ? gQ + (size_t)h * S : gP + (size_t)h * S;
+            double *go = t->transposed ? gP + (size_t)o * S : gQ + (size_t)o * S;
+            for (uint32_t c2 = 0; c2 < D; c2++) {
+                gh[c2] -= c * po[c2];
+                go[c2] -= c * ph[c2];
+            }
+            (t->transposed ? gbu : gbi)[o] -= c;
+        }
+        worst = 0;
+        float *blocks[4] = { m->P, m->Q, m->bu, m->bi };
+        double *grads[4] = { gP, gQ, gbu, gbi };
+        uint32_t rows[4] = { U, I, U, I }, width[4] = { D, D, 1, 1 }, step[4] = { S, S, 1, 1 };
+        for (int bl = 0; bl < 4; bl++)
+            for (uint32_t rr = 0; rr < rows[bl]; rr++)
+                for (uint32_t c2 = 0; c2 < width[bl]; c2++) {
+                    float *x = blocks[bl] + (size_t)rr * step[bl] + c2, keep = *x;
+                    uint32_t dummy;
+                    *x = keep + 1e-2f;
+                    double lp = t->produce(t->ctx, m, 0, unit, &dummy, recs, scratch);
+                    *x = keep - 1e-2f;
+                    double lm = t->produce(t->ctx, m, 0, unit, &dummy, recs, scratch);
+                    *x = keep;
+                    double num = (lp - lm) / ((double)(keep + 1e-2f) - (double)(keep - 1e-2f));
+                    double g = grads[bl][(size_t)rr * step[bl] + c2];
+                    worst = fmax(worst, fabs(num - g));
+                    *gmax = fmax(*gmax, fabs(g));
+                }
+    }
+    free(recs);
+    free(scratch);
+    free(gP); free(gQ); free(gbu); free(gbi);
+    return worst;
+}
+
+/* Every distillation task of rce, dcd-item, dcd2 (both sides), dcd and rrd: the records
+ * are -dLoss/dscore, checked over whole units (lists frozen after epoch_begin). */
+static void test_unit_gradients(void)
+{
+    int methods[] = { KD_RCE, KD_DCD_ITEM, KD_DCD2, KD_DCD, KD_RRD };
+    for (unsigned x = 0; x < sizeof methods / sizeof *methods; x++) {
+        tiny tn;
+        tiny_init(&tn);
+        kd_err e = { 0 };
+        kd_distill k;
+        kd_distill_params p = kd_distill_defaults(methods[x]);
+        p.K = 6; p.L = 5; p.M = 12; p.lambda = 0.7; p.item_lambda = 0.4; p.tau = 0.8;
+        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 99, 1, &e) == 0);
+        kd_sgd_task tasks[KD_MAX_TASKS];
+        int nt = 0;
+        kd_distill_tasks(&k, tasks, &nt);
+        double worst = 0, gmax = 0;
+        int units = 0, transposed = 0;
+        for (int ti = 1; ti < nt; ti++) {
+            const kd_sgd_task *t = &tasks[ti];
+            transposed += t->transposed;
+            CHECK(!t->epoch_begin || t->epoch_begin(t->ctx, &tn.m, 0, &e) == 0);
+            for (uint64_t unit = 0; unit < t->units && unit < 12; unit++) {
+                double g, w = unit_fd(t, &tn.m, unit, &g);
+                if (w < 0) continue;
+                units++;
+                worst = fmax(worst, w);
+                gmax = fmax(gmax, g);
+            }
+        }
+        CHECK(units >= 10);
+        CHECK(gmax > 1e-2);            /* the term does something */
+        CHECK(worst < 5e-4);           /* measured ~2e-5 against gradients of 1-4 */
+        if (worst >= 5e-4 || getenv("KD_TEST_VERBOSE")) fprintf(stderr, "  method %s: worst %g (max gradient %g)\n", kd_distill_methods[methods[x]].name, worst, gmax);
+        CHECK(transposed == (methods[x] == KD_DCD_ITEM || methods[x] == KD_DCD2));
+        kd_distill_free(&k);
+        tiny_free(&tn);
+    }
+}
+
+/* rce's lists after epoch_begin: entries distinct; S is the student's top-K; every
+ * teacher top-K item is in S or A; the sampled set has min(L, candidates) entries, all
+ * from the student's top-M; w = exp(-beta * overlap / K) in (0, 1]. */
+static void test_rce_lists(void)
+{
+    tiny tn;
+    tiny_init(&tn);
+    kd_err e = { 0 };
+    kd_distill k;
+    kd_distill_params p = kd_distill_defaults(KD_RCE);
+    p.K = 4; p.L = 6; p.M = 10;
+    CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 5, 1, &e) == 0);
+    kd_sgd_task tasks[KD_MAX_TASKS];
+    int nt = 0;
+    kd_distill_tasks(&k, tasks, &nt);
+    CHECK(nt == 2 && tasks[1].epoch_begin(tasks[1].ctx, &tn.m, 3, &e) == 0);
+    int ok = 1;
+    uint32_t N = 2 * p.K + p.L;
+    for (uint32_t u = 0; u < tn.d.n_users; u++) {
+        const uint32_t *it = k.rce_items + (size_t)u * N, *R = k.s_items + (size_t)u * p.M, *Q = k.t_items + (size_t)u * p.M;
+        const uint8_t *in = k.rce_in + (size_t)u * N;
+        uint32_t n = k.rce_n[u], nS = 0, nA = 0;
+        ok &= n > 0 && n <= N;
+        for (uint32_t a = 0; a < n; a++) {
+            for (uint32_t b = a + 1; b < n; b++) ok &= it[a] != it[b];
+            if (in[a] & 1) ok &= it[a] == R[nS++];
+            nA += (in[a] & 2) != 0;
+            int inR = 0, inQ = 0;
+            for (uint32_t j = 0; j < p.M; j++) inR |= R[j] == it[a];
+            for (uint32_t j = 0; j < p.K; j++) inQ |= Q[j] == it[a];
+            ok &= inR || inQ;
+        }
+        ok &= nS == p.K;
+        for (uint32_t j = 0; j < p.K; j++) {
+            int found = 0;
+            for (uint32_t a = 0; a < n; a++) found |= it[a] == Q[j];
+            ok &= found;
+        }
+        ok &= k.rce_w[u] > 0 && k.rce_w[u] <= 1 && nA >= p.L;
+        /* w takes the values exp(-beta * c / K), c = 0..K */
+        double c = -log(k.rce_w[u]) / p.beta * p.K;
+        ok &= fabs(c - round(c)) < 1e-9;
+    }
+    CHECK(ok);
+    kd_distill_free(&k);
+    tiny_free(&tn);
+}
+
+/* The ensemble: one teacher comes back bit for bit; two give the mean score. */
+static void test_ensemble(void)
+{
+    tiny tn;
+    tiny_init(&tn);
+    kd_err e = { 0 };
+    kd_model two[2] = { tn.t, tn.m }, one, ens;
+    CHECK(kd_distill_ensemble(&one, &tn.t, 1, &e) == 0);
+    int same = one.dim == tn.t.dim;
+    for (uint32_t u = 0; u < 14; u++)
+        for (uint32_t i = 0; i < 30; i++) same &= kd_model_score(&one, u, i) == kd_model_score(&tn.t, u, i);
+    CHECK(same);
+    CHECK(kd_distill_ensemble(&ens, two, 2, &e) == 0 && ens.dim == 8);
+    double worst = 0;
+    for (uint32_t u = 0; u < 14; u++)
+        for (uint32_t i = 0; i < 30; i++)
+            worst = fmax(worst, fabs(kd_model_score(&ens, u, i) -
+                                     0.5 * ((double)kd_model_score(&tn.t, u, i) + kd_model_score(&tn.m, u, i))));
+    CHECK(worst < 1e-5);
+    kd_model bad = { 0 };
+    CHECK(kd_model_alloc(&bad, 14, 29, 2, &e) == 0);
+    kd_model mixed[2] = { tn.t, bad }, out;
+    CHECK(kd_distill_ensemble(&out, mixed, 2, &e) == -1);
+    kd_model_free(&bad);
+    kd_model_free(&one);
+    kd_model_free(&ens);
+    tiny_free(&tn);
+}
+
 int main(void)
 {
     test_method_table();
+    test_rce_loss();
+    test_unit_gradients();
+    test_rce_lists();
+    test_ensemble();
     test_rrd_gradient();
     test_ce_gradient();
     test_margin();

@@ -103,6 +103,13 @@ int kd_evaluate(const kd_model *m, const kd_dataset *d, const kd_eval_opts *o, k
         j.top_items = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
         j.top_scores = kd_alloc_array((uint64_t)d->n_users * o->topk_keep, 4);
     }
+    /* users without items in the split are never ranked: their rows must read as empty
+     * (UINT32_MAX / NaN, as kd_eval.h promises), not as whatever malloc left there */
+    if (j.top_items && j.top_scores)
+        for (size_t x = 0; x < (size_t)d->n_users * o->topk_keep; x++) {
+            j.top_items[x] = UINT32_MAX;
+            j.top_scores[x] = NAN;
+        }
     if (!j.per_user || (o->topk_keep && (!j.top_items || !j.top_scores)) || kd_ranker_init_ex(&j.rk, m, 1, e)) {
         free(j.per_user); free(j.top_items); free(j.top_scores);
         return e->code ? -1 : kd_fail(e, "out of memory");

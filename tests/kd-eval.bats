@@ -62,6 +62,17 @@ col() { # col NAME FILE: the column NAME of the first data row
     [ -z "$(comm -12 train.pairs rec.pairs)" ]
 }
 
+@test "--topk lists only users with items in the split (unranked users' rows are empty, not garbage)" {
+    kd-gen synth --users 60 --items 40 --mean 8 --rank 4 --clusters 4 -o d.kd
+    kd-train -q --dim 8 --epochs 2 d.kd -o a.kd
+    kd-train -q --dim 4 --epochs 2 d.kd -o b.kd
+    run -0 kd-eval --no-timing -k 5 --topk top.tsv -o e.tsv d.kd a.kd b.kd
+    kd-cat --original-ids d.kd test | cut -f1 | sort -u >tested
+    cut -f2 top.tsv | sort -u >listed
+    cmp tested listed
+    awk -F'\t' '$3 < 1 || $3 > 5 || $5 != $5 + 0 { exit 1 }' top.tsv
+}
+
 @test "--split valid evaluates on the validation split" {
     kd-eval --no-timing --split valid small.kd m.kd >v.tsv
     kd-eval --no-timing small.kd m.kd >t.tsv

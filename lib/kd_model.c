@@ -124,18 +124,23 @@ float kd_model_score(const kd_model *m, uint32_t u, uint32_t i)
     return s + m->bu[u] + m->bi[i];
 }
 
-int kd_model_finite(const kd_model *m)
+int kd_model_finite_rows(const kd_model *m, uint64_t lo, uint64_t hi)
 {
     /* NaN/Inf * 0 = NaN: one branch-free pass, 16 lanes at a time (rows are whole
-     * multiples of 16 floats, aligned; training calls this every epoch) */
-    size_t n = ((size_t)m->n_users + m->n_items) * m->stride;
+     * multiples of 16 floats, aligned, and P and Q are contiguous; training calls this
+     * every epoch) */
     kd_v16 acc16 = { 0 };
-    for (size_t k = 0; k < n; k += 16)
+    for (size_t k = (size_t)lo * m->stride; k < (size_t)hi * m->stride; k += 16)
         acc16 += *(const kd_v16 *)(m->P + k) * 0.0f;
     float acc = kd_hsum16(acc16);
-    for (uint32_t u = 0; u < m->n_users; u++)
-        acc += m->bu[u] * 0.0f;
-    for (uint32_t i = 0; i < m->n_items; i++)
-        acc += m->bi[i] * 0.0f;
+    for (uint64_t r = lo; r < hi && r < m->n_users; r++)
+        acc += m->bu[r] * 0.0f;
+    for (uint64_t r = lo > m->n_users ? lo : m->n_users; r < hi; r++)
+        acc += m->bi[r - m->n_users] * 0.0f;
     return acc == 0.0f;
+}
+
+int kd_model_finite(const kd_model *m)
+{
+    return kd_model_finite_rows(m, 0, (uint64_t)m->n_users + m->n_items);
 }

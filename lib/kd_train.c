@@ -10,11 +10,12 @@
 #include "kd_eval.h"    /* kd_evaluate: validation */
 #include "kd_metrics.h" /* kd_metric_parse, kd_metric_names */
 #include "kd_prov.h"    /* provenance lines */
+#include "kd_rng.h"     /* KD_STREAM_VALID_USERS */
 
 enum {
     O_DIM = KD_TRAIN_OPT_BASE, O_EPOCHS, O_LR, O_LR_DECAY, O_REG, O_REG_BIAS, O_NEG, O_OPTIM, O_THREADS,
     O_SEED, O_INIT_STD, O_VALID_EVERY, O_PATIENCE, O_SELECT, O_HOGWILD, O_NO_TIMING, O_LEVEL, O_QUIET, O_VERBOSE,
-    O_CACHE, O_LABEL, O_REPLICAS,
+    O_CACHE, O_LABEL, O_REPLICAS, O_VALID_USERS,
 };
 
 const struct option kd_train_options[] = {
@@ -25,8 +26,9 @@ const struct option kd_train_options[] = {
     { "patience", 1, 0, O_PATIENCE }, { "select-metric", 1, 0, O_SELECT }, { "hogwild", 0, 0, O_HOGWILD },
     { "no-timing", 0, 0, O_NO_TIMING }, { "level", 1, 0, O_LEVEL }, { "quiet", 0, 0, O_QUIET },
     { "verbose", 0, 0, O_VERBOSE }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
-    { "replicas", 1, 0, O_REPLICAS },
+    { "replicas", 1, 0, O_REPLICAS }, { "valid-users", 1, 0, O_VALID_USERS },
 };
+_Static_assert(sizeof kd_train_options / sizeof kd_train_options[0] == KD_TRAIN_OPTION_COUNT, "KD_TRAIN_OPTION_COUNT");
 
 void kd_train_option_table(struct option *dst, const struct option *own, int nown)
 {
@@ -51,6 +53,7 @@ void kd_train_defaults(kd_train_opts *o, uint32_t dim)
     };
     o->verbosity = 1;
     o->patience = 5;
+    o->valid_users = KD_VALID_USERS_DEFAULT;
     o->select = "ndcg@10";
     o->out = "-";
     o->level = 1; /* measured: level 6 cost 60% of an import for files 11% smaller */
@@ -90,6 +93,12 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_LABEL: o->label = arg; return 1;
     case O_REPLICAS: r = kd_cli_u64("--replicas", arg, 0, 64, &v, e); o->sgd.replicas = (uint32_t)v; break;
     case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
+    case O_VALID_USERS:
+        o->valid_users_given = 1;
+        if (!strcmp(arg, "all")) { o->valid_users = 0; return 1; }
+        r = kd_cli_u64("--valid-users", arg, 1, UINT32_MAX, &v, e);
+        o->valid_users = (uint32_t)v;
+        break;
     default: return 0;
     }
     return r ? -1 : 1;
@@ -144,6 +153,8 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --valid-every N  evaluate on valid every N epochs, keep the best parameters\n"
         "  --patience P     stop after P evaluations without improvement [%u]\n"
         "  --select-metric M@K  [%s] (recall, ndcg, precision, hitrate, mrr, map)\n"
+        "  --valid-users N|all  validate on N users drawn with --seed among those with valid\n"
+        "                   items, the same users every evaluation [%u]\n"
         "output:\n"
         "  -o OUT           the model artifact [stdout, never a terminal]\n"
         "  --no-timing      no effect, kept for old scripts: a model holds no timings, so two\n"
@@ -153,14 +164,15 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "                   run (same binary, parameters and input content), else publish this one\n"
         "  --label TEXT     the stage's name in the one line printed with --cache [OUT's name]\n",
         d->dim, d->sgd.epochs, d->sgd.lr, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
-        d->init_std, (unsigned long long)d->seed, d->patience, d->select, d->level);
+        d->init_std, (unsigned long long)d->seed, d->patience, d->select, d->valid_users, d->level);
 }
 
 /* ---------------------------------------------------------------- a run */
 
 typedef struct trainer {
     const kd_train_opts *o;
-    const kd_dataset *d;
+    const kd_dataset *d;   /* what validation sees: the dataset, or a view of it (vd) */
+    kd_dataset vd;         /* the dataset with valid cut to the sampled users */
     kd_train_log *log;
     kd_model best;         /* the parameters of the best validation so far */
     double best_value;
@@ -225,6 +237,65 @@ static int on_epoch(void *ctx, const kd_model *m, const kd_sgd_epoch *ep, kd_err
     return stop;
 }
 
+/* --valid-users: t->vd is d with a valid split holding only n users, drawn once (a
+ * partial Fisher-Yates shuffle of the users with valid items, in user order, from the
+ * run's seed and KD_STREAM_VALID_USERS), so every evaluation of the run ranks the same
+ * users and costs n / (users with valid items) of a full one.  All of them when n is 0
+ * or at least their number (then t->d stays d). */
+static int sample_valid_users(trainer *t, const kd_dataset *d, uint32_t n, kd_err *e)
+{
+    const kd_csr *va = &d->valid;
+    uint32_t have = 0;
+    for (uint32_t u = 0; u < d->n_users; u++) have += kd_csr_len(va, u) > 0;
+    t->log->valid_users_of = have;
+    t->log->valid_users = n && n < have ? n : have;
+    if (!n || n >= have)
+        return 0;
+    uint32_t *users = kd_alloc_array(have, sizeof *users);
+    uint8_t *pick = kd_calloc_array(d->n_users, 1);
+    kd_csr sub = { .rows = va->rows, .cols = va->cols };
+    sub.indptr = kd_alloc_array((uint64_t)d->n_users + 1, sizeof *sub.indptr);
+    if (!users || !pick || !sub.indptr) {
+        free(users);
+        free(pick);
+        free(sub.indptr);
+        return kd_fail(e, "out of memory");
+    }
+    have = 0;
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (kd_csr_len(va, u)) users[have++] = u;
+    kd_rng r = kd_rng_seed(kd_key(t->o->seed, KD_STREAM_VALID_USERS, 0));
+    uint64_t nnz = 0;
+    for (uint32_t x = 0; x < n; x++) {
+        uint32_t y = x + kd_rng_below(&r, have - x), tmp = users[x];
+        users[x] = users[y];
+        users[y] = tmp;
+        pick[users[x]] = 1;
+        nnz += kd_csr_len(va, users[x]);
+    }
+    free(users);
+    sub.idx = kd_alloc_array(nnz ? nnz : 1, sizeof *sub.idx);
+    if (!sub.idx) {
+        free(pick);
+        free(sub.indptr);
+        return kd_fail(e, "out of memory");
+    }
+    sub.indptr[0] = 0;
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        uint64_t at = sub.indptr[u];
+        if (pick[u]) {
+            memcpy(sub.idx + at, va->idx + va->indptr[u], (size_t)kd_csr_len(va, u) * sizeof *sub.idx);
+            at += kd_csr_len(va, u);
+        }
+        sub.indptr[u + 1] = at;
+    }
+    free(pick);
+    t->vd = *d;
+    t->vd.valid = sub;
+    t->d = &t->vd;
+    return 0;
+}
+
 int kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
                  kd_train_log *log, kd_err *e)
 {
@@ -240,7 +311,8 @@ int kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const
         kd_fail(e, "out of memory");
         goto done;
     }
-    if (o->valid_every && kd_model_alloc(&t.best, m->n_users, m->n_items, m->dim, e))
+    if (o->valid_every && (sample_valid_users(&t, d, o->valid_users, e) ||
+                           kd_model_alloc(&t.best, m->n_users, m->n_items, m->dim, e)))
         goto done;
     if (kd_sgd_train(m, tasks, ntasks, &o->sgd, on_epoch, &t, e))
         goto done;
@@ -251,6 +323,8 @@ done:
     if (t.live)
         o->say(o->say_ctx, "\n");
     kd_model_free(&t.best);
+    if (t.d == &t.vd)
+        kd_csr_free(&t.vd.valid);
     if (r)
         kd_train_log_free(log);
     return r;
@@ -277,6 +351,7 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
            kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS) ||
            kd_prov_u64(b, "valid_every", o->valid_every) ||
            kd_prov_u64(b, "patience", o->valid_every ? o->patience : 0) ||
+           (o->valid_every && o->valid_users_given && kd_prov_u64(b, "valid_users", o->valid_users)) ||
            kd_prov_str(b, "select_metric", o->valid_every ? o->select : "none") ? -1 : 0;
 }
 
@@ -284,7 +359,9 @@ int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
 {
     return kd_prov_u64(b, "result.epochs_run", log->epochs_run) ||
            kd_prov_u64(b, "result.best_epoch", log->best_epoch ? log->best_epoch : log->epochs_run) ||
-           kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early) ? -1 : 0;
+           kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early) ||
+           (log->valid_users_of && (kd_prov_u64(b, "result.valid_users", log->valid_users) ||
+                                    kd_prov_u64(b, "result.valid_users_of", log->valid_users_of))) ? -1 : 0;
 }
 
 /* The training record: deterministic sections only (no timing: see kd_train.h). */

@@ -349,6 +349,8 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
            kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK) || kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild) ||
            kd_prov_u64(b, "replicas", o->sgd.replicas) ||
            kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS) ||
+           kd_prov_u64(b, "replica_round_per_item", KD_ROUND_PER_ITEM) ||
+           kd_prov_str(b, "replica_sampling", "user_runs") ||
            kd_prov_u64(b, "valid_every", o->valid_every) ||
            kd_prov_u64(b, "patience", o->valid_every ? o->patience : 0) ||
            (o->valid_every && o->valid_users_given && kd_prov_u64(b, "valid_users", o->valid_users)) ||

@@ -267,8 +267,28 @@ static void test_fast_math(void)
     printf("# exp rel %.2g, log1p abs %.2g, sigmoid abs %.2g, softplus rel %.2g\n", worst_exp, worst_log, worst_g, worst_l);
 }
 
+/* The initialisation, split over threads on a model this large, gives the values of the
+ * one sequential stream. */
+static void test_init_is_the_sequential_stream(void)
+{
+    kd_err e;
+    kd_model m;
+    CHECK(kd_model_alloc(&m, 15000, 2003, 70, &e) == 0);
+    kd_model_init_normal(&m, 42, 0.1f);
+    kd_rng r = kd_rng_seed(42);
+    uint64_t bad = 0;
+    for (uint64_t row = 0; row < (uint64_t)m.n_users + m.n_items; row++)
+        for (uint32_t k = 0; k < m.dim; k++) {
+            float want = (float)(0.1f * kd_rng_normal(&r));
+            bad += memcmp(&want, &m.P[row * m.stride + k], 4) != 0;
+        }
+    CHECK(bad == 0);
+    kd_model_free(&m);
+}
+
 int main(void)
 {
+    test_init_is_the_sequential_stream();
     test_fast_math();
     test_bpr_gradient();
     test_negatives_never_positive();

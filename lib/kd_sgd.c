@@ -61,7 +61,9 @@ static inline uint8_t *scratch_of(const sgd_run *r, uint32_t t) { return r->scra
 static inline float *delta_of(const sgd_run *r, uint32_t t) { return r->delta + (size_t)t * r->m->stride; }
 static inline float *rep_of(const sgd_run *r, uint32_t w) { return r->rep + (size_t)w * r->rep_stride; }
 
+#ifndef KD_BATCH
 #define KD_BATCH 64u    /* units a worker samples ahead: not part of it */
+#endif
 #ifndef KD_PREFETCH
 #define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */
 #endif

@@ -171,14 +171,116 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
 
 typedef struct trainer {
     const kd_train_opts *o;
-    const kd_dataset *d;   /* what validation sees: the dataset, or a view of it (vd) */
-    kd_dataset vd;         /* the dataset with valid cut to the sampled users */
+    const kd_dataset *d;
+    /* --valid-users: the sampled users (vu, NULL: all) as a dataset and model of their own */
+    uint32_t *vu;          /* (vd.n_users) their indices in d */
+    kd_dataset vd;
+    kd_model vm;
     kd_train_log *log;
     kd_model best;         /* the parameters of the best validation so far */
     double best_value;
     uint32_t since_best;   /* evaluations since */
     int live;              /* a terminal's progress line is open */
 } trainer;
+
+/* Rows `users[0..n)` of a into out (n rows, the same columns). */
+static int csr_rows(kd_csr *out, const kd_csr *a, const uint32_t *users, uint32_t n, kd_err *e)
+{
+    uint64_t nnz = 0;
+    for (uint32_t x = 0; x < n; x++) nnz += kd_csr_len(a, users[x]);
+    *out = (kd_csr){ .rows = n, .cols = a->cols };
+    out->indptr = kd_alloc_array((uint64_t)n + 1, sizeof *out->indptr);
+    out->idx = kd_alloc_array(nnz ? nnz : 1, sizeof *out->idx);
+    if (!out->indptr || !out->idx) {
+        kd_csr_free(out);
+        return kd_fail(e, "out of memory");
+    }
+    out->indptr[0] = 0;
+    for (uint32_t x = 0; x < n; x++) {
+        uint32_t len = kd_csr_len(a, users[x]);
+        memcpy(out->idx + out->indptr[x], a->idx + a->indptr[users[x]], (size_t)len * sizeof *out->idx);
+        out->indptr[x + 1] = out->indptr[x] + len;
+    }
+    return 0;
+}
+
+static void free_view(trainer *t)
+{
+    kd_csr_free(&t->vd.train);
+    kd_csr_free(&t->vd.valid);
+    kd_csr_free(&t->vd.test);
+    free(t->vd.user_ids);
+    kd_model_free(&t->vm);
+    free(t->vu);
+    memset(&t->vd, 0, sizeof t->vd);
+    t->vu = NULL;
+}
+
+/* --valid-users: n users drawn once among those with valid items (a partial Fisher-Yates
+ * shuffle from the run's seed and KD_STREAM_VALID_USERS, then in user order), so every
+ * evaluation of the run ranks the same users.  They are evaluated as a dataset of their
+ * own (t->vd: their train and valid rows) and a model of their own (t->vm: their user
+ * rows, copied before each evaluation, and the live item rows), so an evaluation costs
+ * n / n_users of a full one (kd_evaluate scores every user of the dataset it is given).
+ * All users (t->vu stays NULL) when n is 0 or at least their number. */
+static int sample_valid_users(trainer *t, const kd_dataset *d, const kd_model *m, uint32_t n, kd_err *e)
+{
+    const kd_csr *va = &d->valid;
+    uint32_t have = 0;
+    for (uint32_t u = 0; u < d->n_users; u++) have += kd_csr_len(va, u) > 0;
+    t->log->valid_users_of = have;
+    t->log->valid_users = n && n < have ? n : have;
+    if (!n || n >= have)
+        return 0;
+    uint32_t *users = kd_alloc_array(have, sizeof *users);
+    uint8_t *pick = kd_calloc_array(d->n_users, 1);
+    if (!users || !pick) {
+        free(users);
+        free(pick);
+        return kd_fail(e, "out of memory");
+    }
+    have = 0;
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (kd_csr_len(va, u)) users[have++] = u;
+    kd_rng r = kd_rng_seed(kd_key(t->o->seed, KD_STREAM_VALID_USERS, 0));
+    for (uint32_t x = 0; x < n; x++) {
+        uint32_t y = x + kd_rng_below(&r, have - x), tmp = users[x];
+        users[x] = users[y];
+        users[y] = tmp;
+        pick[users[x]] = 1;
+    }
+    uint32_t k = 0;
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (pick[u]) users[k++] = u;
+    free(pick);
+    t->vu = users;
+    t->vd = (kd_dataset){ .n_users = n, .n_items = d->n_items, .item_ids = d->item_ids, .content_id = d->content_id };
+    if (!(t->vd.user_ids = kd_alloc_array(n, sizeof *t->vd.user_ids)) ||
+        csr_rows(&t->vd.train, &d->train, users, n, e) || csr_rows(&t->vd.valid, va, users, n, e) ||
+        kd_csr_empty(&t->vd.test, n, d->n_items, e) || kd_model_alloc(&t->vm, n, 0, m->dim, e)) {
+        if (!e->code) kd_fail(e, "out of memory");
+        free_view(t);
+        return -1;
+    }
+    for (uint32_t x = 0; x < n; x++) t->vd.user_ids[x] = d->user_ids[users[x]];
+    return 0;
+}
+
+/* The model validation ranks: m itself, or the sampled users' rows of it. */
+static const kd_model *valid_model(trainer *t, const kd_model *m)
+{
+    if (!t->vu)
+        return m;
+    kd_model *v = &t->vm;
+    for (uint32_t x = 0; x < t->vd.n_users; x++) {
+        memcpy(v->P + (size_t)x * v->stride, m->P + (size_t)t->vu[x] * m->stride, m->stride * sizeof(float));
+        v->bu[x] = m->bu[t->vu[x]];
+    }
+    v->n_items = m->n_items;
+    v->Q = m->Q;
+    v->bi = m->bi;
+    return v;
+}
 
 static void say_epoch(trainer *t, const kd_sgd_epoch *ep, const char *extra)
 {
@@ -215,7 +317,7 @@ static int on_epoch(void *ctx, const kd_model *m, const kd_sgd_epoch *ep, kd_err
         kd_eval_opts eo = { .ks = { o->select_k }, .nk = 1, .split = KD_SPLIT_VALID,
                             .threads = o->sgd.threads < 1 ? 1 : o->sgd.threads };
         kd_eval_result res;
-        if (kd_evaluate(m, t->d, &eo, &res, e))
+        if (kd_evaluate(valid_model(t, m), t->vu ? &t->vd : t->d, &eo, &res, e))
             return -1;
         double v = res.mean[o->select_metric][0];
         kd_eval_result_free(&res);
@@ -237,65 +339,6 @@ static int on_epoch(void *ctx, const kd_model *m, const kd_sgd_epoch *ep, kd_err
     return stop;
 }
 
-/* --valid-users: t->vd is d with a valid split holding only n users, drawn once (a
- * partial Fisher-Yates shuffle of the users with valid items, in user order, from the
- * run's seed and KD_STREAM_VALID_USERS), so every evaluation of the run ranks the same
- * users and costs n / (users with valid items) of a full one.  All of them when n is 0
- * or at least their number (then t->d stays d). */
-static int sample_valid_users(trainer *t, const kd_dataset *d, uint32_t n, kd_err *e)
-{
-    const kd_csr *va = &d->valid;
-    uint32_t have = 0;
-    for (uint32_t u = 0; u < d->n_users; u++) have += kd_csr_len(va, u) > 0;
-    t->log->valid_users_of = have;
-    t->log->valid_users = n && n < have ? n : have;
-    if (!n || n >= have)
-        return 0;
-    uint32_t *users = kd_alloc_array(have, sizeof *users);
-    uint8_t *pick = kd_calloc_array(d->n_users, 1);
-    kd_csr sub = { .rows = va->rows, .cols = va->cols };
-    sub.indptr = kd_alloc_array((uint64_t)d->n_users + 1, sizeof *sub.indptr);
-    if (!users || !pick || !sub.indptr) {
-        free(users);
-        free(pick);
-        free(sub.indptr);
-        return kd_fail(e, "out of memory");
-    }
-    have = 0;
-    for (uint32_t u = 0; u < d->n_users; u++)
-        if (kd_csr_len(va, u)) users[have++] = u;
-    kd_rng r = kd_rng_seed(kd_key(t->o->seed, KD_STREAM_VALID_USERS, 0));
-    uint64_t nnz = 0;
-    for (uint32_t x = 0; x < n; x++) {
-        uint32_t y = x + kd_rng_below(&r, have - x), tmp = users[x];
-        users[x] = users[y];
-        users[y] = tmp;
-        pick[users[x]] = 1;
-        nnz += kd_csr_len(va, users[x]);
-    }
-    free(users);
-    sub.idx = kd_alloc_array(nnz ? nnz : 1, sizeof *sub.idx);
-    if (!sub.idx) {
-        free(pick);
-        free(sub.indptr);
-        return kd_fail(e, "out of memory");
-    }
-    sub.indptr[0] = 0;
-    for (uint32_t u = 0; u < d->n_users; u++) {
-        uint64_t at = sub.indptr[u];
-        if (pick[u]) {
-            memcpy(sub.idx + at, va->idx + va->indptr[u], (size_t)kd_csr_len(va, u) * sizeof *sub.idx);
-            at += kd_csr_len(va, u);
-        }
-        sub.indptr[u + 1] = at;
-    }
-    free(pick);
-    t->vd = *d;
-    t->vd.valid = sub;
-    t->d = &t->vd;
-    return 0;
-}
-
 int kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const kd_sgd_task *tasks, int ntasks,
                  kd_train_log *log, kd_err *e)
 {
@@ -311,7 +354,7 @@ int kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const
         kd_fail(e, "out of memory");
         goto done;
     }
-    if (o->valid_every && (sample_valid_users(&t, d, o->valid_users, e) ||
+    if (o->valid_every && (sample_valid_users(&t, d, m, o->valid_users, e) ||
                            kd_model_alloc(&t.best, m->n_users, m->n_items, m->dim, e)))
         goto done;
     if (kd_sgd_train(m, tasks, ntasks, &o->sgd, on_epoch, &t, e))
@@ -323,8 +366,7 @@ done:
     if (t.live)
         o->say(o->say_ctx, "\n");
     kd_model_free(&t.best);
-    if (t.d == &t.vd)
-        kd_csr_free(&t.vd.valid);
+    free_view(&t);
     if (r)
         kd_train_log_free(log);
     return r;

@@ -5,6 +5,13 @@
  * triple contributes -log sigmoid(x), x = score(u,i) - score(u,j), as two records of
  * user u: (i, +g) and (j, -g) with g = sigmoid(-x).  An epoch is as many units as train
  * interactions (so neg triples per interaction).
+ *
+ * Replica mode samples differently (kd_bpr_sample_part): each worker visits its users in
+ * an order shuffled every epoch and, at each user, all of that user's train interactions
+ * in a row (a run), so every interaction is a positive exactly once an epoch.  Why: on a
+ * model larger than a core's cache, a uniform draw fetched a cold user row (and walked a
+ * cold train row for every negative test) per sample; a run keeps p_u and the user's
+ * item set in L1 for as many samples as the user has interactions.
  */
 #ifndef KD_BPR_H
 #define KD_BPR_H
@@ -15,6 +22,8 @@
 #include "kd_dataset.h"
 #include "kd_sgd.h"
 
+typedef struct kd_bpr_worker kd_bpr_worker;   /* replica mode's per-worker state (kd_bpr.c) */
+
 typedef struct kd_bpr {
     const kd_dataset *d;
     uint64_t  nnz;      /* train interactions */
@@ -22,6 +31,7 @@ typedef struct kd_bpr {
     uint32_t  part_W;   /* replica mode: pos grouped by worker u % part_W (0: not built) */
     uint64_t *part_off; /* (part_W + 1) where each worker's positives start in part_pos */
     kd_pair  *part_pos; /* (nnz train) */
+    kd_bpr_worker *part_work; /* (part_W) each worker's epoch order, cursor and item bitset */
     uint64_t *bits;     /* (n_users, words) train membership bitset, or NULL when too large */
     uint64_t  words;    /* 64-bit words per user row */
     uint32_t  neg;
@@ -48,9 +58,14 @@ kd_sgd_task kd_bpr_task_with(kd_bpr *b, double (*records)(void *ctx, const kd_mo
 /* The sampling of unit `unit` in `epoch`: its user, positive and negatives (neg of them). */
 void kd_bpr_sample(const kd_bpr *b, uint64_t epoch, uint64_t unit, uint32_t *u, uint32_t *i, uint32_t *js);
 /* Replica mode's sampling: the positives grouped by worker (user % W) once, then units
- * k0..k0+n-1 of worker w, as rows (u, i, j_1..j_neg) of ids: a positive drawn uniformly
- * among worker w's train interactions, negatives as above.  A worker runs as many units
- * an epoch as its users have interactions, so an epoch is still one per interaction. */
+ * k0..k0+n-1 of worker w in `epoch`, as rows (u, i, j_1..j_neg) of ids.  Worker w's epoch
+ * is its users (u % W == w) in an order shuffled for (seed, epoch, w), each user's train
+ * items in a run, from an offset drawn for the user (a rotation of the sorted row), so
+ * each of the worker's interactions is the positive of exactly one unit; negatives are
+ * drawn as above, each unit from its own stream.  A unit depends on (seed, epoch, W, w,
+ * k) only, so the units of a worker may be asked for in any order; asked for in order
+ * (as the engine does) each costs O(1).  Calls for one worker must not overlap: the
+ * worker keeps a cursor (the engine runs a worker on one thread at a time). */
 int  kd_bpr_partition(kd_bpr *b, uint32_t W, kd_err *e);
 void kd_bpr_sample_part(const kd_bpr *b, uint64_t epoch, uint32_t w, uint64_t k0, uint64_t n, uint32_t *ids);
 

@@ -52,5 +52,8 @@ float kd_model_score(const kd_model *m, uint32_t u, uint32_t i);
 
 /* 1 if every parameter is finite. */
 int kd_model_finite(const kd_model *m);
+/* 1 if rows [lo, hi) of the model are finite, counting the user rows 0..n_users-1, then
+ * the item rows, each with its bias (threads can split the check by rows). */
+int kd_model_finite_rows(const kd_model *m, uint64_t lo, uint64_t hi);
 
 #endif

@@ -36,6 +36,7 @@ enum kd_stream {
     KD_STREAM_INIT = 0,       /* the model's N(0, std^2) initialisation */
     KD_STREAM_BPR = 1,        /* BPR's sampling (kd_bpr mixes epoch and unit in itself) */
     KD_STREAM_DISTILL = 2,    /* the seed of kd_distill's streams below */
+    KD_STREAM_VALID_USERS = 3,/* kd_train's sample of validation users (--valid-users) */
 };
 /* kd_distill's per-user units: kd_key(distill seed, epoch, (uint64_t)tag << 40 | user)
  * (item-side units: | item; rce's per-epoch draw of each user's sampled list: | user). */

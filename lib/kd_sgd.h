@@ -20,14 +20,17 @@
  *
  * Replicas (the default with SGD, W = 2 workers): worker w owns the users u % W == w and
  * keeps a private copy of the item rows.  An epoch is cut into rounds of about 65,536
- * units (KD_ROUND_UNITS in kd_sgd.c; at least one round an epoch); in a round each
- * worker runs its share of every task's units in order -- plain sequential SGD on rows
+ * units, or 16 per item if more (KD_ROUND_UNITS, KD_ROUND_PER_ITEM; at least one round
+ * an epoch); in a round each worker runs its share of every task's units in order --
+ * plain sequential SGD on rows
  * no other worker writes -- then the item rows are merged, master += sum over workers of
  * (replica - master), in worker order, and copied back into every replica.  Threads run
  * whole workers (worker w on thread w % T), so T only decides who computes what.  BPR's
- * units are dealt by sampling: worker w draws its positives among its own users'
- * interactions, as many as they have, each from a counter-based stream keyed by (seed,
- * epoch, w, k), which is why the result depends on W.  Cost against sequential SGD: a
+ * units are dealt by sampling: worker w visits its own users in an order shuffled for
+ * (seed, epoch, w), each user's interactions in one run (kd_bpr.h), negatives from a
+ * counter-based stream keyed by (seed, epoch, w, k), which is why the result depends on
+ * W.  (Before, each positive was a uniform draw among the worker's interactions: on
+ * amazon-book that fetched a cold user row per sample.)  Cost against sequential SGD: a
  * worker sees the others' item updates only at merges (once an epoch on the default
  * data).  Measured on 8 seeds of the default data (early stopping with patience 6), test
  * Recall@10 0.2170 vs 0.2193 for the block scheme (teacher, D=64) and 0.1707 vs 0.1726
@@ -64,12 +67,18 @@
 #ifndef KD_SGD_BLOCK
 #define KD_SGD_BLOCK  1024u         /* records per block: part of the algorithm */
 #endif
-/* Replica mode merges every KD_ROUND_UNITS units (all tasks), and at least once an epoch:
- * part of the algorithm.  A merge streams every item row of every replica, so its cost is
- * set against the round's work: on the default data (21,666 units, 500 items), 2 threads
- * ran at 20.2 M samples/s with four merges an epoch and 22.9 with one (medians of 6 runs),
- * and one cost no accuracy (8 seeds, teacher test Recall@10 0.2170 vs 0.2166 with four). */
+/* Replica mode merges every KD_ROUND_UNITS units (all tasks), or every KD_ROUND_PER_ITEM
+ * units per item row when that is more, and at least once an epoch: part of the
+ * algorithm.  A merge streams every item row of every replica, so its cost is set against
+ * the round's work: on the default data (21,666 units, 500 items), 2 threads ran at 20.2 M
+ * samples/s with four merges an epoch and 22.9 with one (medians of 6 runs), and one cost
+ * no accuracy (8 seeds, teacher test Recall@10 0.2170 vs 0.2166 with four).  On larger
+ * catalogues the per-item floor keeps a merge (about 7 row transfers per item: read master
+ * and W = 2 replicas, write master, copy into each replica) under 1/16 of the row traffic
+ * of the round's units (about 6 row transfers each: three rows read and written): on
+ * amazon-book (24,915 items) 65,536 units a round were 10 merges an epoch. */
 #define KD_ROUND_UNITS 65536u
+#define KD_ROUND_PER_ITEM 16u
 #define KD_NO_ITEM    UINT32_MAX    /* an empty record slot, or a unit with no user */
 
 enum kd_optim { KD_OPT_SGD, KD_OPT_ADAGRAD };
@@ -132,7 +141,7 @@ typedef struct kd_sgd_params {
     uint32_t replicas;         /* 0: blocks; W > 0: W workers with private item replicas,
                                 * (KD_REPLICAS_AUTO until kd_train_finish resolves it)
                                 * merged every KD_ROUND_UNITS units */
-    uint32_t round_units;      /* replica mode's round, if not KD_ROUND_UNITS (tests) */
+    uint32_t round_units;      /* replica mode's round, if not the rule above (tests) */
 } kd_sgd_params;
 
 /* What the engine tells the hook after an epoch.  The measured figures are for people

@@ -10,11 +10,12 @@
 #include "kd_eval.h"    /* kd_evaluate: validation */
 #include "kd_metrics.h" /* kd_metric_parse, kd_metric_names */
 #include "kd_prov.h"    /* provenance lines */
+#include "kd_rng.h"     /* KD_STREAM_VALID_USERS */
 
 enum {
     O_DIM = KD_TRAIN_OPT_BASE, O_EPOCHS, O_LR, O_LR_DECAY, O_REG, O_REG_BIAS, O_NEG, O_OPTIM, O_THREADS,
     O_SEED, O_INIT_STD, O_VALID_EVERY, O_PATIENCE, O_SELECT, O_HOGWILD, O_NO_TIMING, O_LEVEL, O_QUIET, O_VERBOSE,
-    O_CACHE, O_LABEL, O_REPLICAS,
+    O_CACHE, O_LABEL, O_REPLICAS, O_VALID_USERS,
 };
 
 const struct option kd_train_options[] = {
@@ -25,8 +26,9 @@ const struct option kd_train_options[] = {
     { "patience", 1, 0, O_PATIENCE }, { "select-metric", 1, 0, O_SELECT }, { "hogwild", 0, 0, O_HOGWILD },
     { "no-timing", 0, 0, O_NO_TIMING }, { "level", 1, 0, O_LEVEL }, { "quiet", 0, 0, O_QUIET },
     { "verbose", 0, 0, O_VERBOSE }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
-    { "replicas", 1, 0, O_REPLICAS },
+    { "replicas", 1, 0, O_REPLICAS }, { "valid-users", 1, 0, O_VALID_USERS },
 };
+_Static_assert(sizeof kd_train_options / sizeof kd_train_options[0] == KD_TRAIN_OPTION_COUNT, "KD_TRAIN_OPTION_COUNT");
 
 void kd_train_option_table(struct option *dst, const struct option *own, int nown)
 {
@@ -51,6 +53,7 @@ void kd_train_defaults(kd_train_opts *o, uint32_t dim)
     };
     o->verbosity = 1;
     o->patience = 5;
+    o->valid_users = KD_VALID_USERS_DEFAULT;
     o->select = "ndcg@10";
     o->out = "-";
     o->level = 1; /* measured: level 6 cost 60% of an import for files 11% smaller */
@@ -90,6 +93,12 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_LABEL: o->label = arg; return 1;
     case O_REPLICAS: r = kd_cli_u64("--replicas", arg, 0, 64, &v, e); o->sgd.replicas = (uint32_t)v; break;
     case O_LEVEL: r = kd_cli_int("--level", arg, 0, 9, &o->level, e); break;
+    case O_VALID_USERS:
+        o->valid_users_given = 1;
+        if (!strcmp(arg, "all")) { o->valid_users = 0; return 1; }
+        r = kd_cli_u64("--valid-users", arg, 1, UINT32_MAX, &v, e);
+        o->valid_users = (uint32_t)v;
+        break;
     default: return 0;
     }
     return r ? -1 : 1;
@@ -144,6 +153,8 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --valid-every N  evaluate on valid every N epochs, keep the best parameters\n"
         "  --patience P     stop after P evaluations without improvement [%u]\n"
         "  --select-metric M@K  [%s] (recall, ndcg, precision, hitrate, mrr, map)\n"
+        "  --valid-users N|all  validate on N users drawn with --seed among those with valid\n"
+        "                   items, the same users every evaluation [%u]\n"
         "output:\n"
         "  -o OUT           the model artifact [stdout, never a terminal]\n"
         "  --no-timing      no effect, kept for old scripts: a model holds no timings, so two\n"
@@ -153,7 +164,7 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "                   run (same binary, parameters and input content), else publish this one\n"
         "  --label TEXT     the stage's name in the one line printed with --cache [OUT's name]\n",
         d->dim, d->sgd.epochs, d->sgd.lr, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
-        d->init_std, (unsigned long long)d->seed, d->patience, d->select, d->level);
+        d->init_std, (unsigned long long)d->seed, d->patience, d->select, d->valid_users, d->level);
 }
 
 /* ---------------------------------------------------------------- a run */
@@ -161,12 +172,115 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
 typedef struct trainer {
     const kd_train_opts *o;
     const kd_dataset *d;
+    /* --valid-users: the sampled users (vu, NULL: all) as a dataset and model of their own */
+    uint32_t *vu;          /* (vd.n_users) their indices in d */
+    kd_dataset vd;
+    kd_model vm;
     kd_train_log *log;
     kd_model best;         /* the parameters of the best validation so far */
     double best_value;
     uint32_t since_best;   /* evaluations since */
     int live;              /* a terminal's progress line is open */
 } trainer;
+
+/* Rows `users[0..n)` of a into out (n rows, the same columns). */
+static int csr_rows(kd_csr *out, const kd_csr *a, const uint32_t *users, uint32_t n, kd_err *e)
+{
+    uint64_t nnz = 0;
+    for (uint32_t x = 0; x < n; x++) nnz += kd_csr_len(a, users[x]);
+    *out = (kd_csr){ .rows = n, .cols = a->cols };
+    out->indptr = kd_alloc_array((uint64_t)n + 1, sizeof *out->indptr);
+    out->idx = kd_alloc_array(nnz ? nnz : 1, sizeof *out->idx);
+    if (!out->indptr || !out->idx) {
+        kd_csr_free(out);
+        return kd_fail(e, "out of memory");
+    }
+    out->indptr[0] = 0;
+    for (uint32_t x = 0; x < n; x++) {
+        uint32_t len = kd_csr_len(a, users[x]);
+        memcpy(out->idx + out->indptr[x], a->idx + a->indptr[users[x]], (size_t)len * sizeof *out->idx);
+        out->indptr[x + 1] = out->indptr[x] + len;
+    }
+    return 0;
+}
+
+static void free_view(trainer *t)
+{
+    kd_csr_free(&t->vd.train);
+    kd_csr_free(&t->vd.valid);
+    kd_csr_free(&t->vd.test);
+    free(t->vd.user_ids);
+    kd_model_free(&t->vm);
+    free(t->vu);
+    memset(&t->vd, 0, sizeof t->vd);
+    t->vu = NULL;
+}
+
+/* --valid-users: n users drawn once among those with valid items (a partial Fisher-Yates
+ * shuffle from the run's seed and KD_STREAM_VALID_USERS, then in user order), so every
+ * evaluation of the run ranks the same users.  They are evaluated as a dataset of their
+ * own (t->vd: their train and valid rows) and a model of their own (t->vm: their user
+ * rows, copied before each evaluation, and the live item rows), so an evaluation costs
+ * n / n_users of a full one (kd_evaluate scores every user of the dataset it is given).
+ * All users (t->vu stays NULL) when n is 0 or at least their number. */
+static int sample_valid_users(trainer *t, const kd_dataset *d, const kd_model *m, uint32_t n, kd_err *e)
+{
+    const kd_csr *va = &d->valid;
+    uint32_t have = 0;
+    for (uint32_t u = 0; u < d->n_users; u++) have += kd_csr_len(va, u) > 0;
+    t->log->valid_users_of = have;
+    t->log->valid_users = n && n < have ? n : have;
+    if (!n || n >= have)
+        return 0;
+    uint32_t *users = kd_alloc_array(have, sizeof *users);
+    uint8_t *pick = kd_calloc_array(d->n_users, 1);
+    if (!users || !pick) {
+        free(users);
+        free(pick);
+        return kd_fail(e, "out of memory");
+    }
+    have = 0;
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (kd_csr_len(va, u)) users[have++] = u;
+    kd_rng r = kd_rng_seed(kd_key(t->o->seed, KD_STREAM_VALID_USERS, 0));
+    for (uint32_t x = 0; x < n; x++) {
+        uint32_t y = x + kd_rng_below(&r, have - x), tmp = users[x];
+        users[x] = users[y];
+        users[y] = tmp;
+        pick[users[x]] = 1;
+    }
+    uint32_t k = 0;
+    for (uint32_t u = 0; u < d->n_users; u++)
+        if (pick[u]) users[k++] = u;
+    free(pick);
+    t->vu = users;
+    t->vd = (kd_dataset){ .n_users = n, .n_items = d->n_items, .item_ids = d->item_ids, .content_id = d->content_id };
+    if (!(t->vd.user_ids = kd_alloc_array(n, sizeof *t->vd.user_ids)) ||
+        csr_rows(&t->vd.train, &d->train, users, n, e) || csr_rows(&t->vd.valid, va, users, n, e) ||
+        kd_csr_empty(&t->vd.test, n, d->n_items, e) || kd_model_alloc(&t->vm, n, 0, m->dim, e)) {
+        if (!e->code) kd_fail(e, "out of memory");
+        free_view(t);
+        return -1;
+    }
+    for (uint32_t x = 0; x < n; x++) t->vd.user_ids[x] = d->user_ids[users[x]];
+    return 0;
+}
+
+/* The model validation ranks: m itself, or the sampled users' rows of it. */
+static const kd_model *valid_model(trainer *t, const kd_model *m)
+{
+    if (!t->vu)
+        return m;
+    kd_model *v = &t->vm;
+    for (uint32_t x = 0; x < t->vd.n_users; x++) {
+        memcpy(v->P + (size_t)x * v->stride, m->P + (size_t)t->vu[x] * m->stride, m->stride * sizeof(float));
+        v->bu[x] = m->bu[t->vu[x]];
+    }
+    v->n_items = m->n_items;
+    v->Q = m->Q;
+    v->bi = m->bi;
+    return v;
+}
 
 static void say_epoch(trainer *t, const kd_sgd_epoch *ep, const char *extra)
 {
@@ -203,7 +317,7 @@ static int on_epoch(void *ctx, const kd_model *m, const kd_sgd_epoch *ep, kd_err
         kd_eval_opts eo = { .ks = { o->select_k }, .nk = 1, .split = KD_SPLIT_VALID,
                             .threads = o->sgd.threads < 1 ? 1 : o->sgd.threads };
         kd_eval_result res;
-        if (kd_evaluate(m, t->d, &eo, &res, e))
+        if (kd_evaluate(valid_model(t, m), t->vu ? &t->vd : t->d, &eo, &res, e))
             return -1;
         double v = res.mean[o->select_metric][0];
         kd_eval_result_free(&res);
@@ -240,7 +354,8 @@ int kd_train_run(const kd_train_opts *o, kd_model *m, const kd_dataset *d, const
         kd_fail(e, "out of memory");
         goto done;
     }
-    if (o->valid_every && kd_model_alloc(&t.best, m->n_users, m->n_items, m->dim, e))
+    if (o->valid_every && (sample_valid_users(&t, d, m, o->valid_users, e) ||
+                           kd_model_alloc(&t.best, m->n_users, m->n_items, m->dim, e)))
         goto done;
     if (kd_sgd_train(m, tasks, ntasks, &o->sgd, on_epoch, &t, e))
         goto done;
@@ -251,6 +366,7 @@ done:
     if (t.live)
         o->say(o->say_ctx, "\n");
     kd_model_free(&t.best);
+    free_view(&t);
     if (r)
         kd_train_log_free(log);
     return r;
@@ -281,8 +397,11 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
     kd_prov_u64(b, "hogwild", (uint64_t)o->sgd.hogwild);
     kd_prov_u64(b, "replicas", o->sgd.replicas);
     kd_prov_u64(b, "replica_round_units", KD_ROUND_UNITS);
+    kd_prov_u64(b, "replica_round_per_item", KD_ROUND_PER_ITEM);
+    kd_prov_str(b, "replica_sampling", "user_runs");
     kd_prov_u64(b, "valid_every", o->valid_every);
     kd_prov_u64(b, "patience", o->valid_every ? o->patience : 0);
+    if (o->valid_every && o->valid_users_given) kd_prov_u64(b, "valid_users", o->valid_users);
     kd_prov_str(b, "select_metric", o->valid_every ? o->select : "none");
     return kd_buf_error(b) ? -1 : 0;
 }
@@ -292,6 +411,10 @@ int kd_train_prov_log(const kd_train_log *log, kd_buf *b)
     kd_prov_u64(b, "result.epochs_run", log->epochs_run);
     kd_prov_u64(b, "result.best_epoch", log->best_epoch ? log->best_epoch : log->epochs_run);
     kd_prov_u64(b, "result.stopped_early", (uint64_t)log->stopped_early);
+    if (log->valid_users_of) {
+        kd_prov_u64(b, "result.valid_users", log->valid_users);
+        kd_prov_u64(b, "result.valid_users_of", log->valid_users_of);
+    }
     return kd_buf_error(b) ? -1 : 0;
 }
 

@@ -24,6 +24,11 @@ typedef struct kd_train_opts {
     kd_sgd_params sgd;
     /* early stopping: evaluate on valid every valid_every epochs (0 = off) */
     uint32_t valid_every, patience;
+    /* validate on a seeded sample of this many users with valid items (0: all of them);
+     * valid_users_given: --valid-users was on the command line (then it is a parameter in
+     * provenance; the default is recorded only in the result lines) */
+    uint32_t valid_users;
+    int      valid_users_given;
     const char *select;   /* "ndcg@10", resolved by kd_train_finish into: */
     int      select_metric;
     uint32_t select_k;
@@ -47,13 +52,18 @@ typedef struct kd_train_log {
     uint32_t n_valid;
     double  *valid;        /* (n_valid, 2): epoch, metric */
     uint32_t best_epoch;   /* epoch whose parameters are returned (1-based; 0 = last) */
+    uint32_t valid_users, valid_users_of; /* validated on valid_users of valid_users_of users */
     int      stopped_early;
 } kd_train_log;
 
 /* long options every trainer accepts; values >= KD_TRAIN_OPT_BASE */
 enum { KD_TRAIN_OPT_BASE = 1000 };
 extern const struct option kd_train_options[];
-#define KD_TRAIN_OPTION_COUNT 22
+#define KD_TRAIN_OPTION_COUNT 23
+
+/* --valid-users when not given: validation on a seeded sample of this many users (chosen
+ * by measurement: see kd_train.c) */
+#define KD_VALID_USERS_DEFAULT 5000u
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);
 /* Fills dst with the trainer options, then own[0..nown), then --help ('h') and
@@ -78,7 +88,8 @@ void kd_train_log_free(kd_train_log *log);
 
 /* Provenance lines of every training parameter (no thread count). */
 int  kd_train_prov(const kd_train_opts *o, kd_buf *b);
-/* Provenance of how the training went: epochs run, best epoch, early stop. */
+/* Provenance of how the training went: epochs run, best epoch, early stop, and the
+ * number of users validated on. */
 int  kd_train_prov_log(const kd_train_log *log, kd_buf *b);
 
 /* The model artifact: model + training record + provenance (for kd_stage_commit); the

@@ -182,3 +182,41 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     run --separate-stderr -0 kd-train --verbose --dim 8 --epochs 3 small.kd -o m.kd
     [ "$(printf '%s\n' "$stderr" | grep -c '^kd-train: epoch [0-9]/3 loss ')" -eq 3 ]
 }
+
+@test "--valid-users: a seeded sample of validation users, a parameter in provenance only when given" {
+    kd-gen synth --users 300 --items 60 --mean 8 --rank 4 -o v.kd
+    train_v() { kd-train -q --dim 8 --epochs 4 --valid-every 1 --patience 9 "$@" v.kd; }
+    train_v --valid-users 40 -o a.kd
+    train_v --valid-users 40 --threads 2 -o b.kd
+    cmp a.kd b.kd
+    kd-cat a.kd provenance >a.prov
+    grep -qx 'valid_users=40' a.prov
+    grep -qx 'result.valid_users=40' a.prov
+    users=$(sed -n 's/^result.valid_users_of=//p' a.prov)
+    [ "$users" -gt 40 ]
+    # another seed draws other users: another validation record
+    train_v --valid-users 40 --seed 2 -o c.kd
+    train_v --seed 2 --valid-users all -o d.kd
+    run ! cmp -s <(kd-cat c.kd train.valid) <(kd-cat d.kd train.valid)
+    # not given: no parameter line (the stage key of older runs), the default's sample
+    # recorded among the results; here the default covers every user, as 'all' does
+    train_v -o n.kd
+    kd-cat n.kd provenance >n.prov
+    run ! grep -q '^valid_users=' n.prov
+    grep -qx "result.valid_users=$users" n.prov
+    train_v --valid-users all -o all.kd
+    train_v --valid-users 100000 -o big.kd
+    for s in user_emb item_emb train.valid; do
+        cmp <(kd-cat n.kd $s) <(kd-cat all.kd $s)
+        cmp <(kd-cat n.kd $s) <(kd-cat big.kd $s)
+    done
+    grep -qx 'valid_users=0' <(kd-cat all.kd provenance)
+}
+
+@test "--valid-users: a count of at least 1 or 'all', else a usage error" {
+    for bad in 0 -3 abc 1.5 ''; do
+        run --separate-stderr -2 train_small --valid-every 1 --valid-users "$bad" -o m.kd
+        [[ $stderr == "kd-train: --valid-users: "* ]]
+        [ ! -e m.kd ]
+    done
+}

@@ -163,8 +163,10 @@ static void test_threads_do_not_change_the_model(void)
 }
 
 /* Replica mode's sampling: worker w of 3 draws only its users' (u % 3 == w) train
- * interactions as positives, never a train item as negative, the workers' units add up
- * to the epoch, and every interaction of a worker gets drawn in a few epochs' worth. */
+ * interactions as positives, each exactly once an epoch, in runs of one user (a user's
+ * units are consecutive), never a train item as negative, and the workers' units add up
+ * to the epoch.  A unit is the same whether asked for in order (in batches, as the engine
+ * does) or out of order. */
 static void test_worker_sampling(void)
 {
     kd_err e;
@@ -173,29 +175,61 @@ static void test_worker_sampling(void)
     kd_bpr b;
     CHECK(kd_bpr_init(&b, &d, 3, 5, &e) == 0);
     CHECK(kd_bpr_partition(&b, 3, &e) == 0);
-    uint64_t total = 0, bad = 0, unseen = 0;
-    uint32_t ids[5];
+    uint64_t total = 0, bad = 0, not_once = 0, split_runs = 0, order_differs = 0, same_order = 0;
+    uint64_t nnz = kd_csr_nnz(&d.train);
+    uint8_t *seen = calloc(nnz, 1);
+    uint32_t *rows = malloc(nnz * 5 * sizeof *rows), ids[5];
+    uint32_t *first = malloc(nnz * sizeof *first);
     for (uint32_t w = 0; w < 3; w++) {
         uint64_t n = b.part_off[w + 1] - b.part_off[w];
         total += n;
-        uint8_t *seen = calloc(kd_csr_nnz(&d.train), 1);
-        for (uint64_t epoch = 0; epoch < 20; epoch++)
+        for (uint64_t epoch = 0; epoch < 4; epoch++) {
+            memset(seen, 0, nnz);
+            /* in order, in batches of 7 */
+            for (uint64_t k = 0; k < n; k += 7)
+                kd_bpr_sample_part(&b, epoch, w, k, n - k < 7 ? n - k : 7, rows + k * 5);
+            uint8_t *done = calloc(d.n_users, 1);
             for (uint64_t k = 0; k < n; k++) {
-                kd_bpr_sample_part(&b, epoch, w, k, 1, ids);
-                const uint32_t *row = d.train.idx + d.train.indptr[ids[0]];
-                uint32_t len = kd_csr_len(&d.train, ids[0]);
-                bad += ids[0] % 3 != w || !kd_sorted_has(row, len, ids[1]);
-                for (int j = 2; j < 5; j++) bad += ids[j] >= d.n_items || kd_sorted_has(row, len, ids[j]);
-                for (uint32_t x = 0; x < len; x++)
-                    if (row[x] == ids[1]) seen[d.train.indptr[ids[0]] + x] = 1;
+                const uint32_t *x = rows + k * 5;
+                const uint32_t *row = d.train.idx + d.train.indptr[x[0]];
+                uint32_t len = kd_csr_len(&d.train, x[0]);
+                bad += x[0] % 3 != w || !kd_sorted_has(row, len, x[1]);
+                for (int j = 2; j < 5; j++) bad += x[j] >= d.n_items || kd_sorted_has(row, len, x[j]);
+                for (uint32_t y = 0; y < len; y++)
+                    if (row[y] == x[1]) seen[d.train.indptr[x[0]] + y]++;
+                /* a user's run is never interrupted: once left, never seen again this epoch */
+                if (k > 0 && x[0] != x[-5]) {
+                    split_runs += done[x[0]];
+                    done[x[-5]] = 1;
+                }
             }
-        for (uint32_t u = w; u < d.n_users; u += 3)
-            for (uint64_t x = d.train.indptr[u]; x < d.train.indptr[u + 1]; x++) unseen += !seen[x];
-        free(seen);
+            free(done);
+            for (uint32_t u = w; u < d.n_users; u += 3)
+                for (uint64_t y = d.train.indptr[u]; y < d.train.indptr[u + 1]; y++) not_once += seen[y] != 1;
+            /* out of order, one at a time, backwards: the same rows */
+            for (uint64_t k = n; k-- > 0;) {
+                kd_bpr_sample_part(&b, epoch, w, k, 1, ids);
+                bad += memcmp(ids, rows + k * 5, sizeof ids) != 0;
+            }
+            /* the order of users differs between epochs */
+            if (epoch == 0) {
+                for (uint64_t k = 0; k < n; k++) first[k] = rows[k * 5];
+            } else {
+                uint64_t diff = 0;
+                for (uint64_t k = 0; k < n; k++) diff += first[k] != rows[k * 5];
+                order_differs += diff > 0;
+                same_order += diff == 0;
+            }
+        }
     }
-    CHECK(total == kd_csr_nnz(&d.train));
+    CHECK(total == nnz);
     CHECK(bad == 0);
-    CHECK(unseen == 0);
+    CHECK(not_once == 0);
+    CHECK(split_runs == 0);
+    CHECK(order_differs == 9 && same_order == 0);
+    free(seen);
+    free(rows);
+    free(first);
     kd_bpr_free(&b);
     kd_dataset_free(&d);
 }
@@ -233,8 +267,28 @@ static void test_fast_math(void)
     printf("# exp rel %.2g, log1p abs %.2g, sigmoid abs %.2g, softplus rel %.2g\n", worst_exp, worst_log, worst_g, worst_l);
 }
 
+/* The initialisation, split over threads on a model this large, gives the values of the
+ * one sequential stream. */
+static void test_init_is_the_sequential_stream(void)
+{
+    kd_err e;
+    kd_model m;
+    CHECK(kd_model_alloc(&m, 15000, 2003, 70, &e) == 0);
+    kd_model_init_normal(&m, 42, 0.1f);
+    kd_rng r = kd_rng_seed(42);
+    uint64_t bad = 0;
+    for (uint64_t row = 0; row < (uint64_t)m.n_users + m.n_items; row++)
+        for (uint32_t k = 0; k < m.dim; k++) {
+            float want = (float)(0.1f * kd_rng_normal(&r));
+            bad += memcmp(&want, &m.P[row * m.stride + k], 4) != 0;
+        }
+    CHECK(bad == 0);
+    kd_model_free(&m);
+}
+
 int main(void)
 {
+    test_init_is_the_sequential_stream();
     test_fast_math();
     test_bpr_gradient();
     test_negatives_never_positive();

@@ -255,7 +255,13 @@ static inline __attribute__((always_inline)) void expf8(const kd_v8d *xp, kd_v8d
     kd -= shift;
     nkd = -kd;
     SY_FMA8(r, inv, x, nkd);         /* x * 32 / ln 2 - k, in [-1/2, 1/2] */
-    for (int k = 0; k < 8; k++) t[k] = exp2f_tab[ki[k] % 32];
+    /* t = exp2f_tab[ki % 32]: two 16-entry permutes and a select, not 8 scalar loads */
+    kd_v8u t0, t1, t2, t3, i16 = ki & 15, hi = -((ki >> 4) & 1);
+    memcpy(&t0, exp2f_tab, 64);
+    memcpy(&t1, exp2f_tab + 8, 64);
+    memcpy(&t2, exp2f_tab + 16, 64);
+    memcpy(&t3, exp2f_tab + 24, 64);
+    t = (__builtin_shuffle(t0, t1, i16) & ~hi) | (__builtin_shuffle(t2, t3, i16) & hi);
     t += ki << 47;                   /* 2^(k/32) */
     SY_FMA8(z, c0, r, c1);
     r2 = r * r;

@@ -198,7 +198,7 @@ static void synth_thread(void *ctx, int t, int T)
  * item.  The blocked path computes exactly the same numbers, in the same rounding order,
  * only arranged differently:
  *  - logits of a group of 16 users are vectors over users (one lane per user), so each
- *    item's latent row is broadcast once for 32 users and the sums stay in registers for
+ *    item's latent row is broadcast once for 64 users and the sums stay in registers for
  *    the whole rank; each sum adds the same products in the same order r = 0, 1, ...
  *    as user_logits (no fused multiply-add, -ffp-contract=off), so it is the same float;
  *  - expf is glibc's algorithm (the ARM optimized-routines expf: a 32-entry table of
@@ -213,7 +213,8 @@ static void synth_thread(void *ctx, int t, int T)
  * So the pairs are bit-identical to synth_thread's for every parameter setting; test_synth
  * compares the two paths over a sweep of parameters. */
 #define SY_LANES 16 /* users per group: one 16-float vector */
-#define SY_TILE 8   /* items per register tile (x 2 groups = 16 accumulators) */
+#define SY_GROUPS 4 /* groups per register tile, so per pass over Y */
+#define SY_TILE 4   /* items per register tile (x 4 groups = 16 accumulators) */
 #define SY_CK 32    /* items per CDF checkpoint */
 
 typedef double kd_v8d __attribute__((vector_size(64)));
@@ -241,9 +242,8 @@ static const uint64_t exp2f_tab[32] = {
         for (int k_ = 0; k_ < 8; k_++) (r)[k_] = __builtin_fma((a)[k_], (b)[k_], (c)[k_]); \
     } while (0)
 
-/* w[k] = expf(x[k]) for 8 floats x[k] <= 0 (given and returned as doubles): glibc's expf,
- * step by step */
-static inline __attribute__((always_inline)) void expf8(const kd_v8d *xp, kd_v8d *wp)
+/* w[k] = expf(x[k]) for 8 floats x[k] <= 0 (given as doubles): glibc's expf, step by step */
+static inline __attribute__((always_inline)) void expf8(const kd_v8d *xp, kd_v8f *wp)
 {
     const kd_v8d inv = (kd_v8d){ 0 } + 0x1.71547652b82fep+0 * 32, shift = (kd_v8d){ 0 } + 0x1.8p+52;
     const kd_v8d c0 = (kd_v8d){ 0 } + 0x1.c6af84b912394p-5 / 32 / 32 / 32;
@@ -268,10 +268,9 @@ static inline __attribute__((always_inline)) void expf8(const kd_v8d *xp, kd_v8d
     SY_FMA8(y, c2, r, one);
     SY_FMA8(y, z, r2, y);
     y *= (kd_v8d)t;
-    kd_v8f f = __builtin_convertvector(y, kd_v8f); /* the float expf returns */
-    kd_v8d w = __builtin_convertvector(f, kd_v8d);
     kd_v8l under = x < -0x1.9fe368p6; /* below log(2^-150): glibc returns 0 */
-    *wp = (kd_v8d)((kd_v8l)w & ~under);
+    y = (kd_v8d)((kd_v8l)y & ~under);
+    *wp = __builtin_convertvector(y, kd_v8f); /* the float expf returns */
 }
 
 #define SY_SPLAT16(v, s)                                  \
@@ -283,48 +282,57 @@ static inline __attribute__((always_inline)) void expf8(const kd_v8d *xp, kd_v8d
         for (int k_ = 0; k_ < 16; k_++) (m)[k_] = (a)[k_] > (m)[k_] ? (a)[k_] : (m)[k_]; \
     } while (0)
 
-/* For ng groups (even) of 16 users and items [0, ipad) (ipad % SY_TILE == 0):
+/* For SY_GROUPS groups of 16 users and items [0, ipad) (ipad % SY_TILE == 0):
  *   L[g][i][lane] = lp[i] + sum_{r < R} Xt[g][r][lane] * Y[i][r]   (in the order r = 0, 1, ...)
  *   mx[g][lane]   = max over i of L[g][i][lane]
  * Xt, L and mx are 64-byte aligned; L's groups are lstride floats apart.  Padding items
- * have lp = -inf and Y = 0, so they never win the max. */
-KD_CLONES static void block_logits(const float *Xt, uint32_t ng, const float *Y, const float *lp, uint32_t R,
-                                   uint32_t ipad, size_t lstride, float *L, float *mx)
+ * have lp = -inf and Y = 0, so they never win the max.  The register tile is 64 users x
+ * 4 items (16 accumulators, one broadcast per item and rank for 4 products): measured
+ * against 32 x 8 and 48 x 5 it ran nearest to the mul+add peak, since the 4 groups' Xt
+ * (40 KB at rank 160) stays in L1 and Y is read once per 64 users. */
+KD_CLONES static void block_logits(const float *Xt, const float *Y, const float *lp, uint32_t R, uint32_t ipad,
+                                   size_t lstride, float *L, float *mx)
 {
-    for (uint32_t g = 0; g < ng; g++) SY_SPLAT16(mx + (size_t)g * 16, -INFINITY);
+    kd_v16 m[SY_GROUPS];
+    for (int h = 0; h < SY_GROUPS; h++) SY_SPLAT16(m[h], -INFINITY);
     for (uint32_t i0 = 0; i0 < ipad; i0 += SY_TILE) {
         const float *y = Y + (size_t)i0 * R;
-        for (uint32_t g = 0; g < ng; g += 2) {
-            const kd_v16 *x0 = (const kd_v16 *)(Xt + (size_t)g * R * 16), *x1 = x0 + R;
-            kd_v16 a0[SY_TILE], a1[SY_TILE];
-            /* unrolled, so the 16 accumulators live in registers for the whole rank */
-#pragma GCC unroll 8
+        kd_v16 a[SY_GROUPS][SY_TILE];
+        /* unrolled, so the accumulators live in registers for the whole rank */
+#pragma GCC unroll 4
+        for (int j = 0; j < SY_TILE; j++) {
+            kd_v16 v;
+            SY_SPLAT16(v, lp[i0 + j]);
+#pragma GCC unroll 4
+            for (int h = 0; h < SY_GROUPS; h++) a[h][j] = v;
+        }
+        /* the next tile's rows (16 R contiguous bytes) come from memory: one line of them
+         * every 4 ranks, so they are in L1 when its first broadcast needs them (without
+         * this the kernel stalled on that first miss of every line) */
+        const char *next = i0 + SY_TILE < ipad ? (const char *)(y + (size_t)SY_TILE * R) : NULL;
+        for (uint32_t r = 0; r < R; r++) {
+            kd_v16 x[SY_GROUPS];
+            if (next && r % 4 == 0) __builtin_prefetch(next + (size_t)r * 16);
+#pragma GCC unroll 4
+            for (int h = 0; h < SY_GROUPS; h++) x[h] = *(const kd_v16 *)(Xt + ((size_t)h * R + r) * 16);
+#pragma GCC unroll 4
             for (int j = 0; j < SY_TILE; j++) {
-                SY_SPLAT16(a0[j], lp[i0 + j]);
-                a1[j] = a0[j];
+                float yj = y[(size_t)j * R + r];
+#pragma GCC unroll 4
+                for (int h = 0; h < SY_GROUPS; h++) a[h][j] += x[h] * yj;
             }
-            for (uint32_t r = 0; r < R; r++) {
-                kd_v16 p = x0[r], q = x1[r];
-#pragma GCC unroll 8
-                for (int j = 0; j < SY_TILE; j++) {
-                    float yj = y[(size_t)j * R + r];
-                    a0[j] += p * yj;
-                    a1[j] += q * yj;
-                }
-            }
-            kd_v16 *l0 = (kd_v16 *)(L + (size_t)g * lstride + (size_t)i0 * 16), *l1 = (kd_v16 *)((float *)l0 + lstride);
-            kd_v16 m0 = *(kd_v16 *)(mx + (size_t)g * 16), m1 = *(kd_v16 *)(mx + (size_t)(g + 1) * 16);
-#pragma GCC unroll 8
+        }
+#pragma GCC unroll 4
+        for (int h = 0; h < SY_GROUPS; h++) {
+            kd_v16 *l = (kd_v16 *)(L + (size_t)h * lstride + (size_t)i0 * 16);
+#pragma GCC unroll 4
             for (int j = 0; j < SY_TILE; j++) {
-                l0[j] = a0[j];
-                l1[j] = a1[j];
-                SY_MAX16(m0, a0[j]);
-                SY_MAX16(m1, a1[j]);
+                l[j] = a[h][j];
+                SY_MAX16(m[h], a[h][j]);
             }
-            *(kd_v16 *)(mx + (size_t)g * 16) = m0;
-            *(kd_v16 *)(mx + (size_t)(g + 1) * 16) = m1;
         }
     }
+    for (int h = 0; h < SY_GROUPS; h++) *(kd_v16 *)(mx + (size_t)h * 16) = m[h];
 }
 
 /* One group: L[i] (logits of items i < I) becomes W[i] = expf(L[i] - mx), in place, and
@@ -344,14 +352,14 @@ KD_CLONES static void group_weights(float *L, uint32_t I, const float *mx, doubl
             kd_v8f dlo, dhi;
             memcpy(&dlo, &d, 32);
             memcpy(&dhi, (float *)&d + 8, 32);
-            kd_v8d x0 = __builtin_convertvector(dlo, kd_v8d), x1 = __builtin_convertvector(dhi, kd_v8d), w0, w1;
-            expf8(&x0, &w0);
-            expf8(&x1, &w1);
-            kd_v8f f0 = __builtin_convertvector(w0, kd_v8f), f1 = __builtin_convertvector(w1, kd_v8f);
+            kd_v8d x0 = __builtin_convertvector(dlo, kd_v8d), x1 = __builtin_convertvector(dhi, kd_v8d);
+            kd_v8f f0, f1;
+            expf8(&x0, &f0);
+            expf8(&x1, &f1);
             memcpy(li, &f0, 32);
             memcpy((float *)li + 8, &f1, 32);
-            c0 += w0;
-            c1 += w1;
+            c0 += __builtin_convertvector(f0, kd_v8d);
+            c1 += __builtin_convertvector(f1, kd_v8d);
         }
     }
     *(kd_v8d *)(ck + (size_t)nb * 16) = c0;
@@ -363,9 +371,8 @@ KD_CLONES void kd_synth_expf(const float *x, float *w, size_t n)
     for (size_t k = 0; k < n; k += 8) {
         kd_v8f f;
         memcpy(&f, x + k, 32);
-        kd_v8d d = __builtin_convertvector(f, kd_v8d), r;
-        expf8(&d, &r);
-        f = __builtin_convertvector(r, kd_v8f);
+        kd_v8d d = __builtin_convertvector(f, kd_v8d);
+        expf8(&d, &f);
         memcpy(w + k, &f, 32);
     }
 }
@@ -439,7 +446,7 @@ typedef struct block_job {
     const float *X, *Y, *lp; /* X: (users, rank) scaled; Y: (ipad, rank); lp: (ipad) */
     const uint64_t *off;
     kd_pair *pairs;
-    uint32_t ipad, groups;   /* groups of 16 users per pass over Y (even) */
+    uint32_t ipad;
     int failed;
 } block_job;
 
@@ -447,7 +454,7 @@ static void block_thread(void *ctx, int t, int T)
 {
     block_job *j = ctx;
     const kd_synth_params *p = j->p;
-    uint32_t I = p->items, R = p->rank, G = j->groups, nb = (I + SY_CK - 1) / SY_CK;
+    uint32_t I = p->items, R = p->rank, G = SY_GROUPS, nb = (I + SY_CK - 1) / SY_CK;
     size_t lstride = (size_t)j->ipad * 16;
     float *Xt = NULL, *L = NULL, *mx = NULL;
     double *ck = NULL, *cdf = kd_alloc_array((uint64_t)I + 1, 8);
@@ -463,15 +470,13 @@ static void block_thread(void *ctx, int t, int T)
     kd_par_range(p->users, t, T, &lo, &hi);
     for (uint64_t u0 = lo; u0 < hi; u0 += (uint64_t)G * SY_LANES) {
         uint32_t nu = hi - u0 < (uint64_t)G * SY_LANES ? (uint32_t)(hi - u0) : G * SY_LANES;
-        uint32_t ng = (nu + SY_LANES - 1) / SY_LANES;
-        ng += ng & 1;
-        for (uint32_t g = 0; g < ng; g++)
+        for (uint32_t g = 0; g < G; g++) /* users past nu are zeros */
             for (uint32_t r = 0; r < R; r++)
                 for (uint32_t l = 0; l < SY_LANES; l++) {
                     uint32_t k = g * SY_LANES + l;
                     Xt[((size_t)g * R + r) * 16 + l] = k < nu ? j->X[(u0 + k) * R + r] : 0.0f;
                 }
-        block_logits(Xt, ng, j->Y, j->lp, R, j->ipad, lstride, L, mx);
+        block_logits(Xt, j->Y, j->lp, R, j->ipad, lstride, L, mx);
         for (uint32_t g = 0; g * SY_LANES < nu; g++) {
             float *W = L + g * lstride;
             group_weights(W, I, mx + (size_t)g * 16, ck);
@@ -485,16 +490,9 @@ done:
     free(Xt); free(L); free(mx); free(ck); free(cdf); free(taken); free(chosen);
 }
 
-/* Groups of 16 users sharing one pass over Y in the blocked path: 4 (64 users: Y's
- * traffic is 1/64 of a read per user x item), fewer when the logits of that many users
- * would pass SY_MAX_BLOCK bytes per thread; 0 = use synth_thread (items beyond ~2M). */
+/* The blocked path keeps the logits of SY_GROUPS x 16 users per thread: past SY_MAX_BLOCK
+ * bytes (items beyond ~1M) the reference path, which needs 17 bytes per item, is used. */
 #define SY_MAX_BLOCK (256u << 20)
-static uint32_t block_groups(uint32_t ipad)
-{
-    for (uint32_t g = 4; g >= 2; g -= 2)
-        if ((uint64_t)g * ipad * SY_LANES * 4 <= SY_MAX_BLOCK) return g;
-    return 0;
-}
 
 int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_model *truth, kd_err *e)
 {
@@ -504,7 +502,7 @@ int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_model *truth, 
     uint32_t U = p->users, I = p->items, R = p->rank;
     int threads = p->threads > 0 ? p->threads : kd_cli_default_threads();
     uint32_t ipad = (I + SY_TILE - 1) / SY_TILE * SY_TILE;  /* Y and lp padded for whole tiles */
-    uint32_t groups = p->path == KD_SYNTH_REFERENCE ? 0 : block_groups(ipad);
+    int groups = p->path != KD_SYNTH_REFERENCE && (uint64_t)SY_GROUPS * ipad * SY_LANES * 4 <= SY_MAX_BLOCK;
     kd_rng rng = kd_rng_seed(kd_key(p->seed, 0x53594e5448ULL /* "SYNTH" */, 0));
     float *cu = kd_alloc_array((uint64_t)p->clusters * R, 4), *ci = kd_alloc_array((uint64_t)p->clusters * R, 4);
     float *X = kd_alloc_array((uint64_t)U * R, 4), *Y = kd_calloc_array((uint64_t)ipad * R, 4);
@@ -573,8 +571,7 @@ int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_model *truth, 
     int failed;
     if (groups) {
         for (uint32_t i = I; i < ipad; i++) logpop[i] = -INFINITY; /* padding never wins the max */
-        block_job job = { .p = p, .X = X, .Y = Y, .lp = logpop, .off = off, .pairs = pairs, .ipad = ipad,
-                          .groups = groups };
+        block_job job = { .p = p, .X = X, .Y = Y, .lp = logpop, .off = off, .pairs = pairs, .ipad = ipad };
         failed = kd_par_run(threads, block_thread, &job, e) || job.failed;
     } else {
         synth_job job = { .p = p, .X = X, .Yt = Yt, .logpop = logpop, .off = off, .pairs = pairs, .I16 = I16 };

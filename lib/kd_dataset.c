@@ -208,3 +208,68 @@ done:
     free(label); free(perm);
     return ret;
 }
+
+int kd_split_valid_fraction(kd_dataset *d, double fraction, uint64_t seed, kd_err *e)
+{
+    if (!(fraction > 0 && fraction < 1))
+        return kd_fail_usage(e, "--valid-fraction must be in (0, 1)");
+    if (kd_csr_nnz(&d->valid))
+        return kd_fail(e, "a valid split is already there");
+    /* pass 1 marks the moved interactions, pass 2 writes both matrices at their sizes */
+    kd_csr *tr = &d->train;
+    uint64_t nnz = kd_csr_nnz(tr), nva = 0;
+    uint8_t *moved = kd_calloc_array(nnz ? nnz : 1, 1);
+    uint32_t *perm = kd_alloc_array(tr->cols ? tr->cols : 1, 4);
+    kd_csr ntr = { tr->rows, tr->cols, NULL, NULL }, va = { tr->rows, tr->cols, NULL, NULL };
+    int ret = -1;
+    if (!moved || !perm) {
+        kd_fail(e, "out of memory");
+        goto done;
+    }
+    for (uint32_t u = 0; u < tr->rows; u++) {
+        uint32_t n = kd_csr_len(tr, u);
+        if (n < 2)
+            continue;
+        kd_rng rng = kd_rng_seed(kd_key(seed, 0x56414c4944ULL /* "VALID" */, u));
+        uint32_t nv = stoch_round(n * fraction, &rng);
+        if (nv >= n) nv = n - 1;
+        /* the first nv of a Fisher-Yates shuffle of the row's positions */
+        for (uint32_t k = 0; k < n; k++) perm[k] = k;
+        for (uint32_t k = 0; k < nv; k++) {
+            uint32_t j = k + kd_rng_below(&rng, n - k), t = perm[k];
+            perm[k] = perm[j];
+            perm[j] = t;
+            moved[tr->indptr[u] + perm[k]] = 1;
+        }
+        nva += nv;
+    }
+    ntr.indptr = kd_calloc_array((uint64_t)tr->rows + 1, sizeof *ntr.indptr);
+    va.indptr = kd_calloc_array((uint64_t)tr->rows + 1, sizeof *va.indptr);
+    ntr.idx = kd_alloc_array(nnz - nva ? nnz - nva : 1, sizeof *ntr.idx);
+    va.idx = kd_alloc_array(nva ? nva : 1, sizeof *va.idx);
+    if (!ntr.indptr || !va.indptr || !ntr.idx || !va.idx) {
+        kd_fail(e, "out of memory");
+        goto done;
+    }
+    uint64_t ft = 0, fv = 0; /* rows stay sorted: both keep the row's order */
+    for (uint32_t u = 0; u < tr->rows; u++) {
+        for (uint64_t k = tr->indptr[u]; k < tr->indptr[u + 1]; k++) {
+            if (moved[k]) va.idx[fv++] = tr->idx[k];
+            else ntr.idx[ft++] = tr->idx[k];
+        }
+        ntr.indptr[u + 1] = ft;
+        va.indptr[u + 1] = fv;
+    }
+    kd_csr_free(tr);
+    kd_csr_free(&d->valid);
+    *tr = ntr;
+    d->valid = va;
+    ntr.indptr = va.indptr = NULL;
+    ntr.idx = va.idx = NULL;
+    ret = 0;
+done:
+    kd_csr_free(&ntr);
+    kd_csr_free(&va);
+    free(moved); free(perm);
+    return ret;
+}

@@ -43,4 +43,11 @@ int kd_dataset_set_splits(kd_dataset *d, kd_pair *tr, uint64_t ntr, kd_pair *va,
 int kd_split_random(kd_dataset *d, kd_csr *all, double test_ratio, double valid_ratio,
                     uint64_t seed, kd_err *e);
 
+/* Moves a share of each user's train interactions to valid (which must be empty): of a
+ * user's n train items, round(n * fraction) with stochastic rounding (so the fraction
+ * holds on average), at most n - 1, so a user keeps at least one.  Each user draws from
+ * its own stream (seed, user): the split does not depend on how users are visited.
+ * fraction in (0, 1). */
+int kd_split_valid_fraction(kd_dataset *d, double fraction, uint64_t seed, kd_err *e);
+
 #endif

@@ -460,6 +460,13 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
         return kd_fail_usage(e, "--valid needs --test as well");
     if (p->leave_one_out && p->test_path)
         return kd_fail_usage(e, "--leave-one-out and --test are exclusive");
+    if (p->valid_fraction != 0) {
+        if (!(p->valid_fraction > 0 && p->valid_fraction < 1))
+            return kd_fail_usage(e, "--valid-fraction must be in (0, 1)");
+        if (p->valid_path) return kd_fail_usage(e, "--valid-fraction and --valid are exclusive");
+        if (!p->test_path)
+            return kd_fail_usage(e, "--valid-fraction needs --test (a random split takes --valid-ratio)");
+    }
     if (!(p->test_ratio > 0 && p->test_ratio < 1)) return kd_fail_usage(e, "--test-ratio must be in (0, 1)");
     if (!(p->valid_ratio >= 0 && p->valid_ratio < 1)) return kd_fail_usage(e, "--valid-ratio must be in [0, 1)");
     idmap users = { 0 }, items = { 0 };
@@ -513,6 +520,8 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
         }
         if (kd_dataset_set_splits(d, train.p, train.n, valid.p, valid.n, test.p, test.n, e))
             goto done;
+        if (p->valid_fraction > 0 && kd_split_valid_fraction(d, p->valid_fraction, p->seed, e))
+            goto done;
     } else if (p->leave_one_out) {
         if (split_loo(d, &train, train.all_ts, p->valid_ratio > 0, p->seed, e)) goto done;
     } else {
@@ -534,6 +543,10 @@ int kd_import_run(kd_dataset *d, kd_import_params *p, kd_buf *prov, kd_err *e)
         kd_prov_str(prov, "split", "given");
         kd_prov_u64(prov, "split.dropped_valid", p->dropped_valid);
         kd_prov_u64(prov, "split.dropped_test", p->dropped_test);
+        if (p->valid_fraction > 0) {
+            kd_prov_f64(prov, "split.valid_fraction", p->valid_fraction);
+            kd_prov_u64(prov, "seed", p->seed);
+        }
     } else if (p->leave_one_out) {
         kd_prov_str(prov, "split", train.all_ts ? "leave-one-out-latest" : "leave-one-out-random");
         kd_prov_u64(prov, "seed", p->seed);

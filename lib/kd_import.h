@@ -33,6 +33,9 @@ typedef struct kd_import_params {
     uint32_t    kcore;           /* 0 = off */
     int         leave_one_out;
     double      test_ratio, valid_ratio;
+    /* with --test and no --valid: the share of each user's train interactions moved to
+     * valid (kd_split_valid_fraction), drawn with seed; 0 = no valid split */
+    double      valid_fraction;
     uint64_t    seed;
     /* filled by kd_import_run: interactions of the given valid/test files that were
      * dropped because their user or item is not in train */

@@ -11,6 +11,7 @@
 #ifndef KD_SYNTH_H
 #define KD_SYNTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kd_dataset.h"
@@ -29,7 +30,12 @@ typedef struct kd_synth_params {
     double   noise;       /* probability an interaction is uniform noise */
     double   test_ratio, valid_ratio;
     uint64_t seed;
+    /* how to compute, not what: neither is in the provenance (the dataset is the same) */
+    int      threads;     /* 0: all online CPUs */
+    int      path;        /* KD_SYNTH_AUTO, or KD_SYNTH_REFERENCE (one user at a time, for tests) */
 } kd_synth_params;
+
+enum { KD_SYNTH_AUTO = 0, KD_SYNTH_REFERENCE = 1 };
 
 /* The defaults documented in kd-gen --help. */
 kd_synth_params kd_synth_defaults(void);
@@ -41,6 +47,10 @@ int kd_synth_check(const kd_synth_params *p, kd_err *e);
  * model itself as MF parameters of dimension rank (P = scaled user factors, Q = item
  * factors, item bias = log popularity): the ceiling any learned model can reach. */
 int kd_synth_generate(kd_dataset *d, const kd_synth_params *p, kd_model *truth, kd_err *e);
+
+/* w[k] = expf(x[k]) for x[k] <= 0, n % 8 == 0, by the generator's vector expf (glibc's
+ * algorithm, which must give libm's floats bit for bit; exposed for test_synth). */
+void kd_synth_expf(const float *x, float *w, size_t n);
 
 /* Writes every parameter as provenance lines (synth.*=...). */
 int kd_synth_prov(const kd_synth_params *p, kd_buf *prov);

@@ -37,6 +37,77 @@ total() { echo $(( $(stat_of stat.train.interactions "$1") + $(stat_of stat.vali
     [ "$(sort tr va te | uniq -d | wc -l)" -eq 0 ]
 }
 
+@test "synth: the same bytes for --threads 1, 2 and 3" {
+    # 300 users: per thread, whole blocks of 64 users, a partial one and a partial group of 16
+    for a in "--users 300 --items 700 --mean 12" "--users 97 --items 61 --rank 33 --mean 20 --seed 4"; do
+        for t in 1 2 3; do kd-gen synth $a --threads $t -o t$t.kd; done
+        cmp t1.kd t2.kd
+        cmp t1.kd t3.kd
+    done
+    run --separate-stderr -2 kd-gen synth --threads 0 -o d.kd
+    [[ $stderr == "kd-gen: --threads: "* ]]
+    one_line
+    [ ! -e d.kd ]
+}
+
+# an adjacency train file: user u has 1 + u % 9 items (users 0, 9, 18, ... have one), and a
+# test file with one other item per user
+adj_with_test() {
+    awk 'BEGIN { for (u = 0; u < 400; u++) { s = u; for (k = 0; k <= u % 9; k++) s = s " " (u * 7 + k * 13) % 300; print s } }' >tr.adj
+    awk 'BEGIN { for (u = 0; u < 400; u++) print u, (u * 7 + 200) % 300 + 0 }' >te.adj
+}
+
+@test "import --valid-fraction: a seeded share of each user's train moves to valid" {
+    adj_with_test
+    kd-gen import --format adj --test te.adj tr.adj -o plain.kd
+    kd-gen import --format adj --test te.adj --valid-fraction 0.3 --seed 5 tr.adj -o v.kd
+    [ "$(stat_of stat.valid.interactions plain.kd)" -eq 0 ]
+    # counts add up: train + valid is the old train, test unchanged
+    tr0=$(stat_of stat.train.interactions plain.kd)
+    tr=$(stat_of stat.train.interactions v.kd)
+    va=$(stat_of stat.valid.interactions v.kd)
+    [ "$va" -gt 0 ]
+    [ $(( tr + va )) -eq "$tr0" ]
+    [ "$(stat_of stat.test.interactions v.kd)" -eq "$(stat_of stat.test.interactions plain.kd)" ]
+    [ "$(stat_of split.valid_fraction v.kd)" = 0.3 ]
+    # train and valid are disjoint and together are the old train
+    kd-cat plain.kd train | sort >tr0; kd-cat v.kd train | sort >tr; kd-cat v.kd valid | sort >va
+    [ "$(sort tr va | uniq -d | wc -l)" -eq 0 ]
+    sort tr va | cmp - tr0
+    # the fraction holds on average; every user keeps at least one train interaction
+    awk -v v="$va" -v t="$tr0" 'BEGIN { exit !(v / t > 0.27 && v / t < 0.33) }'
+    [ "$(stat_of stat.train.users v.kd)" -eq 400 ]
+    [ "$(cut -f1 tr | sort -u | wc -l)" -eq 400 ]
+}
+
+@test "import --valid-fraction: reproducible by seed, any thread count; other seeds differ" {
+    adj_with_test
+    kd-gen import --format adj --test te.adj --valid-fraction 0.2 --seed 1 tr.adj -o a.kd
+    kd-gen import --format adj --test te.adj --valid-fraction 0.2 --seed 1 --threads 1 tr.adj -o b.kd
+    kd-gen import --format adj --test te.adj --valid-fraction 0.2 --seed 1 --threads 3 tr.adj -o c.kd
+    kd-gen import --format adj --test te.adj --valid-fraction 0.2 --seed 2 tr.adj -o d.kd
+    cmp a.kd b.kd
+    cmp a.kd c.kd
+    [ "$(content_id a.kd)" != "$(content_id d.kd)" ]
+    ! cmp -s <(kd-cat a.kd valid) <(kd-cat d.kd valid)
+}
+
+@test "import --valid-fraction: usage errors for a bad share, with --valid, without --test" {
+    adj_with_test
+    for f in 0 1 -0.1 1.5 abc ""; do
+        run --separate-stderr -2 kd-gen import --format adj --test te.adj --valid-fraction "$f" tr.adj -o d.kd
+        [[ $stderr == "kd-gen: --valid-fraction: "* ]]
+        one_line
+    done
+    run --separate-stderr -2 kd-gen import --format adj --test te.adj --valid te.adj --valid-fraction 0.1 tr.adj -o d.kd
+    [ "$stderr" = "kd-gen: --valid-fraction and --valid are exclusive" ]
+    run --separate-stderr -2 kd-gen import --format adj --valid-fraction 0.1 tr.adj -o d.kd
+    [[ $stderr == "kd-gen: --valid-fraction needs --test"* ]]
+    one_line
+    [ ! -e d.kd ]
+    no_temporaries
+}
+
 @test "import tsv (MovieLens-100K) keeps every pair, --min-rating filters" {
     kd-gen import --format tsv "$FIXTURES/kd-gen/ml100k.tsv" -o d.kd
     [ "$(total d.kd)" -eq 13 ]

@@ -154,3 +154,13 @@ start=$(date +%s.%N)
 make --no-print-directory -j"$(nproc)" -f "$R/pipelines/seed.mk" pipeline-report BUILD="$B" KD_CACHE=cache >/dev/null 2>&1
 end=$(date +%s.%N)
 echo "$start $end" | awk '{ printf "second run (nothing to do): %.3f s\n", $2 - $1 }'
+
+echo "== generator at scale: kd-gen synth --users 100000 --items 50000 (rank 160), 2 threads"
+# the floor: every user x item logit is a rank-160 sum that must round exactly as the
+# reference path's does (2 x 160 FLOP of separate mul+add), at the mul+add rate above
+s=$(secs "$BIN/kd-gen" synth --users 100000 --items 50000 --threads 2 -o "$W/synth-big.kd")
+peak2=$("$B/bench/bench" peak | awk '/2 cores/ { n = split($0, f, ","); split(f[n], a, " "); print a[1] }')
+echo "$s ${peak2:-0} $(stat -c %s "$W/synth-big.kd")" | awk '{ flop = 2 * 100000 * 50000 * 160;
+    printf "synth 1e5 x 5e4: %.2f s = %.0f GFLOP/s of logits (%.1f TFLOP); floor %s at %s GFLOP/s mul+add; writes %.1f MB\n",
+    $1, flop / $1 / 1e9, flop / 1e12, $2 > 0 ? sprintf("%.1f s", flop / $2 / 1e9) : "?", $2, $3 / 1e6 }'
+rm -f "$W/synth-big.kd"

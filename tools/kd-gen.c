@@ -44,10 +44,14 @@ static void usage(FILE *f)
         "  --min-rating R    keep ratings (weights) >= R as positives\n"
         "  --kcore K         repeatedly drop users/items with fewer than K interactions\n"
         "  --valid F --test F  given split files (same format, ids mapped through train)\n"
+        "  --valid-fraction X  with --test and no --valid: move a share X in (0, 1) of each\n"
+        "                    user's train interactions to valid (drawn with --seed; a user\n"
+        "                    keeps at least one)\n"
         "  --leave-one-out   latest interaction (by timestamp, else random) to test, next to valid\n"
         "\nsplits (both commands):\n"
         "  --test-ratio X [%g]  --valid-ratio X of the rest [%g]   --seed N [%llu]\n"
         "common: -o OUT, --level N zlib level 0-9 [1: fast; 9 is ~10%% smaller], -h/--help, --version\n"
+        "  --threads N   [number of CPUs]; the dataset is the same for any N\n"
         "  --cache DIR   reuse the dataset of an identical earlier run (same binary, parameters,\n"
         "                input bytes), else publish this one;  --label TEXT  its name in messages\n",
         prog, prog, s.users, s.items, s.mean, s.spread, s.rank, s.decay, s.clusters, s.cluster_share,
@@ -57,7 +61,7 @@ static void usage(FILE *f)
 enum {
     O_USERS = 256, O_ITEMS, O_MEAN, O_SPREAD, O_RANK, O_DECAY, O_CLUSTERS, O_SHARE, O_BETA, O_ZIPF,
     O_NOISE, O_TEST_RATIO, O_VALID_RATIO, O_SEED, O_LEVEL, O_FORMAT, O_MIN_RATING, O_KCORE,
-    O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH, O_CACHE, O_LABEL,
+    O_VALID, O_TEST, O_LOO, O_VERSION, O_TRUTH, O_CACHE, O_LABEL, O_VALID_FRACTION, O_THREADS,
 };
 
 static const struct option options[] = {
@@ -69,6 +73,7 @@ static const struct option options[] = {
     { "format", 1, 0, O_FORMAT }, { "min-rating", 1, 0, O_MIN_RATING }, { "kcore", 1, 0, O_KCORE },
     { "valid", 1, 0, O_VALID }, { "test", 1, 0, O_TEST }, { "leave-one-out", 0, 0, O_LOO },
     { "truth", 1, 0, O_TRUTH }, { "cache", 1, 0, O_CACHE }, { "label", 1, 0, O_LABEL },
+    { "valid-fraction", 1, 0, O_VALID_FRACTION }, { "threads", 1, 0, O_THREADS },
     { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
 
 struct opts {
@@ -114,6 +119,11 @@ static int parse_option(struct opts *o, int c, const char *arg, kd_err *e)
     case O_KCORE: r = kd_cli_u64("--kcore", arg, 0, 1000000, &v, e); ip->kcore = (uint32_t)v; break;
     case O_VALID: ip->valid_path = arg; break;
     case O_TEST: ip->test_path = arg; break;
+    case O_VALID_FRACTION: r = kd_cli_double("--valid-fraction", arg, 0, 1, &ip->valid_fraction, e);
+        if (!r && !(ip->valid_fraction > 0 && ip->valid_fraction < 1))
+            r = kd_fail_usage(e, "--valid-fraction: %s is not in (0, 1)", arg);
+        break;
+    case O_THREADS: r = kd_cli_u64("--threads", arg, 1, 256, &v, e); sp->threads = (int)v; break;
     case O_LOO: ip->leave_one_out = 1; break;
     case O_TRUTH: o->truth = arg; break;
     case O_CACHE: o->cache = arg; break;
@@ -176,6 +186,7 @@ static int stage_params(struct opts *o, kd_buf *params, kd_buf *inbuf, uint64_t 
     kd_buf_printf(params, "import.format=%d\nmin_rating=%d/%.17g\nkcore=%u\nloo=%d\nsplit=%.17g/%.17g/%llu\n",
                   ip->format, ip->use_min_rating, ip->min_rating, ip->kcore, ip->leave_one_out, ip->test_ratio,
                   ip->valid_ratio, (unsigned long long)ip->seed);
+    if (ip->valid_fraction > 0) kd_buf_printf(params, "valid_fraction=%.17g\n", ip->valid_fraction);
     if (!o->cache)
         return 0;
     const char *paths[3] = { o->input, ip->test_path, ip->valid_path };

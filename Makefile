@@ -137,16 +137,17 @@ fuzz: $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
 # and is read only when a pipeline target is asked for.
 PIPELINE ?= seed
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
-ifneq ($(filter pipeline-report,$(MAKECMDGOALS)),)
+ifneq ($(filter pipeline-report pipeline-args,$(MAKECMDGOALS)),)
 ifeq ($(wildcard pipelines/$(PIPELINE).mk),)
 $(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk (seed, real, sweep))
 endif
 include pipelines/$(PIPELINE).mk
 endif
 $(BINS): | deps
-# stages run in parallel (each tool's result is the same for any thread count)
+# stages run in parallel (each tool's result is the same for any thread count); on a terminal
+# a progress line on stderr counts them (tools/progress.sh), quiet otherwise
 report: deps all
-	@$(MAKE) --no-print-directory -j$(JOBS) pipeline-report
+	@sh tools/progress.sh $(JOBS) pipeline-report $(MAKE) --no-print-directory -j$(JOBS)
 # the same on a Slurm cluster: make slurm-report / slurm-stages (docs/slurm.md)
 include pipelines/slurm.mk
 

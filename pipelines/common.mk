@@ -51,6 +51,7 @@ kd_same       = $(and $(findstring x$(1),x$(2)),$(findstring x$(2),x$(1)))
 # rule of NAME's argument file in every seed directory
 define kd_args_rule
 args.$(1) = $(strip $(2))
+pipeline-args: $(SEEDS:%=$(PDIR)/s%/.args/$(1))
 $(SEEDS:%=$(PDIR)/s%/.args/$(1)): $(PDIR)/s%/.args/$(1): FORCE
 	$$(call kd_write_args,$$(args.$(1)))
 endef
@@ -88,9 +89,17 @@ $(PDIR)/report.md $(PDIR)/report.html $(PDIR)/report.txt &: $(REPORT_INPUTS) $(P
 	$(RUN) $(BIN)/kd-report $(REPORT_FLAGS) --title "$(TITLE)" --stages $(KD_STAGE_LOG) --html $(PDIR)/report.html -o $(PDIR)/report.md $(PDIR) >$(PDIR)/report.txt
 	@: >$(KD_STAGE_LOG)
 
+# the argument files brought up to date, then listed: tools/progress.sh runs this, then
+# `make -n` with each of them -o (old), since -n takes every FORCE'd file for remade and so
+# every stage for one to run (so is the Makefile's FORCE'd cflags.stamp, which `make report`
+# has brought up to date before)
+# (each kd_args_rule adds its files as prerequisites)
+pipeline-args: $(PDIR)/.args/report
+	@printf '%s\n' $^ $(wildcard $(BUILD)/cflags.stamp)
+
 pipeline-report: $(PDIR)/report.md
 	@cat $(PDIR)/report.txt
 	@echo "report: $(PDIR)/report.md and $(PDIR)/report.html"
 
 .DELETE_ON_ERROR:
-.PHONY: pipeline-report FORCE
+.PHONY: pipeline-report pipeline-args FORCE

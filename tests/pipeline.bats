@@ -228,3 +228,39 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     [ "$(grep -c -- 'kd-gen import .*--valid-fraction 0.1 --seed 1 ' out.log)" -eq 1 ]
     [ ! -e data ]
 }
+
+@test "make report's progress line: none when stderr is not a terminal" {
+    sh "$REPO/tools/progress.sh" 2 pipeline-report make --no-print-directory -f "$REPO/pipelines/seed.mk" BUILD="$BUILD_DIR" \
+        KD_CACHE=cache SEEDS=1 GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=4 \
+        METHODS=rrd LAMBDAS=0.3 >out.log 2>err.log
+    [ "$(ran)" -eq 7 ]   # data, teacher, student, study, rrd_l0.3, two evaluations
+    ! grep -q 'stages' err.log
+    grep -q 'plain student' out.log
+    # the report target goes through it
+    make --no-print-directory -C "$REPO" -n report | grep -q 'tools/progress.sh'
+}
+
+@test "make report's progress line on a terminal counts every stage, up-to-date ones included" {
+    command -v script >/dev/null || skip "needs script (util-linux)"
+    cmd="sh '$REPO/tools/progress.sh' 2 pipeline-report make --no-print-directory -j2 -f '$REPO/pipelines/seed.mk' BUILD='$BUILD_DIR' \
+        KD_CACHE=cache SEEDS='1 2' GEN_FLAGS='--users 150 --items 80 --mean 12 --rank 16 --clusters 16' EPOCHS=4 \
+        METHODS=rrd LAMBDAS=0.3"
+    script -qfec "$cmd" /dev/null >tty.log
+    # each redraw starts with a carriage return; the last one is the final count
+    last() { tr '\r' '\n' <tty.log | grep -a '^\[report\] [0-9]*/[0-9]* stages, ' | tail -1; }
+    first() { tr '\r' '\n' <tty.log | grep -a '^\[report\] [0-9]*/[0-9]* stages, ' | head -1; }
+    # per seed: data, teacher, student, study, rrd_l0.3, two evaluations
+    [[ "$(first)" == "[report] 0/14 stages, "* ]]
+    [[ "$(last)" == "[report] 14/14 stages, "* ]]
+    tr '\r' '\n' <tty.log | grep -aq 'stages, .* elapsed, ~[0-9ms]* left'
+    grep -aq 'teacher seed=1: ran in' tty.log
+    grep -aq 'plain student' tty.log
+    # up to date: nothing runs, every stage is counted done from the start
+    rm data/seed/s2/eval-valid.tsv
+    script -qfec "$cmd" /dev/null >tty.log
+    [[ "$(first)" == "[report] 13/14 stages, "* ]]
+    [[ "$(last)" == "[report] 14/14 stages, "* ]]
+    # make's exit status comes through, the line still closed
+    run script -qfec "$cmd EPOCHS=x" /dev/null
+    [ "$status" -ne 0 ]
+}

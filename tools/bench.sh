@@ -141,3 +141,8 @@ start=$(date +%s.%N)
 make --no-print-directory -j"$(nproc)" -f "$R/pipelines/seed.mk" pipeline-report BUILD="$B" KD_CACHE=cache >/dev/null 2>&1
 end=$(date +%s.%N)
 echo "$start $end" | awk '{ printf "second run (nothing to do): %.3f s\n", $2 - $1 }'
+
+echo "== Slurm: cost of a step and the sweep as steps (only where a private cluster can start: root, slurm-wlm, munge)"
+# tests/slurm_helper.bash starts and stops the cluster by PID; run `make bench` under
+# flock -x -o /tmp/kdrec-cpu.lock so that nothing else shares the cores (docs/slurm.md)
+bash -c '. "$1/tests/slurm_helper.bash" && slurm_bench "$2"' _ "$R" "$B"

@@ -213,8 +213,9 @@ slurm_bench() {
             else
                 echo "$mode fresh $(wall salloc --quiet -N1 -n1 -c"$cpus" make --no-print-directory -f "$repo/pipelines/sweep.mk" \
                     BUILD="$B" KD_CACHE=cache "${big[@]}" -j"$cpus" RUN="srun --exact -n1 -c1 --quit-on-interrupt" pipeline-report)"
-                n=$(grep -c ': ran in ' data/sweep/stages.log 2>/dev/null || echo 0)
-                [ "$n" -eq 204 ] || echo "slurm_bench: $n of 204 stages ran" >&2
+                # the report empties its stage log: the steps must publish what the local run did
+                n=$(find cache -name '*.kd' | wc -l)
+                [ "$n" -eq "$(find ../local/cache -name '*.kd' | wc -l)" ] || echo "slurm_bench: $n entries, not the local run's" >&2
                 rm -rf data && echo "$mode cached $(wall salloc --quiet -N1 -n1 -c"$cpus" make --no-print-directory -f "$repo/pipelines/sweep.mk" \
                     BUILD="$B" KD_CACHE=cache "${big[@]}" -j"$cpus" RUN="srun --exact -n1 -c1 --quit-on-interrupt" pipeline-report)"
             fi

@@ -13,10 +13,11 @@
  * wrong result) and whether a failure is fatal (callers treat every -1 as a warning:
  * the remote is an optimisation).
  *
- * Calling sequence (kd_cache, on its lookup and publish paths):
- *     local miss -> kd_remote_get(): 1 -> verify -> publish locally, restore
+ * Calling sequence (kd_stage, on its look-up and publish paths; kd_stage.h):
+ *     local miss -> kd_remote_get(): 1 -> kd_cache_verify -> publish locally, restore
+ *                                          (fails: warn, compute, PUT replaces it)
  *                                    0 -> compute -> publish locally -> kd_remote_put()
- *                                   -1 -> warn, compute as on a miss
+ *                                   -1 -> warn once, compute; the remote is not tried again
  *
  * Thread-safe (no shared state besides libcurl's one-time global init); never prints;
  * no signal (CURLOPT_NOSIGNAL), so it is safe beside kd_io's signal cleanup.

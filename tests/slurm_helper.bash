@@ -13,10 +13,25 @@
 #
 # Cgroup-free on purpose (proctrack/linuxproc, task/none): the tests run in containers and
 # CI machines where cgroups are not ours to configure.  One cluster at a time on a machine:
-# the whole file holds an exclusive flock on /tmp/kdrec-slurm.lock (the daemons never
-# inherit it, so a crashed test cannot leave it held by a stray daemon).
+# the whole file holds an exclusive flock on /tmp/kdrec-slurm.lock (the daemons inherit no
+# descriptor, so a crashed test cannot leave a lock held by a stray daemon).
+#
+# slurm_bench BUILD: the figures of docs/slurm.md and `make bench` (see there).
 
 KD_SLURM_LOCK=${KD_SLURM_LOCK:-/tmp/kdrec-slurm.lock}
+
+# daemon CMD...: CMD with every inherited descriptor above 2 closed (a daemon keeps what
+# it inherits: an flock on /tmp/kdrec-cpu.lock or the test file's lock held by a stray
+# daemon would block every other engineer)
+daemon() {
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+        done
+        exec "$@"
+    )
+}
 
 # slurm_why_not: prints why a cluster cannot start here, or nothing
 slurm_why_not() {
@@ -83,9 +98,9 @@ slurm_start() {
     # munge: a private key and socket, so the system's munge (if any) is not involved
     dd if=/dev/urandom of="$d/munge/munge.key" bs=1024 count=1 status=none
     chmod 0400 "$d/munge/munge.key"
-    munged --force --socket="$d/munge/socket" --key-file="$d/munge/munge.key" \
+    daemon munged --force --socket="$d/munge/socket" --key-file="$d/munge/munge.key" \
         --pid-file="$d/munge/munged.pid" --log-file="$d/log/munged.log" \
-        --seed-file="$d/munge/seed" {KD_SLURM_LOCK_FD}>&- ||
+        --seed-file="$d/munge/seed" ||
         { export KD_SLURM_SKIP="munged did not start: $(tail -1 "$d/log/munged.log" 2>/dev/null)"; return 0; }
 
     cat >"$d/slurm.conf" <<EOF
@@ -126,8 +141,8 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=kd Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
     export SLURM_CONF=$d/slurm.conf
-    slurmctld -i -f "$SLURM_CONF" {KD_SLURM_LOCK_FD}>&- &&
-        slurmd -f "$SLURM_CONF" {KD_SLURM_LOCK_FD}>&- ||
+    daemon slurmctld -i -f "$SLURM_CONF" &&
+        daemon slurmd -f "$SLURM_CONF" ||
         { export KD_SLURM_SKIP="slurm did not start; logs in $d/log"; return 0; }
     slurm_wait_idle 30 ||
         { export KD_SLURM_SKIP="the node did not become idle: $(tail -2 "$d/log/slurmd.log" | tr '\n' ' ')"; return 0; }
@@ -163,4 +178,60 @@ slurm_stop() {
         flock -u "$KD_SLURM_LOCK_FD" 2>/dev/null
         exec {KD_SLURM_LOCK_FD}>&-
     fi
+}
+
+# slurm_bench BUILD: what Slurm costs the pipelines here (docs/slurm.md; tools/bench.sh).
+# Starts its own cluster (or says why it cannot) and prints, each a median of 3 runs:
+#   make -f pipelines/slurm.mk slurm-overhead SLURM_N=200: one trivial step vs one local run
+#   the sweep of 204 stages + its report from nothing: make -jN locally, and inside
+#     salloc -cN with every stage a step (srun --exact -n1 -c1 --quit-on-interrupt)
+#   the same with every stage a cache hit (outputs removed, cache kept)
+# Take the timings under `flock -x -o /tmp/kdrec-cpu.lock` (-o: nothing started inherits it).
+slurm_bench() {
+    local B repo w n cpus t r mode
+    B=$(cd "${1:-build}" && pwd)
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    slurm_start
+    if [ -n "${KD_SLURM_SKIP:-}" ]; then
+        echo "(no cluster: $KD_SLURM_SKIP)"
+        slurm_stop
+        return 0
+    fi
+    cpus=$(nproc)
+    make --no-print-directory -f "$repo/pipelines/slurm.mk" slurm-overhead SLURM_N=200 BUILD="$B" |
+        grep '^slurm-overhead:'
+    w=$(mktemp -d)
+    local big=(SEEDS="1 2 3 4" GEN_FLAGS="--users 60 --items 40 --mean 8 --rank 4 --clusters 4" EPOCHS=2)
+    sweep() { make --no-print-directory -f "$repo/pipelines/sweep.mk" BUILD="$B" KD_CACHE=cache "${big[@]}" pipeline-report "$@"; }
+    wall() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || echo "slurm_bench: failed: $*" >&2; t1=$(date +%s.%N); echo "$t0 $t1" | awk '{ print $2 - $1 }'; }
+    for r in 1 2 3; do
+        for mode in local slurm; do
+            rm -rf "$w/$mode" && mkdir "$w/$mode" && cd "$w/$mode" || return 1
+            if [ $mode = local ]; then
+                echo "$mode fresh $(wall sweep -j"$cpus")"
+                rm -rf data && echo "$mode cached $(wall sweep -j"$cpus")"
+            else
+                echo "$mode fresh $(wall salloc --quiet -N1 -n1 -c"$cpus" make --no-print-directory -f "$repo/pipelines/sweep.mk" \
+                    BUILD="$B" KD_CACHE=cache "${big[@]}" -j"$cpus" RUN="srun --exact -n1 -c1 --quit-on-interrupt" pipeline-report)"
+                # the report empties its stage log: the steps must publish what the local run did
+                n=$(find cache -name '*.kd' | wc -l)
+                [ "$n" -eq "$(find ../local/cache -name '*.kd' | wc -l)" ] || echo "slurm_bench: $n entries, not the local run's" >&2
+                rm -rf data && echo "$mode cached $(wall salloc --quiet -N1 -n1 -c"$cpus" make --no-print-directory -f "$repo/pipelines/sweep.mk" \
+                    BUILD="$B" KD_CACHE=cache "${big[@]}" -j"$cpus" RUN="srun --exact -n1 -c1 --quit-on-interrupt" pipeline-report)"
+            fi
+        done
+    done >"$w/times"
+    cd "$repo" || true
+    awk -v cpus="$cpus" '{ t[$1 " " $2, ++n[$1 " " $2]] = $3 }
+        function med(k,   a, i, j, x) { for (i = 1; i <= 3; i++) a[i] = t[k, i];
+            for (i = 1; i <= 3; i++) for (j = i + 1; j <= 3; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+            return a[2] }
+        END {
+            lf = med("local fresh"); sf = med("slurm fresh")
+            lc = med("local cached"); sc = med("slurm cached")
+            printf "sweep, 204 stages + report, from nothing: local make -j%d %.1f s, as Slurm steps %.1f s: %.3f s more per stage\n", cpus, lf, sf, (sf - lf) / 205
+            printf "sweep, 204 stages + report, all cache hits: local make -j%d %.1f s, as Slurm steps %.1f s: %.3f s more per stage\n", cpus, lc, sc, (sc - lc) / 205
+        }' "$w/times"
+    rm -rf "$w"
+    slurm_stop
 }

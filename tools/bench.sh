@@ -164,3 +164,8 @@ echo "$s ${peak2:-0} $(stat -c %s "$W/synth-big.kd")" | awk '{ flop = 2 * 100000
     printf "synth 1e5 x 5e4: %.2f s = %.0f GFLOP/s of logits (%.1f TFLOP); floor %s at %s GFLOP/s mul+add; writes %.1f MB\n",
     $1, flop / $1 / 1e9, flop / 1e12, $2 > 0 ? sprintf("%.1f s", flop / $2 / 1e9) : "?", $2, $3 / 1e6 }'
 rm -f "$W/synth-big.kd"
+
+echo "== Slurm: cost of a step and the sweep as steps (only where a private cluster can start: root, slurm-wlm, munge)"
+# tests/slurm_helper.bash starts and stops the cluster by PID; run `make bench` under
+# flock -x -o /tmp/kdrec-cpu.lock so that nothing else shares the cores (docs/slurm.md)
+bash -c '. "$1/tests/slurm_helper.bash" && slurm_bench "$2"' _ "$R" "$B"

@@ -264,3 +264,18 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     run script -qfec "$cmd EPOCHS=x" /dev/null
     [ "$status" -ne 0 ]
 }
+
+@test "make report's progress line: a make around it (its long options in MAKEFLAGS) does not read as make -n" {
+    command -v script >/dev/null || skip "needs script (util-linux)"
+    cmd="sh '$REPO/tools/progress.sh' 2 pipeline-report make --no-print-directory -f '$REPO/pipelines/seed.mk' BUILD='$BUILD_DIR' \
+        KD_CACHE=cache SEEDS=1 GEN_FLAGS='--users 150 --items 80 --mean 12 --rank 16 --clusters 16' EPOCHS=4 \
+        METHODS=rrd LAMBDAS=0.3"
+    MAKEFLAGS=' --no-print-directory -- DEVELOPER=1' script -qfec "$cmd" /dev/null >tty.log
+    tr '\r' '\n' <tty.log | grep -aq '^\[report\] 7/7 stages, '
+    # a real dry run: the commands are listed, nothing is drawn and nothing runs
+    rm -rf data
+    MAKEFLAGS='n --no-print-directory' script -qfec "$cmd" /dev/null >tty.log
+    ! grep -aq '\[report\]' tty.log
+    grep -aq 'kd-gen synth' tty.log
+    [ ! -e data/seed/s1/data.kd ]
+}

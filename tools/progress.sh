@@ -20,9 +20,14 @@
 set -u
 jobs=$1 goal=$2; shift 2
 
-# not a terminal, or a dry run (`make -n report` runs this recipe since it names $(MAKE))
+# not a terminal, or a dry run (`make -n report` runs this recipe since it names $(MAKE)).
+# Only MAKEFLAGS's first word holds make's one-letter flags ("ns"), and only when it does not
+# start with '-': long options and variables follow ("--no-print-directory -- V=1"), and
+# their letters must not read as -n (a `make test` around us would otherwise turn us off).
 [ -t 2 ] || exec "$@" "$goal"
-case ${MAKEFLAGS-} in -*) ;; *n*) exec "$@" "$goal" ;; esac
+mflags=${MAKEFLAGS-}
+case $mflags in ' '*|-*) mflags= ;; *) mflags=${mflags%% *} ;; esac
+case $mflags in *n*) exec "$@" "$goal" ;; esac
 
 count() { "$@" 2>/dev/null | grep -c -- '--label "' || true; }
 total=$(count "$@" -n -B "$goal")

@@ -354,19 +354,3 @@ void kd_stage_report(const kd_stage *s, int hit)
         }
     }
 }
-
-/* ---- the older pair ---- */
-
-int kd_stage_begin(kd_stage *s, const char *tool, const char *label, const char *dir, const char *params,
-                   size_t plen, const uint64_t *inputs, int ninputs, kd_err *e)
-{
-    kd_stage_init(s, tool, label, dir);
-    return key_of(s, params, plen, inputs, ninputs, e);
-}
-
-int kd_stage_lookup(kd_stage *s, kd_buf *out, kd_err *e)
-{
-    if (!s->dir)
-        return 0;
-    return find_into(s, out, e);
-}

@@ -154,10 +154,4 @@ void kd_stage_report(const kd_stage *s, int hit);
 /* The label of a stage for its messages: `label` if given, else the output's file name. */
 const char *kd_stage_label(const char *label, const char *out);
 
-/* The older pair kd-eval still calls (init + key from raw params; find into the caller's
- * buffer); to go once it uses kd_stage_start. */
-int kd_stage_begin(kd_stage *s, const char *tool, const char *label, const char *dir, const char *params,
-                   size_t plen, const uint64_t *inputs, int ninputs, kd_err *e);
-int kd_stage_lookup(kd_stage *s, kd_buf *out, kd_err *e);
-
 #endif

@@ -149,8 +149,11 @@ STEP_RUN="srun --exact -n1 -c1 --quit-on-interrupt"
         SLURM_CPUS=2 SLURM_LOG="$PWD/job.log" KD_CACHE=cache "${SMALL[@]}" >out.log 2>err.log &
     pid=$!
     n=0
-    until [ "$(grep -c '' data/sweep/stages.log 2>/dev/null || true)" -ge 4 ] || [ $n -gt 300 ]; do sleep 0.1; n=$((n + 1)); done
-    job=$(squeue -h -n kdrec-sweep -o %i)
+    lines() { if [ -f data/sweep/stages.log ]; then grep -c '' data/sweep/stages.log || true; else echo 0; fi; }
+    until [ "$(lines)" -ge 4 ] || [ $n -gt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    # this run's job: running in this directory (the previous test's job can still be listed,
+    # completing, under the same name)
+    job=$(squeue -h -n kdrec-sweep -t RUNNING -o '%i %Z' | awk -v d="$PWD" '$2 == d { print $1 }')
     [ -n "$job" ]
     scancel "$job"
     st=0

@@ -216,6 +216,8 @@ static int run(struct opts *o, kd_err *e)
     if (kd_stage_add_output(&st, t->out, NULL, e) || kd_dataset_load(&d, o->dataset, e) ||
         load_teachers(o, &d, ta, &tm, e))
         goto done;
+    if (kd_train_resolve(t, &d) && t->verbosity)
+        fprintf(stderr, "%s: %s: " KD_TRAIN_NO_VALID_NOTE "\n", prog, kd_in_name(o->dataset), t->sgd.epochs);
     /* the stage key: every parameter and the contents of dataset and teachers (one teacher:
      * the same key as before ensembles existed) */
     kd_distill_params used = o->dp;

@@ -125,7 +125,7 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
 @test "provenance lists rce's and dcd2's knobs" {
     kd-distill -q --teacher t.kd --method rce --topk 5 --samples 7 --topm 30 --beta 2 --rank-temp 4 --tau 0.5 --dim 8 --epochs 2 small.kd -o m.kd
     kd-cat m.kd provenance >p
-    for l in role=distill-rce method=rce topk=5 samples=7 topm=30 beta=2 rank_temp=4 tau=0.5 lambda=1; do grep -qx "$l" p; done
+    for l in role=distill-rce method=rce topk=5 samples=7 topm=30 beta=2 rank_temp=4 tau=0.5 lambda=auto; do grep -qx "$l" p; done
     kd-distill -q --teacher t.kd --method dcd2 --item-lambda 0.25 --dim 8 --epochs 2 small.kd -o m.kd
     kd-cat m.kd provenance >p
     for l in role=distill-dcd2 item_lambda=0.25 topk=20 eps=0.1; do grep -qx "$l" p; done

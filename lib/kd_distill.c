@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kd_eval.h"
+#include "kd_train.h"   /* kd_train_run: --lambda auto's candidate runs */
 #include "kd_par.h"
 #include "kd_prov.h"
 #include "kd_rank.h"
@@ -29,11 +30,60 @@ kd_distill_params kd_distill_defaults(int method)
     return p;
 }
 
+void kd_distill_set_auto(kd_distill_params *p)
+{
+    static const double lambdas[] = KD_AUTO_LAMBDAS, alphas[] = KD_AUTO_ALPHAS;
+    double v;
+    int alpha = !strcmp(kd_distill_knob(p, &v), "alpha");
+    p->auto_n = 4;
+    memcpy(p->auto_grid, alpha ? alphas : lambdas, sizeof lambdas);
+}
+
+void kd_distill_set_knob(kd_distill_params *p, double v)
+{
+    double old;
+    if (!strcmp(kd_distill_knob(p, &old), "alpha")) p->alpha = v;
+    else p->lambda = v;
+}
+
+/* The knob's line: its value, or "auto" and the grid (never both: under auto the value
+ * chosen is a result, kd_distill_prov_choice). */
+static int prov_knob(kd_buf *b, const char *key, double v, const kd_distill_params *p)
+{
+    if (!p->auto_n) return kd_prov_f64(b, key, v);
+    char grid[8 * 32] = "";
+    size_t n = 0;
+    for (int c = 0; c < p->auto_n; c++) {
+        int digits = 15; /* the shortest that reads back, as kd_prov_f64 */
+        char txt[40];
+        for (; digits < 17; digits++) {
+            snprintf(txt, sizeof txt, "%.*g", digits, p->auto_grid[c]);
+            if (strtod(txt, NULL) == p->auto_grid[c]) break;
+        }
+        n += (size_t)snprintf(grid + n, sizeof grid - n, "%s%.*g", c ? "," : "", digits, p->auto_grid[c]);
+    }
+    return kd_prov_str(b, key, "auto") || kd_prov_str(b, "auto_grid", grid);
+}
+
 int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
 {
     kd_prov_str(b, "method", kd_distill_methods[p->method].name);
     kd_distill_methods[p->method].prov(p, b);
     if (!p->kd_decay) kd_prov_u64(b, "kd_decay", 0);
+    return kd_buf_error(b) ? -1 : 0;
+}
+
+int kd_distill_prov_choice(const kd_distill_params *p, const kd_distill_choice *ch, kd_buf *b)
+{
+    double v;
+    char key[64];
+    snprintf(key, sizeof key, "result.%s", kd_distill_knob(p, &v));
+    kd_prov_f64(b, key, v);
+    for (int c = 0; c < ch->n; c++) {
+        snprintf(key, sizeof key, "result.auto.%d", c + 1);
+        if (isnan(ch->valid[c])) kd_prov_str(b, key, "diverged");
+        else kd_prov_f64(b, key, ch->valid[c]);
+    }
     return kd_buf_error(b) ? -1 : 0;
 }
 
@@ -750,15 +800,15 @@ static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 20
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
 {
     kd_prov_str(b, "mix", p->mix_add ? "add" : "convex");
-    if (p->mix_add) kd_prov_f64(b, "lambda", p->lambda);
-    else kd_prov_f64(b, "alpha", p->alpha);
+    if (p->mix_add) prov_knob(b, "lambda", p->lambda, p);
+    else prov_knob(b, "alpha", p->alpha, p);
     kd_prov_f64(b, "temperature", p->temperature);
     return kd_buf_error(b) ? -1 : 0;
 }
 
 static int rd_prov(const kd_distill_params *p, kd_buf *b)
 {
-    kd_prov_f64(b, "lambda", p->lambda);
+    prov_knob(b, "lambda", p->lambda, p);
     kd_prov_u64(b, "topk", p->K);
     kd_prov_f64(b, "rank_temp", p->rank_temp);
     kd_prov_u64(b, "dynamic", (uint64_t)p->dynamic);
@@ -768,7 +818,7 @@ static int rd_prov(const kd_distill_params *p, kd_buf *b)
 
 static int rrd_prov(const kd_distill_params *p, kd_buf *b)
 {
-    kd_prov_f64(b, "lambda", p->lambda);
+    prov_knob(b, "lambda", p->lambda, p);
     kd_prov_u64(b, "topk", p->K);
     kd_prov_u64(b, "uninteresting", p->L);
     kd_prov_u64(b, "topm", p->M);
@@ -777,7 +827,7 @@ static int rrd_prov(const kd_distill_params *p, kd_buf *b)
 
 static int ce_prov(const kd_distill_params *p, kd_buf *b)
 {
-    kd_prov_f64(b, "lambda", p->lambda);
+    prov_knob(b, "lambda", p->lambda, p);
     kd_prov_f64(b, "tau", p->tau);
     kd_prov_u64(b, "ce_sample", p->ce_sample);
     if (p->ce_sample) kd_prov_u64(b, "topm", p->M);
@@ -786,7 +836,7 @@ static int ce_prov(const kd_distill_params *p, kd_buf *b)
 
 static int dcd_prov(const kd_distill_params *p, kd_buf *b)
 {
-    kd_prov_f64(b, "lambda", p->lambda);
+    prov_knob(b, "lambda", p->lambda, p);
     kd_prov_u64(b, "topk", p->K);
     kd_prov_u64(b, "uninteresting", p->L);
     kd_prov_u64(b, "topm", p->M);
@@ -801,7 +851,7 @@ static int dcd2_prov(const kd_distill_params *p, kd_buf *b)
 
 static int rce_prov(const kd_distill_params *p, kd_buf *b)
 {
-    return kd_prov_f64(b, "lambda", p->lambda) || kd_prov_u64(b, "topk", p->K) ||
+    return prov_knob(b, "lambda", p->lambda, p) || kd_prov_u64(b, "topk", p->K) ||
            kd_prov_u64(b, "samples", p->L) || kd_prov_u64(b, "topm", p->M) ||
            kd_prov_f64(b, "rank_temp", p->rank_temp) || kd_prov_f64(b, "beta", p->beta) ||
            kd_prov_f64(b, "tau", p->tau);
@@ -910,4 +960,75 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks)
     *ntasks = kd_distill_methods[k->p.method].tasks(k, tasks);
     for (int t = 1; t < *ntasks; t++) tasks[t].no_decay = !k->p.kd_decay; /* tasks[0]: BPR's own */
     return 0;
+}
+
+/* ---------------------------------------------------------------- --lambda auto */
+
+/* The run's best validation value (the epoch whose parameters it returns). */
+static double best_valid(const kd_train_log *log)
+{
+    for (uint32_t v = 0; v < log->n_valid; v++)
+        if ((uint32_t)log->valid[2 * v] == log->best_epoch) return log->valid[2 * v + 1];
+    return -INFINITY;
+}
+
+int kd_distill_train_auto(kd_distill *k, const kd_train_opts *o, kd_model *m, const kd_dataset *d,
+                          kd_distill_choice *ch, kd_train_log *log, kd_err *e)
+{
+    kd_model best = { 0 }, init = { 0 };
+    kd_train_log got = { 0 };
+    double top = -INFINITY;
+    int r = -1;
+    memset(ch, 0, sizeof *ch);
+    memset(log, 0, sizeof *log);
+    ch->n = k->p.auto_n;
+    ch->chosen = -1;
+    if (!o->valid_every || ch->n < 1 || ch->n > KD_AUTO_MAX)
+        return kd_fail_usage(e, "--lambda auto needs early stopping on a validation split");
+    if (kd_model_alloc(&best, m->n_users, m->n_items, m->dim, e) ||
+        kd_model_alloc(&init, m->n_users, m->n_items, m->dim, e)) {
+        kd_model_free(&best);
+        return -1;
+    }
+    kd_model_copy(&init, m); /* every candidate starts from m as given (a diverged one leaves NaN) */
+    for (int c = 0; c < ch->n; c++) {
+        kd_sgd_task tasks[KD_MAX_TASKS];
+        int ntasks;
+        kd_err ce = { 0 };
+        kd_distill_set_knob(&k->p, k->p.auto_grid[c]);
+        kd_model_copy(m, &init);
+        kd_distill_tasks(k, tasks, &ntasks);
+        if (kd_train_run(o, m, d, tasks, ntasks, &got, &ce)) {
+            /* the engine's divergence check (kd_sgd.c): that value is out, the others stay */
+            if (ce.code == KD_EXIT_DATA && !strncmp(ce.msg, "training diverged", 17)) {
+                ch->valid[c] = NAN;
+                continue;
+            }
+            *e = ce;
+            goto done;
+        }
+        ch->valid[c] = best_valid(&got);
+        if (ch->valid[c] > top) {
+            top = ch->valid[c];
+            ch->chosen = c;
+            kd_model_copy(&best, m);
+            kd_train_log_free(log);
+            *log = got;
+        } else {
+            kd_train_log_free(&got);
+        }
+        memset(&got, 0, sizeof got);
+    }
+    if (ch->chosen < 0) {
+        kd_fail(e, "training diverged at every value of the --lambda auto grid; try a smaller --lr");
+        goto done;
+    }
+    kd_distill_set_knob(&k->p, k->p.auto_grid[ch->chosen]);
+    kd_model_copy(m, &best);
+    r = 0;
+done:
+    if (r) kd_train_log_free(log);
+    kd_model_free(&best);
+    kd_model_free(&init);
+    return r;
 }

@@ -87,7 +87,21 @@ typedef struct kd_distill_params {
                                   * change); 0: none (rce, dcd-item, dcd2: at zero weight they
                                   * train plain BPR's model bit for bit).  Provenance says
                                   * kd_decay=0 when off, nothing when on. */
+    /* --lambda auto (--alpha auto for margin-mse): the knob chosen on the validation split
+     * among auto_grid[0..auto_n) by kd_distill_train_auto; 0: the knob as given */
+    int      auto_n;
+    double   auto_grid[8];
 } kd_distill_params;
+
+#define KD_AUTO_MAX 8
+/* The default grids of --lambda auto (zero included: the tool never picks a weight that
+ * validates worse than no distillation) and margin-mse's --alpha auto (the pipelines'
+ * values; alpha 0.5 diverges at lr 0.05 on the synthetic default) */
+#define KD_AUTO_LAMBDAS { 0, 0.1, 0.3, 1 }
+#define KD_AUTO_ALPHAS  { 0, 0.03, 0.1, 0.3 }
+/* the knob used under auto without a validation split (nothing to choose on): the
+ * method's fixed default, margin-mse's alpha this (0.5 diverges, see above) */
+#define KD_NO_VALID_ALPHA 0.1
 
 /* Gumbel selections draw from at most this many candidates (rce: --topm) */
 #define KD_PICK_MAX 1024u
@@ -95,8 +109,12 @@ typedef struct kd_distill_params {
 /* ce is exact up to this many items; above it samples by default */
 #define KD_CE_EXACT_MAX 4096u
 
-/* Per-method defaults (documented in kd-distill --help). */
+/* Per-method defaults (documented in kd-distill --help); the knob fixed (auto_n 0). */
 kd_distill_params kd_distill_defaults(int method);
+/* Sets p's knob to auto over the default grid of its method (or mix). */
+void kd_distill_set_auto(kd_distill_params *p);
+/* Sets the value of p's knob (alpha, or lambda). */
+void kd_distill_set_knob(kd_distill_params *p, double v);
 
 typedef struct kd_distill kd_distill;
 
@@ -183,5 +201,26 @@ double kd_rce_loss(const float *tS, const float *sS, uint32_t nS, const float *t
  * concat(q^m_i), biases the means; dim = sum of dims (<= KD_MAX_DIM).  n = 1 gives the
  * teacher back bit for bit.  Every teacher must have the same users and items. */
 int kd_distill_ensemble(kd_model *out, const kd_model *ts, int n, kd_err *e);
+
+/* How --lambda auto went: the best validation value of each candidate (NAN: it diverged)
+ * and the index of the one kept. */
+typedef struct kd_distill_choice {
+    int    n, chosen;
+    double valid[KD_AUTO_MAX];
+} kd_distill_choice;
+
+struct kd_train_opts;
+struct kd_train_log;
+/* --lambda auto: trains m once per value of k->p.auto_grid with early stopping (o, which
+ * must validate: o->valid_every > 0), each from m as given (initialised) and the same
+ * random streams, and keeps the model and log of the value
+ * whose best validation is highest (ties: the earlier value).  A value whose training
+ * diverges is skipped (valid NAN); all of them diverging is an error.  Sets k->p's knob to
+ * the value chosen.  The result is the model an explicit run at that value gives, bit
+ * for bit (tests/kd-distill.bats). */
+int kd_distill_train_auto(kd_distill *k, const struct kd_train_opts *o, kd_model *m, const kd_dataset *d,
+                          kd_distill_choice *ch, struct kd_train_log *log, kd_err *e);
+/* Provenance of the choice: result.<knob>=V and result.auto.<i>=valid value (or diverged). */
+int kd_distill_prov_choice(const kd_distill_params *p, const kd_distill_choice *ch, kd_buf *b);
 
 #endif

@@ -22,8 +22,11 @@ typedef struct kd_train_opts {
     uint64_t seed;
     double   init_std;
     kd_sgd_params sgd;
-    /* early stopping: evaluate on valid every valid_every epochs (0 = off) */
+    /* early stopping: evaluate on valid every valid_every epochs (0 = off).  On by default
+     * (KD_VALID_EVERY_DEFAULT ...); epochs_given, early_given: --epochs, --valid-every on the
+     * command line; no_early: --no-early-stop (kd_train_resolve reads the three) */
     uint32_t valid_every, patience;
+    int      epochs_given, early_given, no_early;
     /* validate on a seeded sample of this many users with valid items (0: all of them);
      * valid_users_given: --valid-users was on the command line (then it is a parameter in
      * provenance; the default is recorded only in the result lines) */
@@ -59,11 +62,20 @@ typedef struct kd_train_log {
 /* long options every trainer accepts; values >= KD_TRAIN_OPT_BASE */
 enum { KD_TRAIN_OPT_BASE = 1000 };
 extern const struct option kd_train_options[];
-#define KD_TRAIN_OPTION_COUNT 23
+#define KD_TRAIN_OPTION_COUNT 24
 
 /* --valid-users when not given: validation on a seeded sample of this many users (chosen
  * by measurement: see kd_train.c) */
 #define KD_VALID_USERS_DEFAULT 5000u
+
+/* The defaults: early stopping as the pipelines run it (common.mk's EARLY: valid Recall@10
+ * every 2 epochs, patience 15) under a cap of KD_EPOCHS_CAP epochs; without early stopping
+ * (no validation split, or --no-early-stop) KD_EPOCHS_FIXED epochs, the old default. */
+#define KD_VALID_EVERY_DEFAULT 2u
+#define KD_PATIENCE_DEFAULT    15u
+#define KD_SELECT_DEFAULT      "recall@10"
+#define KD_EPOCHS_CAP          300u
+#define KD_EPOCHS_FIXED        50u
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);
 /* Fills dst with the trainer options, then own[0..nown), then --help ('h') and
@@ -76,6 +88,13 @@ int  kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e);
 int  kd_train_threads(const kd_train_opts *o, uint32_t n_users, uint32_t n_items);
 /* Checks and resolves the early-stopping selection (metric@K). */
 int  kd_train_finish(kd_train_opts *o, kd_err *e);
+/* Once the dataset is known, before kd_train_prov: early stopping by default needs d's
+ * validation split; without one the run falls back to KD_EPOCHS_FIXED epochs (--epochs if
+ * given) and no early stopping.  Returns 1 when it fell back that way (the tool says so:
+ * KD_TRAIN_NO_VALID_NOTE), 0 otherwise.  An explicit --valid-every stays as given (and
+ * kd_train_run refuses it without a validation split). */
+int  kd_train_resolve(kd_train_opts *o, const kd_dataset *d);
+#define KD_TRAIN_NO_VALID_NOTE "no validation split: no early stopping, a fixed %u epochs (--valid-every needs one)"
 /* The help text of the shared flags. */
 void kd_train_help(FILE *f, const kd_train_opts *defaults);
 /* Trains m with the tasks (kd_sgd_train) under o: validation every o->valid_every epochs

@@ -153,7 +153,7 @@ teardown() {
 
 @test "SIGTERM during a long cached training leaves no temporary anywhere and no entry" {
     kd-gen synth -o d.kd
-    kd-train -q --dim 32 --epochs 100000 --cache cache d.kd -o m.kd &
+    kd-train -q --dim 32 --epochs 100000 --no-early-stop --cache cache d.kd -o m.kd &
     pid=$!
     sleep 1
     kill -TERM "$pid"    # fails the test if the run already ended: it must still be running

@@ -125,7 +125,7 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
 @test "provenance lists rce's and dcd2's knobs" {
     kd-distill -q --teacher t.kd --method rce --topk 5 --samples 7 --topm 30 --beta 2 --rank-temp 4 --tau 0.5 --dim 8 --epochs 2 small.kd -o m.kd
     kd-cat m.kd provenance >p
-    for l in role=distill-rce method=rce topk=5 samples=7 topm=30 beta=2 rank_temp=4 tau=0.5 lambda=1; do grep -qx "$l" p; done
+    for l in role=distill-rce method=rce topk=5 samples=7 topm=30 beta=2 rank_temp=4 tau=0.5 lambda=auto; do grep -qx "$l" p; done
     kd-distill -q --teacher t.kd --method dcd2 --item-lambda 0.25 --dim 8 --epochs 2 small.kd -o m.kd
     kd-cat m.kd provenance >p
     for l in role=distill-dcd2 item_lambda=0.25 topk=20 eps=0.1; do grep -qx "$l" p; done
@@ -209,4 +209,92 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     plain=$(awk -F'\t' 'NR == 2 { print $8 }' out.tsv)
     rrd=$(awk -F'\t' 'NR == 3 { print $8 }' out.tsv)
     awk -v p="$plain" -v r="$rrd" 'BEGIN { exit !(r > 1.1 * p) }'
+}
+
+# ---- issue 14.4: the knob chosen on validation by default (--lambda auto)
+
+@test "--lambda auto keeps the run of the grid's best valid value: that explicit value's model, bit for bit" {
+    kd-gen synth --users 80 --items 40 --mean 8 --rank 4 --seed 2 -o v.kd
+    kd-train -q --dim 16 --epochs 6 v.kd -o tv.kd
+    for m in margin-mse rrd dcd rce dcd-item; do
+        k=lambda; [ "$m" = margin-mse ] && k=alpha
+        kd-distill -q --teacher tv.kd $(margs "$m") --auto-grid 0.5,0.05 --dim 8 --epochs 8 v.kd -o a.kd
+        kd-cat a.kd provenance >p
+        grep -qx "$k=auto" p
+        grep -qx 'auto_grid=0.5,0.05' p
+        v=$(sed -n "s/^result\.$k=//p" p)
+        [ "$v" = 0.5 ] || [ "$v" = 0.05 ]
+        grep -q '^result\.auto\.1=[0-9]' p
+        grep -q '^result\.auto\.2=[0-9]' p
+        kd-distill -q --teacher tv.kd $(margs "$m") --$k "$v" --dim 8 --epochs 8 v.kd -o x.kd
+        params a.kd >a
+        params x.kd >b
+        cmp a b
+        # the training record is the chosen run's
+        cmp <(kd-cat a.kd train.valid) <(kd-cat x.kd train.valid)
+    done
+}
+
+@test "--lambda auto is the default: the default grid includes 0, the same bytes twice and for any --threads" {
+    kd-gen synth --users 80 --items 40 --mean 8 --rank 4 --seed 2 -o v.kd
+    kd-train -q --dim 16 --epochs 6 v.kd -o tv.kd
+    kd-distill -q --teacher tv.kd --method rrd --dim 8 --epochs 6 --threads 1 v.kd -o a.kd
+    kd-distill -q --teacher tv.kd --method rrd --dim 8 --epochs 6 --threads 2 v.kd -o b.kd
+    cmp a.kd b.kd
+    kd-cat a.kd provenance >p
+    grep -qx 'lambda=auto' p
+    grep -qx 'auto_grid=0,0.1,0.3,1' p
+    [ "$(grep -c '^result\.auto\.' p)" -eq 4 ]
+    kd-distill -q --teacher tv.kd --method margin-mse --dim 8 --epochs 6 v.kd -o m.kd
+    kd-cat m.kd provenance | grep -qx 'alpha=auto'
+    # --mix add makes lambda the knob
+    kd-distill -q --teacher tv.kd --method margin-mse --mix add --auto-grid 0.2 --dim 8 --epochs 4 v.kd -o n.kd
+    kd-cat n.kd provenance | grep -qx 'result.lambda=0.2'
+}
+
+@test "--lambda auto skips a value that diverges; an explicit one that diverges says which flag to lower" {
+    kd-gen synth --users 80 --items 40 --mean 8 --rank 4 --seed 2 -o v.kd
+    kd-train -q --dim 16 --epochs 6 v.kd -o tv.kd
+    kd-distill -q --teacher tv.kd --method margin-mse --mix add --auto-grid 1000000,0.1 --dim 8 --epochs 6 v.kd -o a.kd
+    kd-cat a.kd provenance >p
+    grep -qx 'result.auto.1=diverged' p
+    grep -qx 'result.lambda=0.1' p
+    run --separate-stderr -1 kd-distill -q --teacher tv.kd --method margin-mse --mix add --lambda 1000000 --dim 8 --epochs 6 v.kd -o b.kd
+    [[ $stderr == "kd-distill: training diverged at epoch "*"; try a smaller --lr, or a smaller --lambda than 1e+06 (--lambda auto skips values that diverge)" ]]
+    [ ! -e b.kd ]
+    run --separate-stderr -1 kd-distill -q --teacher tv.kd --method margin-mse --mix add --auto-grid 1000000 --dim 8 --epochs 6 v.kd -o b.kd
+    [ "$stderr" = "kd-distill: training diverged at every value of the --lambda auto grid; try a smaller --lr" ]
+    [ ! -e b.kd ]
+}
+
+@test "without a validation split the knob is the method's fixed default, said in the one note" {
+    kd-gen synth --users 60 --items 40 --mean 8 --valid-ratio 0 -o nv.kd
+    kd-train -q --dim 16 --epochs 5 --no-early-stop nv.kd -o tn.kd
+    run --separate-stderr -0 kd-distill --teacher tn.kd --method rrd --dim 8 nv.kd -o a.kd
+    [ "$stderr" = "kd-distill: nv.kd: no validation split: no early stopping, a fixed 50 epochs (--valid-every needs one), --lambda 1" ]
+    kd-distill -q --teacher tn.kd --method rrd --lambda 1 --no-early-stop --dim 8 nv.kd -o b.kd
+    cmp a.kd b.kd
+    run --separate-stderr -0 kd-distill --teacher tn.kd --method margin-mse --dim 8 --epochs 3 nv.kd -o c.kd
+    [ "$stderr" = "kd-distill: nv.kd: no validation split: no early stopping, a fixed 3 epochs (--valid-every needs one), --alpha 0.1" ]
+    kd-cat c.kd provenance | grep -qx 'alpha=0.1'
+}
+
+@test "usage: --auto-grid's values, with an explicit knob, auto without early stopping" {
+    for bad in "" "," "0.1," ",0.1" "0.1,,1" "x" "-1" "1,2,3,4,5,6,7,8,9"; do
+        run --separate-stderr -2 kd-distill -q --teacher t.kd --method rrd --auto-grid "$bad" small.kd -o m.kd
+        [[ $stderr == "kd-distill: --auto-grid"* ]]
+        [ ! -e m.kd ]
+    done
+    run --separate-stderr -2 kd-distill -q --teacher t.kd --method margin-mse --auto-grid 0.1,2 small.kd -o m.kd
+    [[ $stderr == "kd-distill: --auto-grid"* ]]
+    run --separate-stderr -2 kd-distill -q --teacher t.kd --method rrd --lambda 0.3 --auto-grid 0.1 small.kd -o m.kd
+    [ "$stderr" = "kd-distill: --auto-grid needs --lambda auto (the default), not --lambda 0.3" ]
+    run --separate-stderr -2 kd-distill -q --teacher t.kd --method rrd --no-early-stop small.kd -o m.kd
+    [ "$stderr" = "kd-distill: --lambda auto (the default) chooses on validation: give --lambda V with --no-early-stop" ]
+    run --separate-stderr -2 kd-distill -q --teacher t.kd --method rrd --lambda autox small.kd -o m.kd
+    [[ $stderr == "kd-distill: --lambda"* ]]
+    [ ! -e m.kd ]
+    # an explicit value with --no-early-stop is the old fixed-epoch run
+    kd-distill -q --teacher t.kd --method rrd --lambda 0.3 --no-early-stop --epochs 2 small.kd -o m.kd
+    [ "$(kd-cat m.kd train.loss | wc -l)" -eq 2 ]
 }

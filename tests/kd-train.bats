@@ -73,7 +73,8 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     [ "${#lines[@]}" -eq 5 ]
     run --separate-stderr -0 train_small --verbose -o v.kd
     [ -z "$output" ]
-    printf '%s\n' "$stderr" | sed -n 's/^kd-train: epoch [1-5]\/5 loss [0-9.]* \([^ ]*\) samples\/s$/\1/p' >rates
+    # (early stopping is on by default: even epochs also show the valid metric)
+    printf '%s\n' "$stderr" | sed -n 's/^kd-train: epoch [1-5]\/5 loss [0-9.]* \([^ ]*\) samples\/s\( valid recall@10 [0-9.]*\)\{0,1\}$/\1/p' >rates
     [ "$(wc -l <rates)" -eq 5 ]
     awk '!($1 > 0) { exit 1 }' rates
     cmp m.kd v.kd
@@ -163,6 +164,59 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     kd-gen synth --users 60 --items 40 --mean 8 --valid-ratio 0 -o nv.kd
     run --separate-stderr -2 kd-train -q --valid-every 1 nv.kd -o m.kd
     [ "$stderr" = "kd-train: early stopping needs a validation split, and this dataset has none" ]
+}
+
+@test "with no tuning flags it early-stops on valid, as the pipelines' explicit flags do (same model)" {
+    kd-gen synth --users 200 --items 60 --mean 8 --rank 4 -o v.kd
+    run --separate-stderr -0 kd-train --dim 8 v.kd -o a.kd
+    [ -z "$stderr" ]
+    kd-train -q --dim 8 --epochs 300 --valid-every 2 --patience 15 --select-metric recall@10 v.kd -o b.kd
+    cmp a.kd b.kd
+    kd-cat a.kd provenance >prov
+    grep -qx 'valid_every=2' prov
+    grep -qx 'patience=15' prov
+    grep -qx 'select_metric=recall@10' prov
+    grep -qx 'epochs=300' prov
+    # it validated every 2 epochs and stopped well before the cap
+    [ "$(kd-cat a.kd train.valid | wc -l)" -gt 0 ]
+    grep -qx 'result.stopped_early=1' prov
+    # --epochs N alone is the cap of the early-stopped run
+    kd-train -q --dim 8 --epochs 6 v.kd -o c.kd
+    kd-cat c.kd provenance | grep -qx 'valid_every=2'
+    [ "$(kd-cat c.kd train.valid | wc -l)" -eq 3 ]
+}
+
+@test "--no-early-stop trains a fixed number of epochs (50 unless --epochs), and excludes --valid-every" {
+    kd-gen synth --users 60 --items 40 --mean 8 --rank 4 -o v.kd
+    kd-train -q --dim 8 --no-early-stop v.kd -o a.kd
+    [ "$(kd-cat a.kd train.loss | wc -l)" -eq 50 ]
+    kd-cat a.kd provenance >prov
+    grep -qx 'valid_every=0' prov
+    grep -qx 'select_metric=none' prov
+    kd-train -q --dim 8 --no-early-stop --epochs 7 v.kd -o b.kd
+    [ "$(kd-cat b.kd train.loss | wc -l)" -eq 7 ]
+    run --separate-stderr -2 kd-train -q --no-early-stop --valid-every 2 v.kd -o c.kd
+    [ "$stderr" = "kd-train: --no-early-stop and --valid-every exclude each other" ]
+    [ ! -e c.kd ]
+    run --separate-stderr -2 kd-train -q --no-early-stop=1 v.kd -o c.kd
+    [ ! -e c.kd ]
+}
+
+@test "without a validation split the defaults train a fixed 50 epochs, with one note (none under -q)" {
+    kd-gen synth --users 60 --items 40 --mean 8 --valid-ratio 0 -o nv.kd
+    run --separate-stderr -0 kd-train --dim 8 nv.kd -o a.kd
+    [ "$stderr" = "kd-train: nv.kd: no validation split: no early stopping, a fixed 50 epochs (--valid-every needs one)" ]
+    [ "$(kd-cat a.kd train.loss | wc -l)" -eq 50 ]
+    kd-cat a.kd provenance | grep -qx 'valid_every=0'
+    # the same model as asking for it
+    kd-train -q --dim 8 --no-early-stop nv.kd -o b.kd
+    cmp a.kd b.kd
+    run --separate-stderr -0 kd-train -q --dim 8 --epochs 3 nv.kd -o c.kd
+    [ -z "$stderr" ]
+    [ "$(kd-cat c.kd train.loss | wc -l)" -eq 3 ]
+    # no note when nothing was lost: early stopping switched off
+    run --separate-stderr -0 kd-train --dim 8 --no-early-stop nv.kd -o d.kd
+    [ -z "$stderr" ]
 }
 
 @test "--hogwild runs and says so in provenance" {

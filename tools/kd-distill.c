@@ -36,7 +36,8 @@ static void usage(FILE *f, const kd_train_opts *d)
         "--teacher (at most %d): their ensemble, the mean of their scores, as one model of\n"
         "the summed dimension (every method uses it as it would one teacher).\n\n"
         "methods (defaults in brackets):\n"
-        "  margin-mse  the study's (1-a)*BPR + a*T^2*MSE(margins/T); --alpha A [%g],\n"
+        "  margin-mse  the study's (1-a)*BPR + a*T^2*MSE(margins/T); --alpha A|auto [auto; the\n"
+        "              study's %g, with --lr 0.01],\n"
         "              --temperature T [%g] (it cancels out), --mix convex|add (add: BPR + lambda*KD)\n"
         "  rd          teacher's top-K as weighted extra positives: --topk K [%u], --rank-temp L [%g],\n"
         "              --dynamic (student-rank weights), --mu M [%g]\n"
@@ -55,7 +56,11 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              positions drawn by rank weight, plus the teacher's top-K items left);\n"
         "              one unit per train interaction: --topk K [%u], --samples L [%u],\n"
         "              --topm M [%u] (<= %u), --rank-temp T [%g], --beta B [%g], --tau T [%g]\n"
-        "  --lambda X  weight of the distillation term [1; rd 0.5; rce %g]\n"
+        "  --lambda X|auto  weight of the distillation term [auto]: auto trains one early-stopped\n"
+        "              student per value of the grid (--auto-grid V,V,... [0,0.1,0.3,1]; margin-mse's\n"
+        "              --alpha auto [0,0.03,0.1,0.3]) and keeps the best on valid (a value that\n"
+        "              diverges is skipped); X (or --alpha A) is the literal loss at that weight.\n"
+        "              Without a validation split: [1; rd 0.5; rce %g; margin-mse alpha 0.1]\n"
         "  --kd-decay 0|1  weight decay (--reg, --reg-bias) also on the rows the distillation\n"
         "              records touch [1; rce, dcd-item, dcd2 0].  With 1, longer lists or more\n"
         "              units regularise more, even at --lambda 0; with 0, --lambda 0 trains\n"
@@ -67,7 +72,7 @@ static void usage(FILE *f, const kd_train_opts *d)
 }
 
 enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_CES,
-       O_ILAMBDA, O_SAMPLES, O_BETA, O_KDDECAY, O_EPS /* last method flag */ };
+       O_ILAMBDA, O_SAMPLES, O_BETA, O_KDDECAY, O_GRID, O_EPS /* last method flag */ };
 
 static const struct option own_options[] = {
     { "teacher", 1, 0, O_TEACHER }, { "method", 1, 0, O_METHOD }, { "alpha", 1, 0, O_ALPHA },
@@ -75,7 +80,8 @@ static const struct option own_options[] = {
     { "topk", 1, 0, O_TOPK }, { "uninteresting", 1, 0, O_UNINT }, { "topm", 1, 0, O_TOPM },
     { "rank-temp", 1, 0, O_RANKT }, { "dynamic", 0, 0, O_DYN }, { "mu", 1, 0, O_MU }, { "tau", 1, 0, O_TAU },
     { "ce-sample", 1, 0, O_CES }, { "eps", 1, 0, O_EPS }, { "item-lambda", 1, 0, O_ILAMBDA },
-    { "samples", 1, 0, O_SAMPLES }, { "beta", 1, 0, O_BETA }, { "kd-decay", 1, 0, O_KDDECAY } };
+    { "samples", 1, 0, O_SAMPLES }, { "beta", 1, 0, O_BETA }, { "kd-decay", 1, 0, O_KDDECAY },
+    { "auto-grid", 1, 0, O_GRID } };
 enum { NOWN = sizeof own_options / sizeof *own_options };
 
 struct opts {
@@ -84,22 +90,48 @@ struct opts {
     int               nteachers;
     int               mi;   /* the method's index */
     kd_distill_params dp;   /* its parameters: defaults, then the flags given */
+    int               knob_set; /* its knob (--alpha, or --lambda) was given a number */
 };
 
-/* Applies one method flag over the method's defaults. */
-static int method_arg(kd_distill_params *dp, int code, const char *a, kd_err *e)
+/* --auto-grid V,V,...: 1 to KD_AUTO_MAX values of the knob, in its range */
+static int grid_arg(kd_distill_params *dp, const char *a, double max, kd_err *e)
+{
+    char buf[256], *save = NULL;
+    if (strlen(a) >= sizeof buf || !*a || a[strlen(a) - 1] == ',' || *a == ',' || strstr(a, ",,"))
+        return kd_fail_usage(e, "--auto-grid: '%s' is not a list of 1 to %d numbers (V,V,...)", a, KD_AUTO_MAX);
+    strcpy(buf, a);
+    dp->auto_n = 0;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (dp->auto_n == KD_AUTO_MAX)
+            return kd_fail_usage(e, "--auto-grid: at most %d values", KD_AUTO_MAX);
+        if (kd_cli_double("--auto-grid", t, 0, max, &dp->auto_grid[dp->auto_n++], e)) return -1;
+    }
+    return 0;
+}
+
+/* Applies one method flag over the method's defaults; *knob_set: the knob got a number. */
+static int method_arg(kd_distill_params *dp, int code, const char *a, int *knob_set, kd_err *e)
 {
     uint64_t v = 0;
     int r = 0;
+    double kv;
+    int is_alpha = !strcmp(kd_distill_knob(dp, &kv), "alpha");
     switch (code) {
-    case O_ALPHA: return kd_cli_double("--alpha", a, 0, 1, &dp->alpha, e);
+    case O_ALPHA:
+        if (!strcmp(a, "auto")) { if (is_alpha) *knob_set = 0; return 0; }
+        if (is_alpha) *knob_set = 1;
+        return kd_cli_double("--alpha", a, 0, 1, &dp->alpha, e);
     case O_TEMP: return kd_cli_double("--temperature", a, 1e-6, 1e6, &dp->temperature, e);
     case O_MIX:
         if (!strcmp(a, "add")) dp->mix_add = 1;
         else if (!strcmp(a, "convex")) dp->mix_add = 0;
         else return kd_fail_usage(e, "--mix: '%s' is not convex or add", a);
         return 0;
-    case O_LAMBDA: return kd_cli_double("--lambda", a, 0, 1e6, &dp->lambda, e);
+    case O_LAMBDA:
+        if (!strcmp(a, "auto")) { if (!is_alpha) *knob_set = 0; return 0; }
+        if (!is_alpha) *knob_set = 1;
+        return kd_cli_double("--lambda", a, 0, 1e6, &dp->lambda, e);
+    case O_GRID: return grid_arg(dp, a, is_alpha ? 1 : 1e6, e);
     case O_TOPK: r = kd_cli_u64("--topk", a, 1, 1000, &v, e); dp->K = (uint32_t)v; return r;
     case O_UNINT: r = kd_cli_u64("--uninteresting", a, 0, 1000, &v, e); dp->L = (uint32_t)v; return r;
     case O_TOPM: r = kd_cli_u64("--topm", a, 1, 100000, &v, e); dp->M = (uint32_t)v; return r;
@@ -162,8 +194,31 @@ static void parse_args(int argc, char **argv, struct opts *o)
         exit(KD_EXIT_USAGE);
     }
     o->dp = kd_distill_defaults(o->mi);
+    /* --mix first: it decides which flag is the knob */
     for (int k = 0; k < nm; k++)
-        if (method_arg(&o->dp, mcodes[k], margs[k], &e)) exit(kd_err_report(prog, &e));
+        if (mcodes[k] == O_MIX && method_arg(&o->dp, O_MIX, margs[k], &o->knob_set, &e)) exit(kd_err_report(prog, &e));
+    kd_distill_set_auto(&o->dp);
+    int grid = 0;
+    o->knob_set = 0;
+    for (int k = 0; k < nm; k++) {
+        if (mcodes[k] == O_MIX) continue;
+        grid |= mcodes[k] == O_GRID;
+        if (method_arg(&o->dp, mcodes[k], margs[k], &o->knob_set, &e)) exit(kd_err_report(prog, &e));
+    }
+    /* an explicit knob: the method's loss at that weight, as before auto existed (the
+     * pipelines' runs, bit for bit); else the knob is chosen on validation */
+    double kv;
+    const char *knob = kd_distill_knob(&o->dp, &kv);
+    if (o->knob_set && grid) {
+        fprintf(stderr, "%s: --auto-grid needs --%s auto (the default), not --%s %g\n", prog, knob, knob, kv);
+        exit(KD_EXIT_USAGE);
+    }
+    if (o->knob_set) o->dp.auto_n = 0;
+    if (o->dp.auto_n && o->t.no_early) {
+        fprintf(stderr, "%s: --%s auto (the default) chooses on validation: give --%s V with --no-early-stop\n", prog,
+                knob, knob);
+        exit(KD_EXIT_USAGE);
+    }
     if (optind + 1 != argc) {
         fprintf(stderr, "%s: expected one DATASET (a path or '-')\n", prog);
         exit(KD_EXIT_USAGE);
@@ -216,6 +271,25 @@ static int run(struct opts *o, kd_err *e)
     if (kd_stage_add_output(&st, t->out, NULL, e) || kd_dataset_load(&d, o->dataset, e) ||
         load_teachers(o, &d, ta, &tm, e))
         goto done;
+    if (kd_train_resolve(t, &d)) {
+        double kv;
+        const char *knob = kd_distill_knob(&o->dp, &kv);
+        if (o->dp.auto_n) { /* nothing to choose on: the method's fixed default */
+            kd_distill_params df = kd_distill_defaults(o->mi);
+            df.mix_add = o->dp.mix_add;
+            kd_distill_knob(&df, &kv);
+            if (!strcmp(knob, "alpha")) kv = KD_NO_VALID_ALPHA;
+            kd_distill_set_knob(&o->dp, kv);
+            o->dp.auto_n = 0;
+        }
+        if (t->verbosity)
+            fprintf(stderr, "%s: %s: " KD_TRAIN_NO_VALID_NOTE ", --%s %g\n", prog, kd_in_name(o->dataset),
+                    t->sgd.epochs, knob, kv);
+    }
+    if (o->dp.auto_n && !t->valid_every) {
+        kd_fail_usage(e, "--%s auto needs early stopping (--valid-every)", kd_distill_knob(&o->dp, &(double){ 0 }));
+        goto done;
+    }
     /* the stage key: every parameter and the contents of dataset and teachers (one teacher:
      * the same key as before ensembles existed) */
     kd_distill_params used = o->dp;
@@ -236,10 +310,22 @@ static int run(struct opts *o, kd_err *e)
     kd_model_init_normal(&m, kd_key(t->seed, 0, 0), (float)t->init_std);
     if (t->verbosity >= 2 && (kd.t_items || kd.ti_users))
         fprintf(stderr, "%s: teacher top-%u ranking of %u users: %.3f s\n", prog, kd.p.M, d.n_users, kd.rank_seconds);
-    kd_sgd_task tasks[KD_MAX_TASKS];
-    int ntasks;
-    kd_distill_tasks(&kd, tasks, &ntasks);
-    if (kd_train_run(t, &m, &d, tasks, ntasks, &log, e)) goto done;
+    kd_distill_choice ch = { 0 };
+    if (kd.p.auto_n) {
+        if (kd_distill_train_auto(&kd, t, &m, &d, &ch, &log, e)) goto done;
+    } else {
+        kd_sgd_task tasks[KD_MAX_TASKS];
+        int ntasks;
+        kd_distill_tasks(&kd, tasks, &ntasks);
+        if (kd_train_run(t, &m, &d, tasks, ntasks, &log, e)) {
+            double kv;
+            const char *knob = kd_distill_knob(&kd.p, &kv);
+            if (!strncmp(e->msg, "training diverged", 17) && strlen(e->msg) < sizeof e->msg - 96)
+                snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
+                         ", or a smaller --%s than %g (--%s auto skips values that diverge)", knob, kv, knob);
+            goto done;
+        }
+    }
     kd_prov_begin(&prov, prog);
     kd_prov_id(&prov, "input.dataset", d.content_id);
     kd_prov_id(&prov, "input.teacher", ta[0]->content_id);
@@ -250,6 +336,7 @@ static int run(struct opts *o, kd_err *e)
     }
     kd_buf_append(&prov, params.p, params.len);
     kd_train_prov_log(&log, &prov);
+    if (kd.p.auto_n) kd_distill_prov_choice(&kd.p, &ch, &prov);
     kd_prov_u64(&prov, "params", kd_model_params(&m));
     r = kd_train_art(t, &m, &log, &prov, &a, e) || kd_stage_commit(&st, a, t->level, e) ? -1 : 0;
 done:

@@ -76,6 +76,8 @@ static int run(struct opts *o, kd_err *e)
     /* the output first: a bad path fails before any work */
     if (kd_stage_add_output(&st, t->out, NULL, e) || kd_dataset_load(&d, o->dataset, e)) goto done;
     /* the stage: every parameter (what provenance will say) and the input's content */
+    if (kd_train_resolve(t, &d) && t->verbosity)
+        fprintf(stderr, "%s: %s: " KD_TRAIN_NO_VALID_NOTE "\n", prog, kd_in_name(o->dataset), t->sgd.epochs);
     kd_prov_str(&params, "role", "bpr");
     kd_train_prov(t, &params);
     if ((r = kd_stage_start(&st, &params, &d.content_id, 1, e)) != 0) goto done;

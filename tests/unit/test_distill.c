@@ -392,9 +392,43 @@ static void test_ensemble(void)
     tiny_free(&tn);
 }
 
+/* --lambda auto: every method's provenance says auto and the grid in place of the value,
+ * the choice lines name the knob, and set_knob reaches the knob kd_distill_knob reads */
+static void test_auto_prov(void)
+{
+    int ok = 1;
+    for (int m = 0; m < KD_N_METHODS; m++) {
+        kd_distill_params p = kd_distill_defaults(m);
+        kd_distill_set_auto(&p);
+        double v = 0;
+        const char *knob = kd_distill_knob(&p, &v);
+        kd_buf b = { 0 };
+        char want[128];
+        ok &= kd_distill_prov(&p, &b) == 0 && kd_buf_printf(&b, "%c", 0) == 0;
+        snprintf(want, sizeof want, "\n%s=auto\nauto_grid=%s\n", knob,
+                 m == KD_MARGIN_MSE ? "0,0.03,0.1,0.3" : "0,0.1,0.3,1");
+        ok &= strstr((const char *)b.p, want) != NULL;
+        kd_buf_free(&b);
+        kd_distill_set_knob(&p, 0.125);
+        ok &= kd_distill_knob(&p, &v) == knob && v == 0.125;
+        kd_distill_choice ch = { .n = 2, .chosen = 1, .valid = { NAN, 0.5 } };
+        snprintf(want, sizeof want, "result.%s=0.125\nresult.auto.1=diverged\nresult.auto.2=0.5\n", knob);
+        ok &= kd_distill_prov_choice(&p, &ch, &b) == 0 && b.len == strlen(want) && !memcmp(b.p, want, b.len);
+        kd_buf_free(&b);
+    }
+    CHECK(ok);
+    /* an explicit knob keeps its old line */
+    kd_distill_params p = kd_distill_defaults(KD_RRD);
+    kd_buf b = { 0 };
+    CHECK(kd_distill_prov(&p, &b) == 0 && kd_buf_printf(&b, "%c", 0) == 0 && strstr((const char *)b.p, "\nlambda=1\n") &&
+          !strstr((const char *)b.p, "auto"));
+    kd_buf_free(&b);
+}
+
 int main(void)
 {
     test_method_table();
+    test_auto_prov();
     test_rce_loss();
     test_unit_gradients();
     test_rce_lists();

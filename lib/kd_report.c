@@ -1227,14 +1227,19 @@ static const kd_rep_model *find(const kd_rep_seed *s, const query *q)
     return NULL;
 }
 
-/* mean over seeds of the matching model's Recall@10 (NaN when absent); its params too */
-static double mean_recall(const kd_report *r, const query *q, double *params, double *scratch)
+/* mean over seeds of the matching model's Recall@10 (NaN when absent); its params and
+ * serving bytes too */
+static double mean_recall(const kd_report *r, const query *q, double *params, double *bytes, double *scratch)
 {
     uint32_t n = 0;
     for (size_t k = 0; k < r->ns; k++) {
         const kd_rep_model *m = q->role == KD_ROLE_TEACHER ? (r->s[k].teacher >= 0 ? &r->s[k].m[r->s[k].teacher] : NULL)
                                                            : find(&r->s[k], q);
-        if (m) { scratch[n++] = m->recall; if (params) *params = m->params; }
+        if (m) {
+            scratch[n++] = m->recall;
+            if (params) *params = m->params;
+            if (bytes) *bytes = m->bytes;
+        }
     }
     return n ? kd_mean(scratch, n) : NAN;
 }
@@ -1345,7 +1350,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         kd_table_setf(&th, row, 0, "α = %s", rl[a]);
         for (size_t c = 0; c < nt; c++) {
             query q = { KD_ROLE_DISTILLED, "margin-mse", "alpha", alphas.v[a], temps.v[c], sdim };
-            hv[a * nt + c] = mean_recall(r, &q, NULL, scratch);
+            hv[a * nt + c] = mean_recall(r, &q, NULL, NULL, scratch);
             kd_table_setf(&th, row, c + 1, "%.4f", hv[a * nt + c]);
         }
     }
@@ -1365,7 +1370,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         kd_table_set(&tl, row, 0, lt);
         for (size_t c = 0; c < nm; c++) {
             query q = { KD_ROLE_DISTILLED, meth.v[c], "lambda", lams.v[l], NAN, sdim };
-            ly[c * nl + l] = mean_recall(r, &q, NULL, scratch);
+            ly[c * nl + l] = mean_recall(r, &q, NULL, NULL, scratch);
             kd_table_setf(&tl, row, c + 1, "%.4f", ly[c * nl + l]);
         }
     }
@@ -1374,36 +1379,42 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
                         (int)nm, 1);
     /* frontier */
     kd_table_free(&tf);
-    kd_table_init(&tf, 3 + ns);
+    kd_table_init(&tf, 5 + ns);
     row = kd_table_add(&tf);
     kd_table_set(&tf, row, 0, "student dim");
     kd_table_set(&tf, row, 1, "params");
-    kd_table_set(&tf, row, 2, "plain");
-    for (size_t c = 0; c < ns; c++) kd_table_set(&tf, row, 3 + c, smeth.v[c]);
-    double tpar = NAN;
+    kd_table_set(&tf, row, 2, "bytes");
+    kd_table_set(&tf, row, 3, "compression (bytes)");
+    kd_table_set(&tf, row, 4, "plain");
+    for (size_t c = 0; c < ns; c++) kd_table_set(&tf, row, 5 + c, smeth.v[c]);
+    double tpar = NAN, tbytes = NAN;
     query tq = { KD_ROLE_TEACHER, "", "", NAN, NAN, NAN };
-    double trec = mean_recall(r, &tq, &tpar, scratch);
+    double trec = mean_recall(r, &tq, &tpar, &tbytes, scratch);
     for (size_t i = 0; i < nd; i++) {
-        double par = NAN;
+        double par = NAN, by = NAN;
         query q = { KD_ROLE_STUDENT, "", "", NAN, NAN, dims.v[i] };
         const char *dt = LABEL(dims.v[i]);
         if (!dt) goto oom;
-        fy[i] = mean_recall(r, &q, &par, scratch);
+        fy[i] = mean_recall(r, &q, &par, &by, scratch);
         fx[i] = par;
         row = kd_table_add(&tf);
         kd_table_set(&tf, row, 0, dt);
         kd_table_setf(&tf, row, 1, "%.0f", par);
-        kd_table_setf(&tf, row, 2, "%.4f", fy[i]);
+        kd_table_setf(&tf, row, 2, "%.0f", by);
+        kd_table_setf(&tf, row, 3, "%.2f×", tbytes / by);
+        kd_table_setf(&tf, row, 4, "%.4f", fy[i]);
         for (size_t c = 0; c < ns; c++) {
             query qm = { KD_ROLE_DISTILLED, smeth.v[c], "lambda", slam[c], NAN, dims.v[i] };
-            fy[(1 + c) * nd + i] = mean_recall(r, &qm, NULL, scratch);
-            kd_table_setf(&tf, row, 3 + c, "%.4f", fy[(1 + c) * nd + i]);
+            fy[(1 + c) * nd + i] = mean_recall(r, &qm, NULL, NULL, scratch);
+            kd_table_setf(&tf, row, 5 + c, "%.4f", fy[(1 + c) * nd + i]);
         }
     }
     row = kd_table_add(&tf);
     kd_table_set(&tf, row, 0, "teacher");
     kd_table_setf(&tf, row, 1, "%.0f", tpar);
-    kd_table_setf(&tf, row, 2, "%.4f", trec);
+    kd_table_setf(&tf, row, 2, "%.0f", tbytes);
+    kd_table_set(&tf, row, 3, "1.00×");
+    kd_table_setf(&tf, row, 4, "%.4f", trec);
     ser[0] = (kd_series){ "plain student", fx, fy, (uint32_t)nd, 0 };
     for (size_t c = 0; c < ns; c++) ser[1 + c] = (kd_series){ smeth.v[c], fx, fy + (1 + c) * nd, (uint32_t)nd, 0 };
     ser[1 + ns] = (kd_series){ "teacher", &tpar, &trec, 1, 1 };

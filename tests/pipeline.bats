@@ -152,6 +152,10 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     awk '/^α = / { if ($4 != $5 || $5 != $6) exit 1; n++ } END { exit n != 2 }' out.log
     xmllint --noout data/sweep/report.html
     [ -s data/sweep/frontier.svg ] && [ -s data/sweep/alpha-temperature.svg ]
+    # the size table says bytes (4 x params in float) and compression against the teacher
+    grep -q '^| student dim | params | bytes | compression (bytes) | plain | rrd |' data/sweep/report.md
+    awk -F' [|] ' '$1 == "| 8" && $3 == 4 * $2 { ok = 1 } END { exit !ok }' data/sweep/report.md
+    grep -q '^| teacher | [0-9]* | [0-9]* | 1.00× |' data/sweep/report.md
 }
 
 @test "a cache on a full disk: the stage still writes its result, warns, and leaves no partial entry" {

@@ -198,7 +198,7 @@ static int load_prov(const char *path, uint32_t kind, char **out, kd_err *e)
 
 static void free_model(kd_rep_model *m)
 {
-    free(m->name); free(m->method); free(m->knob); free(m->knob_text); free(m->path); free(m->prov);
+    free(m->name); free(m->method); free(m->knob); free(m->knob_text); free(m->path); free(m->prov); free(m->quant);
 }
 
 void kd_report_seed_free(kd_rep_seed *s)
@@ -213,11 +213,12 @@ void kd_report_seed_free(kd_rep_seed *s)
 static int role_of(const char *s)
 {
     return !strcmp(s, "teacher") ? KD_ROLE_TEACHER : !strcmp(s, "student") ? KD_ROLE_STUDENT
-         : !strcmp(s, "distilled") ? KD_ROLE_DISTILLED : KD_ROLE_OTHER;
+         : !strcmp(s, "distilled") ? KD_ROLE_DISTILLED : !strcmp(s, "quantised") ? KD_ROLE_QUANT : KD_ROLE_OTHER;
 }
 
-static const char *const needed[] = { "model", "recall@10", "id", "role", "method", "knob", "knob_value", "seed", "teacher" };
-enum { C_MODEL, C_RECALL, C_ID, C_ROLE, C_METHOD, C_KNOB, C_KNOB_VALUE, C_SEED, C_TEACHER, C_N };
+static const char *const needed[] = { "model", "recall@10", "id", "role", "method", "knob", "knob_value", "seed", "teacher",
+                                      "bytes" };
+enum { C_MODEL, C_RECALL, C_ID, C_ROLE, C_METHOD, C_KNOB, C_KNOB_VALUE, C_SEED, C_TEACHER, C_BYTES, C_N };
 
 /* the rows of eval-test.tsv, each tied to its artifact */
 static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const artifact *art, size_t nart, int sweep,
@@ -227,7 +228,9 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
     for (int c = 0; c < C_N; c++)
         if ((col[c] = kd_tsv_col(t, needed[c])) < 0)
             return kd_fail(e, "%s: evaluations need the columns model, recall@10, id, role, method, knob, knob_value, "
-                           "seed and teacher (written by kd-eval)", tp);
+                           "seed, teacher and bytes (written by kd-eval)", tp);
+    /* quant and source: optional (kd-eval before quantised models wrote neither) */
+    int cq = kd_tsv_col(t, "quant"), cs = kd_tsv_col(t, "source");
     *has_seed = 0;
     for (uint32_t r = 0; r < t->rows; r++) {
         if (grow(&s->m, &s->cap, s->n, sizeof *s->m)) return kd_fail(e, "out of memory");
@@ -239,6 +242,9 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
             return kd_fail(e, "%s:%u: '%s' is not a content ID", tp, r + 2, id);
         if (strcmp(teacher, "-") && parse_id(teacher, &m->teacher))
             return kd_fail(e, "%s:%u: '%s' is not a content ID", tp, r + 2, teacher);
+        const char *quant = cq >= 0 ? kd_tsv_cell(t, r, cq) : "-", *source = cs >= 0 ? kd_tsv_cell(t, r, cs) : "-";
+        if (strcmp(source, "-") && parse_id(source, &m->source))
+            return kd_fail(e, "%s:%u: '%s' is not a content ID", tp, r + 2, source);
         if (strcmp(sd, "-")) {
             char *end;
             uint64_t v = strtoull(sd, &end, 10);
@@ -256,8 +262,12 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
         m->knob = dup_str(kd_tsv_cell(t, r, col[C_KNOB]));
         m->knob_text = dup_str(kd_tsv_cell(t, r, col[C_KNOB_VALUE]));
         m->path = dup_str(path);
-        if (!m->name || !m->method || !m->knob || !m->knob_text || !m->path) return kd_fail(e, "out of memory");
+        m->quant = dup_str(quant);
+        if (!m->name || !m->method || !m->knob || !m->knob_text || !m->path || !m->quant) return kd_fail(e, "out of memory");
         m->role = role_of(kd_tsv_cell(t, r, col[C_ROLE]));
+        if (m->role == KD_ROLE_QUANT && !m->source)
+            return kd_fail(e, "%s:%u: quantised model '%s' does not say which model it quantises (source)", tp, r + 2, name);
+        m->bytes = kd_tsv_num(t, r, "bytes");
         m->knob_value = kd_tsv_num(t, r, "knob_value");
         m->temperature = NAN;
         m->dim = kd_tsv_num(t, r, "dim");
@@ -319,16 +329,41 @@ static int one_of(kd_rep_seed *s, int role, const char *what, long *out, kd_err 
     return 0;
 }
 
+static int is_plain(const kd_rep_model *m)
+{
+    return m->role == KD_ROLE_STUDENT && !strcmp(m->method, "bpr");
+}
+
+/* a is preferred on validation to the best so far b: a validation figure beats none */
+static int better_valid(const kd_rep_model *a, const kd_rep_model *b)
+{
+    return !b || (!isnan(a->valid) && (isnan(b->valid) || a->valid > b->valid));
+}
+
+long kd_report_choose_plain(const kd_rep_seed *s)
+{
+    long best = -1;
+    for (size_t k = 0; k < s->n; k++)
+        if (is_plain(&s->m[k]) && better_valid(&s->m[k], best >= 0 ? &s->m[best] : NULL)) best = (long)k;
+    return best;
+}
+
 int kd_report_find_study(kd_rep_seed *s, kd_err *e)
 {
     s->study = -1;
     if (s->student < 0) return 0;
-    const char *sp = s->m[s->student].prov;
     for (size_t k = 0; k < s->n; k++) {
         kd_rep_model *m = &s->m[k];
         m->study = 0;
-        if (m->role != KD_ROLE_DISTILLED || strcmp(m->method, "margin-mse") || !m->prov || !sp) continue;
-        if (kd_report_trained_like(sp, m->prov)) continue;
+        if (m->role != KD_ROLE_DISTILLED || strcmp(m->method, "margin-mse") || !m->prov) continue;
+        /* trained like some plain-student run: a grid point, not the study's run */
+        int like = 0, any = 0;
+        for (size_t j = 0; j < s->n && !like; j++)
+            if (is_plain(&s->m[j]) && s->m[j].prov) {
+                any = 1;
+                like = kd_report_trained_like(s->m[j].prov, m->prov);
+            }
+        if (!any || like) continue;
         if (s->study >= 0 && s->m[s->study].id != m->id)
             return kd_fail(e, "%s: two margin-mse models trained unlike the plain student ('%s' and '%s'): which is "
                            "the study's run?", s->dir, s->m[s->study].name, m->name);
@@ -353,9 +388,12 @@ int kd_report_load_seed(kd_rep_seed *s, int sweep, kd_err *e)
         goto done;
     if (!has_seed) { kd_fail(e, "%s: no model says its seed", tp); goto done; }
     s->seed = seed;
-    if (one_of(s, KD_ROLE_TEACHER, "teacher", &s->teacher, e) ||
-        (!sweep && one_of(s, KD_ROLE_STUDENT, "plain student", &s->student, e)))
-        goto done;
+    if (one_of(s, KD_ROLE_TEACHER, "teacher", &s->teacher, e)) goto done;
+    if (!sweep) {
+        s->student = kd_report_choose_plain(s);
+        s->nplain = 0;
+        for (size_t k = 0; k < s->n; k++) s->nplain += is_plain(&s->m[k]);
+    }
     if (!sweep && (s->teacher < 0 || s->student < 0)) {
         kd_fail(e, "%s: the evaluation has no 'teacher' or no 'student' model", s->dir);
         goto done;
@@ -364,7 +402,7 @@ int kd_report_load_seed(kd_rep_seed *s, int sweep, kd_err *e)
      * margin-mse models (the study's run, T) */
     for (size_t k = 0; k < s->n; k++) {
         kd_rep_model *m = &s->m[k];
-        int want = (long)k == s->teacher || (long)k == s->student ||
+        int want = (long)k == s->teacher || (!sweep && is_plain(m)) ||
                    (m->role == KD_ROLE_DISTILLED && !strcmp(m->method, "margin-mse"));
         if (!want || m->prov) continue;
         if (load_prov(m->path, KD_KIND_MODEL, &m->prov, e)) goto done;
@@ -465,7 +503,7 @@ const kd_rep_model *kd_report_selected(const kd_rep_seed *s, const char *method)
     const kd_rep_model *best = NULL;
     for (size_t k = 0; k < s->n; k++) {
         const kd_rep_model *m = &s->m[k];
-        if (m->role == KD_ROLE_DISTILLED && !m->study && !strcmp(m->method, method) && (!best || m->valid > best->valid))
+        if (m->role == KD_ROLE_DISTILLED && !m->study && !strcmp(m->method, method) && better_valid(m, best))
             best = m;
     }
     return best;
@@ -473,18 +511,28 @@ const kd_rep_model *kd_report_selected(const kd_rep_seed *s, const char *method)
 
 /* ---------------------------------------------------------------- the study's report */
 
-/* a line of the study's tables: a model role or a method chosen on validation */
-enum { L_TEACHER, L_STUDENT, L_STUDY, L_METHOD };
+/* a line of the study's tables: a model role, a method chosen on validation, or the
+ * quantisation of another line's model */
+enum { L_TEACHER, L_STUDENT, L_STUDY, L_METHOD, L_QUANT };
 typedef struct line {
-    int         kind;
-    const char *method;   /* L_METHOD */
-    char       *label;    /* owned */
-    const char *key;      /* the per-seed table's header */
-    const char *shortlab; /* the charts' legend */
+    int          kind;
+    const char  *method;   /* L_METHOD */
+    const char  *quant;    /* L_QUANT: "int8-asym", ... */
+    const struct line *base; /* L_QUANT: the line whose model is quantised */
+    char        *label;    /* owned: the tables' name */
+    char        *key;      /* owned: the per-seed table's header */
+    char        *shortlab; /* owned: the charts' legend */
 } line;
 
 static const kd_rep_model *pick(const kd_rep_seed *s, const line *l)
 {
+    if (l->kind == L_QUANT) {
+        const kd_rep_model *b = pick(s, l->base);
+        for (size_t k = 0; b && k < s->n; k++)
+            if (s->m[k].role == KD_ROLE_QUANT && s->m[k].source == b->id && !strcmp(s->m[k].quant, l->quant))
+                return &s->m[k];
+        return NULL;
+    }
     long k = l->kind == L_TEACHER ? s->teacher : l->kind == L_STUDENT ? s->student : l->kind == L_STUDY ? s->study : -1;
     return l->kind == L_METHOD ? kd_report_selected(s, l->method) : k >= 0 ? &s->m[k] : NULL;
 }
@@ -496,6 +544,7 @@ static double f_lat(const kd_rep_model *m) { return m->lat_mean; }
 static double f_p50(const kd_rep_model *m) { return m->lat_p50; }
 static double f_p90(const kd_rep_model *m) { return m->lat_p90; }
 static double f_p99(const kd_rep_model *m) { return m->lat_p99; }
+static double f_bytes(const kd_rep_model *m) { return m->bytes; }
 
 /* a field of a line's model over seeds, into out (room for r->ns) */
 static uint32_t values(const kd_report *r, const line *l, field f, double *out)
@@ -508,10 +557,50 @@ static uint32_t values(const kd_report *r, const line *l, field f, double *out)
     return n;
 }
 
+/* (a - b) of a field over the seeds holding both lines' models, into out */
+static uint32_t paired(const kd_report *r, const line *a, const line *b, field f, double *out)
+{
+    uint32_t n = 0;
+    for (size_t k = 0; k < r->ns; k++) {
+        const kd_rep_model *x = pick(&r->s[k], a), *y = pick(&r->s[k], b);
+        if (x && y) out[n++] = f(x) - f(y);
+    }
+    return n;
+}
+
 static void set_ms(kd_table *t, size_t row, size_t col, const double *x, uint32_t n, int digits)
 {
     if (n == 0) kd_table_set(t, row, col, "—");
     else kd_table_setf(t, row, col, "%.*f ± %.*f", digits, kd_mean(x, n), digits, kd_sd(x, n));
+}
+
+/* "mean (lo … hi)" with the Student-t 95% interval, signed when delta; the mean alone
+ * below two values */
+static void set_ci(kd_table *t, size_t row, size_t col, const double *x, uint32_t n, int delta)
+{
+    if (n == 0) { kd_table_set(t, row, col, "—"); return; }
+    double m = kd_mean(x, n), h = kd_ci95(x, n);
+    if (n < 2) kd_table_setf(t, row, col, delta ? "%+.4f (one seed: no interval)" : "%.4f (one seed: no interval)", m);
+    else if (delta) kd_table_setf(t, row, col, "%+.4f (%+.4f … %+.4f)", m, m - h, m + h);
+    else kd_table_setf(t, row, col, "%.4f (%.4f … %.4f)", m, m - h, m + h);
+}
+
+/* the bootstrap's resamples: the same stream for every interval of a report, so each
+ * method's interval is drawn from the same resamples of seeds and the report is the
+ * same bytes on every run */
+enum { BOOT_DRAWS = 20000, BOOT_SEED = 20260 };
+
+/* a gap-closed cell: mean, its t interval and its bootstrap interval, in percent */
+static void set_gap(kd_table *t, size_t row, size_t col, const double *g, uint32_t n)
+{
+    double m = kd_mean(g, n), h = kd_ci95(g, n), lo, hi;
+    if (n == 0) { kd_table_set(t, row, col, "—"); return; }
+    if (n < 2) { kd_table_setf(t, row, col, "%.0f%% (one seed: no interval)", 100 * m); return; }
+    if (kd_boot_mean_ci(g, n, 0.95, BOOT_DRAWS, BOOT_SEED, &lo, &hi))
+        kd_table_setf(t, row, col, "%.0f%% (t %.0f%% … %.0f%%)", 100 * m, 100 * (m - h), 100 * (m + h));
+    else
+        kd_table_setf(t, row, col, "%.0f%% (t %.0f%% … %.0f%%; bootstrap %.0f%% … %.0f%%)", 100 * m, 100 * (m - h),
+                      100 * (m + h), 100 * lo, 100 * hi);
 }
 
 /* a training record (train.valid: epoch, value; train.loss: value per epoch) as x, y */
@@ -555,12 +644,17 @@ static void count_stages(const char *path, int *runs, int *hits)
 static const char *const study_numbers[3] = { "0.1400 / 0.0658 / 185", "0.0970 / 0.0500 / 224", "0.0910 / 0.0432 / 173" };
 
 static const char notes[] =
-    "Every figure is a mean over the seeds; ± is the standard deviation over seeds, the confidence\n"
-    "intervals are Student-t 95% intervals over seeds, and the p-values come from a paired t-test of\n"
-    "(distilled − plain student) Recall@10 across seeds (one pair per seed, both on the same data).\n"
-    "Verdict: positive (negative) transfer when that difference is significant at 5% and above (below)\n"
-    "zero, otherwise no significant difference.  Each method's knob (α or λ) is chosen per seed on the\n"
-    "validation split; test is only read for the numbers above.\n\n"
+    "Splits: every choice is made on the validation split (each method's knob α or λ, and the plain\n"
+    "student's lr × reg, per seed: the best validation Recall@10); every number shown is measured on\n"
+    "the test split, which is never used to choose.  Every figure is a mean over the seeds; ± is the\n"
+    "standard deviation over seeds; intervals are 95%: Student-t over seeds, and for gap closed also a\n"
+    "percentile bootstrap over seeds (resampling seeds; all n^n resamples for n ≤ 6 seeds, else 20000\n"
+    "drawn from a fixed stream, so the report is the same bytes on every run; with few seeds it is\n"
+    "narrower than the t interval).  p-values come from a paired t-test of (distilled − plain student)\n"
+    "Recall@10 across seeds (one pair per seed, both on the same data).  Verdict: positive (negative)\n"
+    "transfer when that difference is significant at 5% and above (below) zero, otherwise no\n"
+    "significant difference.  Gap closed, (distilled − student) / (teacher − student) per seed, is\n"
+    "given only for a metric where the teacher significantly beats the plain student (above).\n\n"
     "The study's margin-MSE loss (1−α)·BPR + α·T²·MSE(Δs/T, Δt/T) does not depend on the temperature:\n"
     "T²·(Δs/T − Δt/T)² = (Δs − Δt)².  kdrec computes it literally and its tests show that changing T\n"
     "changes no bit of the model (for T a power of two) or at most rounding (otherwise).\n\n";
@@ -579,16 +673,17 @@ static void put_buf(kd_buf *b, const kd_buf *s)
 }
 
 /* appends s XML-escaped, with every '`' shown as a space when ticks (the HTML's list of
- * content IDs); marks b bad when s is */
-static void escape_buf(kd_buf *b, const kd_buf *s, int ticks)
+ * content IDs) and every '*' dropped when stars (Markdown's emphasis); marks b bad when s is */
+static void escape_buf2(kd_buf *b, const kd_buf *s, int ticks, int stars)
 {
     if (kd_buf_error(s)) b->err = 1;
     for (size_t k = 0; k < s->len && !kd_buf_error(b); k++) {
         char c[2] = { ticks && (char)s->p[k] == '`' ? ' ' : (char)s->p[k], 0 };
-        if (!c[0]) continue;
+        if (!c[0] || (stars && c[0] == '*')) continue;
         X(b, c);
     }
 }
+static void escape_buf(kd_buf *b, const kd_buf *s, int ticks) { escape_buf2(b, s, ticks, 0); }
 
 /* the seeds, space-separated */
 static void put_seeds(kd_buf *b, const kd_report *r)
@@ -596,53 +691,123 @@ static void put_seeds(kd_buf *b, const kd_report *r)
     for (size_t si = 0; si < r->ns; si++) P(b, "%s%" PRIu64, si ? " " : "", r->s[si].seed);
 }
 
+/* Does the teacher beat the plain student on a metric?  Paired t-test over seeds (two-
+ * sided, 5%), written as one sentence into b; 1 when it does (significantly, above 0). */
+static int gap_test(const kd_report *r, const line *teacher, const line *student, field f, const char *metric,
+                    double *scratch, kd_buf *b)
+{
+    uint32_t n = paired(r, teacher, student, f, scratch);
+    double m = kd_mean(scratch, n), h = kd_ci95(scratch, n), p = kd_ttest_p(scratch, n);
+    int sig = p < 0.05 && m > 0;
+    P(b, "- %s: teacher − plain student = %+.4f", metric, m);
+    if (n >= 2) P(b, " (95%% CI %+.4f … %+.4f), paired t-test p = %.3g over %u seeds", m - h, m + h, p, n);
+    else P(b, " (one seed: no test)");
+    if (sig) P(b, ": the teacher is significantly better (5%%), so gap closed is given for %s.\n", metric);
+    else
+        P(b, ": **the teacher does not significantly beat the plain student** (5%%), so there is no gap-closed "
+             "ratio for %s (a ratio over a gap that may be zero says nothing): read Δ %s vs the plain student "
+             "instead.\n", metric, metric);
+    return sig;
+}
+
 static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_doc *d, kd_err *e)
 {
     const kd_rep_seed *s0 = &r->s[0];
-    size_t nl = 3 + r->nmethods, ns = r->ns;
+    size_t ns = r->ns, nbase = 3 + r->nmethods;
+    /* the quantisation schemes found, in the order first seen */
+    const char **qs = NULL;
+    size_t nq = 0, qcap = 0;
+    for (size_t si = 0; si < ns; si++)
+        for (size_t k = 0; k < r->s[si].n; k++) {
+            const kd_rep_model *m = &r->s[si].m[k];
+            size_t j = 0;
+            if (m->role != KD_ROLE_QUANT) continue;
+            while (j < nq && strcmp(qs[j], m->quant)) j++;
+            if (j < nq) continue;
+            if (grow(&qs, &qcap, nq, sizeof *qs)) { free(qs); return kd_fail(e, "out of memory"); }
+            qs[nq++] = m->quant;
+        }
+    size_t nl = nbase * (1 + nq);
     line *lines = kd_calloc_array(nl, sizeof *lines);
+    size_t *order = kd_calloc_array(nl, sizeof *order);
     double *x = kd_calloc_array(ns, sizeof *x), *gr = kd_calloc_array(ns, sizeof *gr);
     double *gn = kd_calloc_array(ns, sizeof *gn), *dr = kd_calloc_array(ns, sizeof *dr);
+    double *dn = kd_calloc_array(ns, sizeof *dn);
     double *px = kd_calloc_array(nl, sizeof *px), *py = kd_calloc_array(nl, sizeof *py);
+    double *lb = kd_calloc_array(nl, sizeof *lb), *lr = kd_calloc_array(nl, sizeof *lr);
+    uint32_t *ln = kd_calloc_array(nl, sizeof *ln);
+    long *dom = kd_calloc_array(nl, sizeof *dom);
+    double *domp = kd_calloc_array(nl, sizeof *domp), *domd = kd_calloc_array(nl, sizeof *domd);
     double *lat = kd_calloc_array(nl, 4 * sizeof *lat);
     double **xs = kd_calloc_array(nl, sizeof *xs), **ys = kd_calloc_array(nl, sizeof *ys);
     kd_series *ser = kd_calloc_array(nl, sizeof *ser);
     const char **lab = kd_calloc_array(nl, sizeof *lab);
-    kd_table t1, t2, t3;
-    kd_buf prov = { 0 }, params = { 0 }, knobs = { 0 };
+    kd_table t1, t2, t3, t4, t5;
+    kd_buf prov = { 0 }, params = { 0 }, knobs = { 0 }, gaps = { 0 }, wins = { 0 };
     int rc = -1;
-    kd_table_init(&t1, 8);
-    kd_table_init(&t2, 7);
+    kd_table_init(&t1, 9);
+    kd_table_init(&t2, 9);
     kd_table_init(&t3, 1);
-    if (!lines || !x || !gr || !gn || !dr || !px || !py || !lat || !xs || !ys || !ser || !lab) goto oom;
+    kd_table_init(&t4, 7);
+    kd_table_init(&t5, 6);
+    if (!lines || !order || !x || !gr || !gn || !dr || !dn || !px || !py || !lb || !lr || !ln || !dom || !domp || !domd || !lat ||
+        !xs || !ys || !ser || !lab)
+        goto oom;
 
-    /* ---- the lines: teacher, plain student, the study's run, each method ---- */
+    /* ---- the lines: teacher, plain student, the study's run, each method; then each
+     * one's quantisations ---- */
     size_t nk = 0;
-    lines[nk++] = (line){ L_TEACHER, NULL, dup_str("teacher"), "teacher", "teacher" };
-    lines[nk++] = (line){ L_STUDENT, NULL, dup_str("plain student"), "student", "student" };
+    lines[nk++] = (line){ L_TEACHER, NULL, NULL, NULL, dup_str("teacher"), dup_str("teacher"), dup_str("teacher") };
+    lines[nk++] = (line){ L_STUDENT, NULL, NULL, NULL, dup_str("plain student (lr × reg chosen on valid)"),
+                          dup_str("student"), dup_str("student") };
     if (s0->study >= 0) {
         /* say which α and learning rate the study's loss was run with */
-        char alpha[64], lr[64];
+        char alpha[64], lrate[64];
         const char *sp = s0->m[s0->study].prov;
         prov_copy(sp, "alpha", alpha, sizeof alpha);
-        prov_copy(sp, "lr", lr, sizeof lr);
-        lines[nk++] = (line){ L_STUDY, NULL, fmt_str("distilled: the study's margin-MSE (α %s, lr %s)", alpha, lr),
-                              "study", "study (margin-MSE)" };
+        prov_copy(sp, "lr", lrate, sizeof lrate);
+        lines[nk++] = (line){ L_STUDY, NULL, NULL, NULL, fmt_str("distilled: the study's margin-MSE (α %s, lr %s)", alpha,
+                              lrate), dup_str("study"), dup_str("study (margin-MSE)") };
     }
-    for (size_t m = 0; m < r->nmethods; m++) {
-        lines[nk++] = (line){ L_METHOD, r->methods[m], fmt_str("distilled: %s (knob chosen on valid)", r->methods[m]),
-                              r->methods[m], r->methods[m] };
+    for (size_t m = 0; m < r->nmethods; m++)
+        lines[nk++] = (line){ L_METHOD, r->methods[m], NULL, NULL,
+                              fmt_str("distilled: %s (knob chosen on valid)", r->methods[m]), dup_str(r->methods[m]),
+                              dup_str(r->methods[m]) };
+    nbase = nk;
+    /* the bytes table's order: each line, then its quantisations (those some seed has) */
+    size_t nord = 0;
+    for (size_t k = 0; k < nbase; k++) {
+        order[nord++] = k;
+        for (size_t q = 0; q < nq; q++) {
+            line ql = { L_QUANT, NULL, qs[q], &lines[k], NULL, NULL, NULL };
+            int any = 0;
+            for (size_t si = 0; si < ns && !any; si++) any = pick(&r->s[si], &ql) != NULL;
+            if (!any) continue;
+            const char *what = lines[k].kind == L_STUDENT ? "plain student (chosen on valid)" : lines[k].label;
+            ql.label = fmt_str("%s, %s", what, qs[q]);
+            ql.key = fmt_str("%s %s", lines[k].key, qs[q]);
+            ql.shortlab = fmt_str("%s %s", lines[k].shortlab, qs[q]);
+            order[nord++] = nk;
+            lines[nk++] = ql;
+        }
     }
     for (size_t k = 0; k < nk; k++)
-        if (!lines[k].label) goto oom;
+        if (!lines[k].label || !lines[k].key || !lines[k].shortlab) goto oom;
+    const line *lt = &lines[0], *lst = &lines[1];
+    for (size_t k = 0; k < nk; k++) {
+        ln[k] = values(r, &lines[k], f_recall, x);
+        lr[k] = kd_mean(x, ln[k]);
+        lb[k] = kd_mean(x, values(r, &lines[k], f_bytes, x));
+    }
+    double tbytes = lb[0];
 
     /* ---- the study's table ---- */
-    static const char *const hdr1[] = { "model", "Recall@10", "NDCG@10", "latency mean (µs)", "latency p99 (µs)",
-                                         "params", "compression", "study: Recall / NDCG / latency" };
+    static const char *const hdr1[] = { "model", "Recall@10 (test)", "NDCG@10 (test)", "latency mean (µs)",
+                                         "latency p99 (µs)", "params", "bytes", "compression (bytes)",
+                                         "study: Recall / NDCG / latency" };
     size_t row = kd_table_add(&t1);
-    for (size_t c = 0; c < 8; c++) kd_table_set(&t1, row, c, hdr1[c]);
-    double tparams = s0->m[s0->teacher].params;
-    for (size_t k = 0; k < nk; k++) {
+    for (size_t c = 0; c < 9; c++) kd_table_set(&t1, row, c, hdr1[c]);
+    for (size_t k = 0; k < nbase; k++) {
         const line *l = &lines[k];
         uint32_t n;
         row = kd_table_add(&t1);
@@ -653,18 +818,22 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         n = values(r, l, f_p99, x); set_ms(&t1, row, 4, x, n, 2);
         const kd_rep_model *m0 = pick(s0, l);
         kd_table_setf(&t1, row, 5, "%.0f", m0 ? m0->params : NAN);
-        kd_table_setf(&t1, row, 6, "%.2f×", m0 ? tparams / m0->params : NAN);
-        kd_table_set(&t1, row, 7, l->kind == L_TEACHER ? study_numbers[0] : l->kind == L_STUDENT ? study_numbers[1]
+        kd_table_setf(&t1, row, 6, "%.0f", lb[k]);
+        kd_table_setf(&t1, row, 7, "%.2f×", tbytes / lb[k]);
+        kd_table_set(&t1, row, 8, l->kind == L_TEACHER ? study_numbers[0] : l->kind == L_STUDENT ? study_numbers[1]
                                   : l->kind == L_STUDY ? study_numbers[2] : "");
     }
 
-    /* ---- gap closed per method ---- */
-    static const char *const hdr2[] = { "method", "knob chosen per seed", "gap closed, Recall@10 (95% CI)",
-                                        "gap closed, NDCG@10 (95% CI)", "Δ Recall@10 vs student", "paired t-test p",
-                                        "verdict" };
+    /* ---- is there a gap to close?  Then gap closed (or Δ only) per method ---- */
+    int gap_r = gap_test(r, lt, lst, f_recall, "Recall@10", x, &gaps);
+    int gap_n = gap_test(r, lt, lst, f_ndcg, "NDCG@10", x, &gaps);
+    static const char *const hdr2[] = { "method", "knob chosen per seed (on valid)", "bytes",
+                                        "Δ Recall@10 vs plain student (test, 95% CI)",
+                                        "Δ NDCG@10 vs plain student (test, 95% CI)", "gap closed, Recall@10 (test)",
+                                        "gap closed, NDCG@10 (test)", "paired t-test p (Recall@10)", "verdict" };
     row = kd_table_add(&t2);
-    for (size_t c = 0; c < 7; c++) kd_table_set(&t2, row, c, hdr2[c]);
-    for (size_t k = 2; k < nk; k++) {
+    for (size_t c = 0; c < 9; c++) kd_table_set(&t2, row, c, hdr2[c]);
+    for (size_t k = 2; k < nbase; k++) {
         uint32_t n = 0;
         knobs.len = 0;
         for (size_t si = 0; si < ns; si++) {
@@ -674,6 +843,7 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             gr[n] = (m->recall - st->recall) / (t->recall - st->recall);
             gn[n] = (m->ndcg - st->ndcg) / (t->ndcg - st->ndcg);
             dr[n] = m->recall - st->recall;
+            dn[n] = m->ndcg - st->ndcg;
             n++;
             /* the knob as its initial and value ("l0.1", "a0.03"); the study's run has none */
             if (lines[k].kind == L_METHOD && strcmp(m->knob, "-"))
@@ -681,30 +851,127 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             else
                 P(&knobs, "%s—", knobs.len ? " " : "");
         }
-        double p = kd_ttest_p(dr, n), md = kd_mean(dr, n), mr = kd_mean(gr, n), mn = kd_mean(gn, n);
+        double p = kd_ttest_p(dr, n), md = kd_mean(dr, n);
         row = kd_table_add(&t2);
         kd_table_set(&t2, row, 0, lines[k].label);
         kd_table_set_buf(&t2, row, 1, &knobs);
-        kd_table_setf(&t2, row, 2, "%.0f%% (%.0f%% … %.0f%%)", 100 * mr, 100 * (mr - kd_ci95(gr, n)),
-                      100 * (mr + kd_ci95(gr, n)));
-        kd_table_setf(&t2, row, 3, "%.0f%% (%.0f%% … %.0f%%)", 100 * mn, 100 * (mn - kd_ci95(gn, n)),
-                      100 * (mn + kd_ci95(gn, n)));
-        kd_table_setf(&t2, row, 4, "%+.4f", md);
-        kd_table_setf(&t2, row, 5, "%.3g", p);
-        kd_table_set(&t2, row, 6, !(p < 0.05) ? "no significant difference" : md > 0 ? "positive transfer"
+        kd_table_setf(&t2, row, 2, "%.0f", lb[k]);
+        set_ci(&t2, row, 3, dr, n, 1);
+        set_ci(&t2, row, 4, dn, n, 1);
+        if (gap_r) set_gap(&t2, row, 5, gr, n);
+        else kd_table_set(&t2, row, 5, "— (teacher not significantly better)");
+        if (gap_n) set_gap(&t2, row, 6, gn, n);
+        else kd_table_set(&t2, row, 6, "— (teacher not significantly better)");
+        kd_table_setf(&t2, row, 7, "%.3g", p);
+        kd_table_set(&t2, row, 8, !(p < 0.05) ? "no significant difference" : md > 0 ? "positive transfer"
                                                                                    : "negative transfer");
+    }
+
+    /* ---- the plain student: which lr × reg valid chose in each seed ---- */
+    static const char *const hdr4[] = { "seed", "plain-student runs (lr × reg)", "chosen lr", "chosen reg",
+                                        "valid Recall@10 (chose it)", "test Recall@10", "bytes" };
+    row = kd_table_add(&t4);
+    for (size_t c = 0; c < 7; c++) kd_table_set(&t4, row, c, hdr4[c]);
+    for (size_t si = 0; si < ns; si++) {
+        const kd_rep_seed *s = &r->s[si];
+        const kd_rep_model *st = &s->m[s->student];
+        char v[64];
+        row = kd_table_add(&t4);
+        kd_table_setf(&t4, row, 0, "%" PRIu64, s->seed);
+        kd_table_setf(&t4, row, 1, "%zu", s->nplain);
+        prov_copy(st->prov, "lr", v, sizeof v);
+        kd_table_set(&t4, row, 2, v);
+        prov_copy(st->prov, "reg", v, sizeof v);
+        kd_table_set(&t4, row, 3, v);
+        if (isnan(st->valid)) kd_table_set(&t4, row, 4, "—");
+        else kd_table_setf(&t4, row, 4, "%.4f", st->valid);
+        kd_table_setf(&t4, row, 5, "%.4f", st->recall);
+        kd_table_setf(&t4, row, 6, "%.0f", st->bytes);
+    }
+
+    /* ---- Recall@10 against bytes, and the frontier: a model is dominated by another no
+     * larger that it does not significantly beat (paired t-test over seeds, 5%); at equal
+     * bytes the higher mean (then the earlier line) dominates ---- */
+    for (size_t a = 0; a < nk; a++) {
+        dom[a] = -1;
+        domp[a] = NAN;
+        if (!ln[a]) continue;
+        for (size_t q = 0; q < nord; q++) {
+            size_t b = order[q];
+            if (b == a || !ln[b] || lb[b] > lb[a]) continue;
+            if (lb[b] == lb[a] && !(lr[b] > lr[a] || (lr[b] == lr[a] && b < a))) continue;
+            uint32_t n = paired(r, &lines[a], &lines[b], f_recall, x);
+            double p = kd_ttest_p(x, n);
+            if (p < 0.05 && kd_mean(x, n) > 0) continue; /* a is significantly better than b */
+            /* the smallest dominating model, then the most accurate */
+            if (dom[a] < 0 || lb[b] < lb[dom[a]] || (lb[b] == lb[dom[a]] && lr[b] > lr[dom[a]])) {
+                dom[a] = (long)b;
+                domp[a] = p;
+                domd[a] = kd_mean(x, n);
+            }
+        }
+    }
+    static const char *const hdr5[] = { "model", "bytes", "compression vs fp32 teacher", "Recall@10 (test, 95% CI)",
+                                        "NDCG@10 (test)", "frontier (test Recall@10, paired over seeds)" };
+    row = kd_table_add(&t5);
+    for (size_t c = 0; c < 6; c++) kd_table_set(&t5, row, c, hdr5[c]);
+    for (size_t q = 0; q < nord; q++) {
+        size_t k = order[q];
+        uint32_t n = values(r, &lines[k], f_recall, x);
+        row = kd_table_add(&t5);
+        kd_table_set(&t5, row, 0, lines[k].label);
+        kd_table_setf(&t5, row, 1, "%.0f", lb[k]);
+        kd_table_setf(&t5, row, 2, "%.2f×", tbytes / lb[k]);
+        set_ci(&t5, row, 3, x, n, 0);
+        n = values(r, &lines[k], f_ndcg, x);
+        set_ms(&t5, row, 4, x, n, 4);
+        if (!ln[k]) kd_table_set(&t5, row, 5, "—");
+        else if (dom[k] < 0) kd_table_set(&t5, row, 5, "on the frontier");
+        else if (isnan(domp[k]))
+            kd_table_setf(&t5, row, 5, "dominated by %s (no larger; Δ %+.4f, too few seeds to test)",
+                          lines[dom[k]].shortlab, domd[k]);
+        else
+            kd_table_setf(&t5, row, 5, "dominated by %s (no larger; Δ %+.4f, not significantly better: p = %.3g)",
+                          lines[dom[k]].shortlab, domd[k], domp[k]);
+    }
+    /* which model wins at each size: the frontier by bytes, ascending */
+    {
+        /* the frontier's indices sorted by bytes (insertion: a handful of lines) */
+        size_t *fi = kd_calloc_array(nl, sizeof *fi), nf = 0;
+        if (!fi) goto oom;
+        for (size_t q = 0; q < nord; q++) {
+            size_t k = order[q];
+            if (!ln[k] || dom[k] >= 0) continue;
+            size_t j = nf++;
+            while (j > 0 && lb[fi[j - 1]] > lb[k]) { fi[j] = fi[j - 1]; j--; }
+            fi[j] = k;
+        }
+        for (size_t j = 0; j < nf; j++) {
+            size_t k = fi[j];
+            P(&wins, "- %.0f bytes (%.2f× smaller than the teacher)", lb[k], tbytes / lb[k]);
+            if (j + 1 < nf) P(&wins, " up to %.0f", lb[fi[j + 1]] - 1);
+            else P(&wins, " and more");
+            P(&wins, ": **%s**, test Recall@10 %.4f\n", lines[k].label, lr[k]);
+        }
+        free(fi);
     }
 
     /* ---- per-seed detail ---- */
     kd_table_free(&t3);
-    kd_table_init(&t3, 1 + nk);
+    kd_table_init(&t3, 1 + nbase);
     row = kd_table_add(&t3);
     kd_table_set(&t3, row, 0, "seed");
-    for (size_t k = 0; k < nk; k++) kd_table_set(&t3, row, k + 1, lines[k].key);
+    for (size_t k = 0; k < nbase; k++) kd_table_set(&t3, row, k + 1, lines[k].key);
+    row = kd_table_add(&t3);
+    kd_table_set(&t3, row, 0, "bytes");
+    for (size_t k = 0; k < nbase; k++) kd_table_setf(&t3, row, k + 1, "%.0f", lb[k]);
+    row = kd_table_add(&t3);
+    kd_table_set(&t3, row, 0, "compression");
+    for (size_t k = 0; k < nbase; k++) kd_table_setf(&t3, row, k + 1, "%.2f×", tbytes / lb[k]);
     for (size_t si = 0; si < ns; si++) {
         row = kd_table_add(&t3);
         kd_table_setf(&t3, row, 0, "%" PRIu64, r->s[si].seed);
-        for (size_t k = 0; k < nk; k++) {
+        for (size_t k = 0; k < nbase; k++) {
             const kd_rep_model *m = pick(&r->s[si], &lines[k]);
             if (m) kd_table_setf(&t3, row, k + 1, "%.4f", m->recall);
             else kd_table_set(&t3, row, k + 1, "—");
@@ -713,22 +980,24 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
 
     /* ---- charts: legends use short names ---- */
     d->nsvg = 4;
-    d->svg_name[0] = "recall-vs-params.svg";
+    d->svg_name[0] = "recall-vs-bytes.svg";
     d->svg_name[1] = "valid-curves.svg";
     d->svg_name[2] = "loss-curves.svg";
     d->svg_name[3] = "latency.svg";
-    for (size_t k = 0; k < nk; k++) {
-        uint32_t n = values(r, &lines[k], f_recall, x);
-        const kd_rep_model *m0 = pick(s0, &lines[k]);
-        px[k] = m0 ? m0->params : NAN;
-        py[k] = kd_mean(x, n);
-        ser[k] = (kd_series){ lines[k].shortlab, &px[k], &py[k], 1, 1 };
+    int npts = 0;
+    for (size_t q = 0; q < nord; q++) {
+        size_t k = order[q];
+        if (!ln[k]) continue;
+        px[npts] = lb[k];
+        py[npts] = lr[k];
+        ser[npts] = (kd_series){ lines[k].shortlab, &px[npts], &py[npts], 1, 1 };
+        npts++;
     }
-    kd_svg_chart(&d->svg[0], "Recall@10 (mean over seeds) against parameters", "parameters", "Recall@10", ser,
-                        (int)nk, 0);
+    kd_svg_chart(&d->svg[0], "Recall@10 (test, mean over seeds) against serving bytes", "bytes (log)", "Recall@10",
+                 ser, npts, 1);
     for (int which = 0; which < 2; which++) {
         int nser = 0;
-        for (size_t k = 0; k < nk; k++) {
+        for (size_t k = 0; k < nbase; k++) {
             const kd_rep_model *m0 = pick(s0, &lines[k]);
             uint32_t n;
             if (!m0 || read_record(m0->path, which ? "train.loss" : "train.valid", &xs[nser], &ys[nser], &n)) continue;
@@ -746,12 +1015,12 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         /* the distribution of single-user latency as its quantiles (mean over seeds) */
         static const char *const vn[4] = { "p50", "mean", "p90", "p99" };
         field fq[4] = { f_p50, f_lat, f_p90, f_p99 };
-        for (size_t k = 0; k < nk; k++) {
+        for (size_t k = 0; k < nbase; k++) {
             for (int q = 0; q < 4; q++) lat[4 * k + q] = kd_mean(x, values(r, &lines[k], fq[q], x));
             lab[k] = lines[k].shortlab;
         }
         kd_svg_bars(&d->svg[3], "Single-user ranking latency: p50, mean, p90, p99 (mean over seeds)", "µs", lab,
-                           (int)nk, lat, 4, vn);
+                           (int)nbase, lat, 4, vn);
     }
 
     /* ---- provenance: content IDs per seed, the first seed's dataset and teacher ---- */
@@ -783,16 +1052,31 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     if (o->stages) count_stages(o->stages, &runs, &hits);
 
     /* ---- assemble ---- */
+    static const char sec_gap[] = "Is there a gap to close?  Teacher against the plain student (test)";
+    static const char sec_t2[] = "What distillation buys: Δ against the plain student and share of the teacher–student gap closed";
+    static const char sec_t4[] = "The plain student: lr × reg chosen per seed on valid";
+    static const char sec_t5[] = "Recall@10 against bytes: which model wins at each size";
+    static const char note5[] = "Bytes: what serving holds (float: 4 × params; quantised: codes + per-row scales and "
+                                "offsets + float biases).  A quantised line is the quantisation of that seed's model "
+                                "of the line it names (chosen on valid where that line is chosen).";
     kd_buf *md = &d->md, *h = &d->html;
     P(md, "# %s\n\nSeeds: ", o->title);
     put_seeds(md, r);
-    P(md, " (n = %zu).  Study numbers are the PyTorch notebook's (latency in µs).\n\n", ns);
+    P(md, " (n = %zu).  Study numbers are the PyTorch notebook's (latency in µs).  Choices on valid, numbers on test.\n\n", ns);
     P(md, "## The study's table, reproduced\n\n");
     kd_table_md(&t1, md);
-    P(md, "## What distillation buys: share of the teacher–student gap closed\n\n");
+    P(md, "## %s\n\n", sec_gap);
+    put_buf(md, &gaps);
+    P(md, "\n## %s\n\n", sec_t2);
     kd_table_md(&t2, md);
     kd_buf_append(md, notes, strlen(notes));
-    P(md, "## Recall@10 per seed\n\n");
+    P(md, "## %s\n\n", sec_t4);
+    kd_table_md(&t4, md);
+    P(md, "## %s\n\n%s\n\n", sec_t5, note5);
+    kd_table_md(&t5, md);
+    P(md, "The frontier, by size (test Recall@10; each model on it significantly beats every smaller one):\n\n");
+    put_buf(md, &wins);
+    P(md, "\n## Recall@10 per seed (test)\n\n");
     kd_table_md(&t3, md);
     P(md, "## Charts\n\n");
     for (int k = 0; k < 4; k++) P(md, "![%s](%s)\n\n", d->svg_name[k], d->svg_name[k]);
@@ -812,14 +1096,32 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     X(h, o->title);
     P(h, "</h1>\n<p>Seeds: ");
     put_seeds(h, r);
-    P(h, " (n = %zu). Study numbers are the PyTorch notebook's (latency in µs).</p>\n", ns);
+    P(h, " (n = %zu). Study numbers are the PyTorch notebook's (latency in µs). Choices on valid, numbers on test.</p>\n", ns);
     P(h, "<h2>The study's table, reproduced</h2>\n");
     kd_table_html(&t1, h);
-    P(h, "<h2>What distillation buys: share of the teacher–student gap closed</h2>\n");
+    P(h, "<h2>");
+    X(h, sec_gap);
+    P(h, "</h2>\n<pre>");
+    escape_buf2(h, &gaps, 0, 1);
+    P(h, "</pre>\n<h2>");
+    X(h, sec_t2);
+    P(h, "</h2>\n");
     kd_table_html(&t2, h);
     P(h, "<p>");
     X(h, notes);
-    P(h, "</p>\n<h2>Recall@10 per seed</h2>\n");
+    P(h, "</p>\n<h2>");
+    X(h, sec_t4);
+    P(h, "</h2>\n");
+    kd_table_html(&t4, h);
+    P(h, "<h2>");
+    X(h, sec_t5);
+    P(h, "</h2>\n<p>");
+    X(h, note5);
+    P(h, "</p>\n");
+    kd_table_html(&t5, h);
+    P(h, "<p>The frontier, by size (test Recall@10; each model on it significantly beats every smaller one):</p>\n<pre>");
+    escape_buf2(h, &wins, 0, 1);
+    P(h, "</pre>\n<h2>Recall@10 per seed (test)</h2>\n");
     kd_table_html(&t3, h);
     P(h, "<h2>Charts</h2>\n");
     for (int k = 0; k < 4; k++) put_buf(h, &d->svg[k]);
@@ -833,18 +1135,22 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
 
     kd_table_text(&t1, &d->txt);
     P(&d->txt, "\n");
+    put_buf(&d->txt, &gaps);
+    P(&d->txt, "\n");
     kd_table_text(&t2, &d->txt);
+    P(&d->txt, "\n");
+    kd_table_text(&t5, &d->txt);
     rc = 0;
     if (0) {
 oom:
         kd_fail(e, "out of memory");
     }
-    kd_table_free(&t1); kd_table_free(&t2); kd_table_free(&t3);
-    kd_buf_free(&prov); kd_buf_free(&params); kd_buf_free(&knobs);
+    kd_table_free(&t1); kd_table_free(&t2); kd_table_free(&t3); kd_table_free(&t4); kd_table_free(&t5);
+    kd_buf_free(&prov); kd_buf_free(&params); kd_buf_free(&knobs); kd_buf_free(&gaps); kd_buf_free(&wins);
     for (size_t k = 0; xs && k < nl; k++) { free(xs[k]); free(ys ? ys[k] : NULL); }
-    for (size_t k = 0; lines && k < nl; k++) free(lines[k].label);
-    free(lines); free(x); free(gr); free(gn); free(dr); free(px); free(py); free(lat); free(xs); free(ys); free(ser);
-    free(lab);
+    for (size_t k = 0; lines && k < nl; k++) { free(lines[k].label); free(lines[k].key); free(lines[k].shortlab); }
+    free(lines); free(order); free(x); free(gr); free(gn); free(dr); free(dn); free(px); free(py); free(lb); free(lr);
+    free(ln); free(dom); free(domp); free(domd); free(lat); free(xs); free(ys); free(ser); free(lab); free(qs);
     return rc;
 }
 
@@ -921,14 +1227,19 @@ static const kd_rep_model *find(const kd_rep_seed *s, const query *q)
     return NULL;
 }
 
-/* mean over seeds of the matching model's Recall@10 (NaN when absent); its params too */
-static double mean_recall(const kd_report *r, const query *q, double *params, double *scratch)
+/* mean over seeds of the matching model's Recall@10 (NaN when absent); its params and
+ * serving bytes too */
+static double mean_recall(const kd_report *r, const query *q, double *params, double *bytes, double *scratch)
 {
     uint32_t n = 0;
     for (size_t k = 0; k < r->ns; k++) {
         const kd_rep_model *m = q->role == KD_ROLE_TEACHER ? (r->s[k].teacher >= 0 ? &r->s[k].m[r->s[k].teacher] : NULL)
                                                            : find(&r->s[k], q);
-        if (m) { scratch[n++] = m->recall; if (params) *params = m->params; }
+        if (m) {
+            scratch[n++] = m->recall;
+            if (params) *params = m->params;
+            if (bytes) *bytes = m->bytes;
+        }
     }
     return n ? kd_mean(scratch, n) : NAN;
 }
@@ -1039,7 +1350,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         kd_table_setf(&th, row, 0, "α = %s", rl[a]);
         for (size_t c = 0; c < nt; c++) {
             query q = { KD_ROLE_DISTILLED, "margin-mse", "alpha", alphas.v[a], temps.v[c], sdim };
-            hv[a * nt + c] = mean_recall(r, &q, NULL, scratch);
+            hv[a * nt + c] = mean_recall(r, &q, NULL, NULL, scratch);
             kd_table_setf(&th, row, c + 1, "%.4f", hv[a * nt + c]);
         }
     }
@@ -1059,7 +1370,7 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
         kd_table_set(&tl, row, 0, lt);
         for (size_t c = 0; c < nm; c++) {
             query q = { KD_ROLE_DISTILLED, meth.v[c], "lambda", lams.v[l], NAN, sdim };
-            ly[c * nl + l] = mean_recall(r, &q, NULL, scratch);
+            ly[c * nl + l] = mean_recall(r, &q, NULL, NULL, scratch);
             kd_table_setf(&tl, row, c + 1, "%.4f", ly[c * nl + l]);
         }
     }
@@ -1068,36 +1379,42 @@ static int sweep_report(const kd_report *r, const kd_report_opts *o, kd_report_d
                         (int)nm, 1);
     /* frontier */
     kd_table_free(&tf);
-    kd_table_init(&tf, 3 + ns);
+    kd_table_init(&tf, 5 + ns);
     row = kd_table_add(&tf);
     kd_table_set(&tf, row, 0, "student dim");
     kd_table_set(&tf, row, 1, "params");
-    kd_table_set(&tf, row, 2, "plain");
-    for (size_t c = 0; c < ns; c++) kd_table_set(&tf, row, 3 + c, smeth.v[c]);
-    double tpar = NAN;
+    kd_table_set(&tf, row, 2, "bytes");
+    kd_table_set(&tf, row, 3, "compression (bytes)");
+    kd_table_set(&tf, row, 4, "plain");
+    for (size_t c = 0; c < ns; c++) kd_table_set(&tf, row, 5 + c, smeth.v[c]);
+    double tpar = NAN, tbytes = NAN;
     query tq = { KD_ROLE_TEACHER, "", "", NAN, NAN, NAN };
-    double trec = mean_recall(r, &tq, &tpar, scratch);
+    double trec = mean_recall(r, &tq, &tpar, &tbytes, scratch);
     for (size_t i = 0; i < nd; i++) {
-        double par = NAN;
+        double par = NAN, by = NAN;
         query q = { KD_ROLE_STUDENT, "", "", NAN, NAN, dims.v[i] };
         const char *dt = LABEL(dims.v[i]);
         if (!dt) goto oom;
-        fy[i] = mean_recall(r, &q, &par, scratch);
+        fy[i] = mean_recall(r, &q, &par, &by, scratch);
         fx[i] = par;
         row = kd_table_add(&tf);
         kd_table_set(&tf, row, 0, dt);
         kd_table_setf(&tf, row, 1, "%.0f", par);
-        kd_table_setf(&tf, row, 2, "%.4f", fy[i]);
+        kd_table_setf(&tf, row, 2, "%.0f", by);
+        kd_table_setf(&tf, row, 3, "%.2f×", tbytes / by);
+        kd_table_setf(&tf, row, 4, "%.4f", fy[i]);
         for (size_t c = 0; c < ns; c++) {
             query qm = { KD_ROLE_DISTILLED, smeth.v[c], "lambda", slam[c], NAN, dims.v[i] };
-            fy[(1 + c) * nd + i] = mean_recall(r, &qm, NULL, scratch);
-            kd_table_setf(&tf, row, 3 + c, "%.4f", fy[(1 + c) * nd + i]);
+            fy[(1 + c) * nd + i] = mean_recall(r, &qm, NULL, NULL, scratch);
+            kd_table_setf(&tf, row, 5 + c, "%.4f", fy[(1 + c) * nd + i]);
         }
     }
     row = kd_table_add(&tf);
     kd_table_set(&tf, row, 0, "teacher");
     kd_table_setf(&tf, row, 1, "%.0f", tpar);
-    kd_table_setf(&tf, row, 2, "%.4f", trec);
+    kd_table_setf(&tf, row, 2, "%.0f", tbytes);
+    kd_table_set(&tf, row, 3, "1.00×");
+    kd_table_setf(&tf, row, 4, "%.4f", trec);
     ser[0] = (kd_series){ "plain student", fx, fy, (uint32_t)nd, 0 };
     for (size_t c = 0; c < ns; c++) ser[1 + c] = (kd_series){ smeth.v[c], fx, fy + (1 + c) * nd, (uint32_t)nd, 0 };
     ser[1 + ns] = (kd_series){ "teacher", &tpar, &trec, 1, 1 };

@@ -14,8 +14,13 @@
  *     evaluation names it as input.teacher (or it is the --reference): being distilled
  *     from is what makes a BPR model a teacher, whatever it is called.  Every teacher row
  *     of a directory must be the same model.
- *   - the plain student: the one model with role student (the study report refuses a
- *     directory with two different ones; the sweep has one per student dim).
+ *   - the plain student: chosen per seed on validation among the plain-student runs (role
+ *     student, method bpr: an lr x reg grid), exactly as a method's knob is: the best
+ *     validation Recall@10, the first in eval-test.tsv's order on a tie (a run without a
+ *     validation figure is never preferred); the sweep has one per student dim.
+ *   - quantised models (role quantised): each is shown beside the model it quantises (its
+ *     source column), so "the teacher's int8" is the quantisation of that seed's teacher
+ *     and "the plain student's int8" that of the seed's chosen plain student.
  *   - the study's own margin-MSE run versus the margin-MSE knob grid: the grid is "the
  *     plain student's training plus a distillation term", so a grid point is trained with
  *     exactly the plain student's settings; the study's run uses its own (STUDY_FLAGS:
@@ -25,6 +30,9 @@
  *     with different values.  This holds whatever alpha and temperature the study uses
  *     (ALPHA may equal a grid value) and however many grid values there are; it fails
  *     only when the study is trained exactly like a grid point, and then it is one.
+ *     With an lr x reg grid of plain students, the study's run is the margin-mse model
+ *     trained unlike every plain-student run (so no grid point may use the study's lr
+ *     and the default reg: pipelines/study.mk's grid does not).
  *     Two such models with different content IDs are an error.
  *   - each method's candidates: the distilled models of that method other than the
  *     study's run; the one chosen in a seed has the best validation Recall@10 (the first
@@ -49,7 +57,7 @@
 #include "kd_err.h"
 #include "kd_io.h"
 
-enum { KD_ROLE_OTHER, KD_ROLE_TEACHER, KD_ROLE_STUDENT, KD_ROLE_DISTILLED };
+enum { KD_ROLE_OTHER, KD_ROLE_TEACHER, KD_ROLE_STUDENT, KD_ROLE_DISTILLED, KD_ROLE_QUANT };
 
 /* One row of a seed's eval-test.tsv and what it says about its model. */
 typedef struct kd_rep_model {
@@ -58,13 +66,16 @@ typedef struct kd_rep_model {
     char    *knob;        /* "alpha", "lambda" or "-" */
     char    *knob_text;   /* the knob's value as kd-eval wrote it ("0.1"), "-" without */
     char    *path;        /* the model's artifact in the seed directory */
+    char    *quant;       /* "int8-sym", ... for a quantised model, "-" for a float one */
     char    *prov;        /* its provenance text (NUL-terminated; loaded where needed, else NULL) */
     double   knob_value;  /* NaN without a knob */
     double   temperature; /* margin-mse's T from provenance (NaN otherwise) */
     uint64_t id, teacher; /* content IDs (teacher 0 when none) */
+    uint64_t source;      /* a quantised model's source's content ID (0 for a float one) */
     int      role;        /* KD_ROLE_* */
     int      study;       /* 1 for the study's own margin-MSE run */
     double   dim, recall, ndcg, lat_mean, lat_p50, lat_p90, lat_p99, params;
+    double   bytes;       /* serving bytes (kd-eval's bytes column) */
     double   valid;       /* validation Recall@10 (NaN when absent or in a sweep) */
 } kd_rep_model;
 
@@ -75,7 +86,8 @@ typedef struct kd_rep_seed {
     char         *data;      /* the teacher's dataset artifact in dir, or NULL */
     kd_rep_model *m;         /* n rows in eval-test.tsv's order */
     size_t        n, cap;
-    long          teacher, student, study; /* row indices, -1 when absent */
+    long          teacher, student, study; /* row indices, -1 when absent; student: the one chosen on valid */
+    size_t        nplain;    /* the plain-student runs it was chosen among */
 } kd_rep_seed;
 
 typedef struct kd_report {
@@ -103,6 +115,8 @@ int  kd_report_find_study(kd_rep_seed *s, kd_err *e);
 /* 1 when model_prov agrees with student_prov on every training setting both have. */
 int  kd_report_trained_like(const char *student_prov, const char *model_prov);
 
+/* The plain student chosen on validation in s (s->student), or -1 without one. */
+long kd_report_choose_plain(const kd_rep_seed *s);
 /* The row of `method` chosen on validation in seed s, or NULL. */
 const kd_rep_model *kd_report_selected(const kd_rep_seed *s, const char *method);
 

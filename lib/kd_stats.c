@@ -3,6 +3,9 @@
 #include "kd_stats.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+#include "kd_rng.h" /* kd_mix64: the bootstrap's stream */
 
 double kd_mean(const double *x, uint32_t n)
 {
@@ -78,4 +81,57 @@ double kd_ttest_p(const double *d, uint32_t n)
     if (s == 0) return m == 0 ? NAN : 0;
     double t = m / (s / sqrt((double)n));
     return 2 * kd_t_cdf(-fabs(t), n - 1);
+}
+
+double kd_quantile_sorted(const double *sorted, uint64_t n, double q)
+{
+    if (n == 0) return NAN;
+    double pos = q * (double)(n - 1);
+    uint64_t lo = (uint64_t)pos;
+    if (lo >= n - 1) return sorted[n - 1];
+    double frac = pos - (double)lo;
+    return sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int kd_boot_mean_ci(const double *x, uint32_t n, double level, uint32_t draws, uint64_t seed, double *lo, double *hi)
+{
+    *lo = *hi = NAN;
+    if (n < 2 || draws == 0) return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (isnan(x[i])) return -1;
+    uint64_t nres = 1;
+    int exact = n <= KD_BOOT_EXACT_N;
+    if (exact) for (uint32_t i = 0; i < n; i++) nres *= n;  /* at most 6^6 = 46656 */
+    else nres = draws;
+    double *means = malloc(nres * sizeof *means);
+    uint32_t *idx = calloc(n, sizeof *idx);
+    if (!means || !idx) { free(means); free(idx); return -1; }
+    uint64_t state = seed;
+    for (uint64_t r = 0; r < nres; r++) {
+        double s = 0;
+        if (exact) {
+            /* resample r: its base-n digits pick the seeds (idx counts like an odometer) */
+            for (uint32_t i = 0; i < n; i++) s += x[idx[i]];
+            for (uint32_t i = 0; i < n && ++idx[i] == n; i++) idx[i] = 0;
+        } else {
+            for (uint32_t i = 0; i < n; i++) {
+                state += 0x9e3779b97f4a7c15ULL;
+                /* the top 32 bits times n: an index in [0, n), bias below 2^-32 * n */
+                s += x[(uint32_t)(((kd_mix64(state) >> 32) * n) >> 32)];
+            }
+        }
+        means[r] = s / n;
+    }
+    qsort(means, nres, sizeof *means, cmp_dbl);
+    *lo = kd_quantile_sorted(means, nres, (1 - level) / 2);
+    *hi = kd_quantile_sorted(means, nres, (1 + level) / 2);
+    free(means);
+    free(idx);
+    return 0;
 }

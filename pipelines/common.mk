@@ -76,8 +76,19 @@ MODELS += $(1)
 endef
 MODELS :=
 
+# $(call kd_quant,NAME,SOURCE,ARGS): NAME.kd in every seed directory: kd-quant ARGS of the seed's
+# SOURCE.kd.  NAME joins QMODELS: evaluated on test beside their sources, never chosen among.
+define kd_quant
+$(call kd_args_rule,$(1),$(3))
+$(SEEDS:%=$(PDIR)/s%/$(1).kd): $(PDIR)/s%/$(1).kd: $(PDIR)/s%/$(2).kd $(PDIR)/s%/.args/$(1) $(BIN)/kd-quant
+	$$(RUN) $(BIN)/kd-quant -q $(CACHE) --label "$(1) seed=$$*" $$(args.$(1)) $$< -o $$@
+QMODELS += $(1)
+endef
+QMODELS :=
+
 # every model of a seed directory, as prerequisites of its pattern rules (% is the seed)
-seed_models = $(addprefix $(PDIR)/s%/,$(MODELS:=.kd))
+seed_models  = $(addprefix $(PDIR)/s%/,$(MODELS:=.kd))
+seed_qmodels = $(addprefix $(PDIR)/s%/,$(QMODELS:=.kd))
 
 # ---- the report ----------------------------------------------------------------------------
 $(PDIR)/.args/report: FORCE

@@ -116,6 +116,13 @@ col() { # col NAME FILE: the column NAME of the first data row
     no_temporaries
 }
 
+# cols FILE NAME...: the named columns of every data row, space-separated
+cols() {
+    local f=$1; shift
+    awk -F'\t' -v want="$*" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; n = split(want, w, " "); next }
+        { line = ""; for (k = 1; k <= n; k++) line = line (k > 1 ? " " : "") $c[w[k]]; print line }' "$f"
+}
+
 @test "each model's role, method, knob and seed come from its provenance, not its file name" {
     kd-train -q --dim 16 --epochs 2 --seed 7 small.kd -o student.kd
     kd-distill -q --teacher m.kd --method rrd --lambda 0.3 --dim 4 --epochs 2 --seed 7 small.kd -o teacher.kd
@@ -123,21 +130,51 @@ col() { # col NAME FILE: the column NAME of the first data row
     kd-eval --no-timing -k 10 small.kd student.kd teacher.kd x.kd m.kd >out.tsv
     # the older columns stay first and in place
     head -1 out.tsv | grep -q $'^model\tkind\tdim\tparams\tbytes\tcompression\tcompression_bytes\trecall@10'
-    head -1 out.tsv | grep -q $'\tskipped\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher$'
-    awk -F'\t' 'NR > 1 { print $1, $(NF-5), $(NF-4), $(NF-3), $(NF-2), $(NF-1) }' out.tsv >got
-    printf '%s\n' 'student student bpr - - 7' 'teacher distilled rrd lambda 0.3 7' 'x distilled margin-mse alpha 0.1 7' \
-        'm teacher bpr - - 1' >want
+    head -1 out.tsv | grep -q $'\tskipped\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tquant\tsource$'
+    cols out.tsv model role method knob knob_value seed quant source >got
+    printf '%s\n' 'student student bpr - - 7 - -' 'teacher distilled rrd lambda 0.3 7 - -' \
+        'x distilled margin-mse alpha 0.1 7 - -' 'm teacher bpr - - 1 - -' >want
     diff want got
     tid=$(content_id m.kd)
-    [ "$(awk -F'\t' 'NR == 3 { print $NF }' out.tsv)" = "$tid" ]
-    [ "$(awk -F'\t' 'NR == 5 { print $(NF-6), $NF }' out.tsv)" = "$tid -" ]
+    [ "$(cols out.tsv teacher | sed -n 2p)" = "$tid" ]
+    [ "$(cols out.tsv id teacher | sed -n 4p)" = "$tid -" ]
     # alone, a BPR model is a student; as the --reference it is the teacher
     kd-eval --no-timing small.kd m.kd >a.tsv
-    [ "$(awk -F'\t' 'NR == 2 { print $(NF-5) }' a.tsv)" = student ]
+    [ "$(cols a.tsv role)" = student ]
     kd-eval --no-timing --reference m.kd small.kd m.kd >b.tsv
-    [ "$(awk -F'\t' 'NR == 2 { print $(NF-5) }' b.tsv)" = teacher ]
+    [ "$(cols b.tsv role)" = teacher ]
     kd-eval --no-timing --json small.kd m.kd >c.json
-    grep -q '"role":"student","method":"bpr","knob":null,"knob_value":null,"seed":1,"teacher":null}$' c.json
+    grep -q '"role":"student","method":"bpr","knob":null,"knob_value":null,"seed":1,"teacher":null,"quant":null,"source":null}$' c.json
+}
+
+@test "bytes are the serving bytes: 4 x params in float, codes + scales + offsets + biases quantised" {
+    kd-distill -q --teacher m.kd --method rd --lambda 0.3 --dim 8 --epochs 2 --seed 3 small.kd -o d.kd
+    kd-quant -q --bits 8 --scheme sym m.kd -o m8.kd
+    kd-quant -q --bits 4 d.kd -o d4.kd
+    kd-eval --no-timing -k 10 --reference m.kd small.kd m.kd d.kd m8.kd d4.kd >out.tsv
+    rows=$(( 60 + 40 ))
+    # float: (users + items) x (dim + 1) floats; int8 sym: dim codes + scale + bias per row;
+    # int4 asym: dim/2 code bytes + scale + offset + bias per row
+    printf '%s\n' "$(( rows * 17 * 4 )) 1.0000" "$(( rows * 9 * 4 )) 1.8889" "$(( rows * (16 + 8) )) 2.8333" \
+        "$(( rows * (4 + 12) )) 4.2500" >want
+    cols out.tsv bytes compression_bytes >got
+    diff want got
+    [ "$(cols out.tsv params | sort -n -u | tr '\n' ' ')" = "$(( rows * 9 )) $(( rows * 17 )) " ]
+}
+
+@test "a quantised model says which scheme and which model it quantises, and keeps that model's identity" {
+    kd-distill -q --teacher m.kd --method rd --lambda 0.3 --dim 8 --epochs 2 --seed 3 small.kd -o d.kd
+    kd-quant -q --bits 8 m.kd -o m8.kd
+    kd-quant -q --bits 4 --scheme sym d.kd -o d4.kd
+    # the quantised files named as each other: identity never comes from the name
+    kd-eval --no-timing -k 10 --name d4 --name m8 small.kd m8.kd d4.kd m.kd d.kd >out.tsv
+    cols out.tsv model role method knob knob_value seed teacher quant source >got
+    mid=$(content_id m.kd) did=$(content_id d.kd)
+    printf '%s\n' "d4 quantised bpr - - 1 - int8-asym $mid" "m8 quantised rd lambda 0.3 3 $mid int4-sym $did" \
+        "m teacher bpr - - 1 - - -" "d distilled rd lambda 0.3 3 $mid - -" >want
+    diff want got
+    kd-eval --no-timing --json small.kd m8.kd >q.json
+    grep -q "\"role\":\"quantised\",.*\"quant\":\"int8-asym\",\"source\":\"$mid\"}\$" q.json
 }
 
 @test "--name is not limited in number" {

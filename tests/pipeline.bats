@@ -7,10 +7,14 @@ load test_helper
 REPO=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 BUILD_DIR=$(dirname "$KD_BIN")
 
+# one plain-student run and no quantisation: the tests below count stages of that shape
+# (the grid and the kd-quant stages have a test of their own)
+SMALL="PLAIN_LRS=0.05 PLAIN_REGS=0.01 QUANT_BITS="
+
 run_pipeline() { # run_pipeline [VAR=value...]: the seed pipeline in the current directory
     make --no-print-directory -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache \
         SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
-        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 "$@" >out.log 2>err.log
+        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 $SMALL "$@" >out.log 2>err.log
 }
 ran() { grep -c ': ran in ' err.log || true; }
 cached() { grep -c ': cached (key ' err.log || true; }
@@ -106,7 +110,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     (cd a && ids) >a.ids
     (cd b && make --no-print-directory -j2 -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=../cacheB \
         SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
-        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 >/dev/null 2>&1)
+        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 $SMALL >/dev/null 2>&1)
     (cd b && ids) >b.ids
     cmp a.ids b.ids
     (cd b && run_pipeline KD_CACHE=../shared) & p1=$!
@@ -126,7 +130,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     for delay in 0.3 0.8; do
         env --default-signal=INT make --no-print-directory -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache \
             SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
-            METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 >/dev/null 2>&1 &
+            METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 $SMALL >/dev/null 2>&1 &
         pid=$!
         sleep "$delay"
         kill -INT "$pid" 2>/dev/null || true
@@ -148,6 +152,10 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     awk '/^α = / { if ($4 != $5 || $5 != $6) exit 1; n++ } END { exit n != 2 }' out.log
     xmllint --noout data/sweep/report.html
     [ -s data/sweep/frontier.svg ] && [ -s data/sweep/alpha-temperature.svg ]
+    # the size table says bytes (4 x params in float) and compression against the teacher
+    grep -q '^| student dim | params | bytes | compression (bytes) | plain | rrd |' data/sweep/report.md
+    awk -F' [|] ' '$1 == "| 8" && $3 == 4 * $2 { ok = 1 } END { exit !ok }' data/sweep/report.md
+    grep -q '^| teacher | [0-9]* | [0-9]* | 1.00× |' data/sweep/report.md
 }
 
 @test "a cache on a full disk: the stage still writes its result, warns, and leaves no partial entry" {
@@ -170,7 +178,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     rm -rf data cache
     make --no-print-directory -f "$REPO/pipelines/seed.mk" pipeline-report BUILD="$BUILD_DIR" KD_CACHE=cache \
         SEEDS="1 2" GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=8 \
-        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 >/dev/null 2>&1 &
+        METHODS="margin-mse rrd" ALPHAS=0.1 LAMBDAS=0.3 $SMALL >/dev/null 2>&1 &
     pid=$!
     sleep 0.5
     kill -KILL "$pid" 2>/dev/null || true
@@ -185,6 +193,29 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     cmp want.ids got.ids
     kd-cache --cache cache verify >v.out
     grep -qx $'corrupt\t0' v.out
+}
+
+@test "the plain-student grid and the kd-quant stages: chosen on valid, quantised, shown with bytes" {
+    run_pipeline PLAIN_LRS="0.05 0.1" QUANT_BITS="8 4" QUANT_METHODS=rrd
+    # per seed: data, teacher, 2 students, study, margin-mse_a0.1, rrd_l0.3, 2 x (teacher, 2
+    # students, rrd_l0.3) quantised, two evaluations: 17
+    [ "$(ran)" -eq 34 ]
+    grep -q '^kd-train student seed=1: ran in' err.log
+    grep -q 'student_lr0.1_reg0.01 seed=2: ran in' err.log
+    grep -q 'student_lr0.1_reg0.01_q4 seed=1: ran in' err.log
+    grep -q -- '--lr 0.1 --reg 0.01 ' data/seed/s1/.args/student_lr0.1_reg0.01
+    grep -q -- '--lr 0.05 --reg 0.01 ' data/seed/s1/.args/student
+    # quantised models are evaluated on test only, valid chooses among float runs
+    [ "$(grep -c $'\tquantised\t' data/seed/s1/eval-test.tsv)" -eq 8 ]
+    ! grep -q $'\tquantised\t' data/seed/s1/eval-valid.tsv
+    grep -q '^| 1 | 2 | 0\.\(05\|1\) | 0\.01 |' data/seed/report.md
+    grep -q '^| teacher, int8-asym | [0-9]* | 3.42× |' data/seed/report.md
+    grep -q '^| plain student (chosen on valid), int4-asym | ' data/seed/report.md
+    grep -q '^| distilled: rrd (knob chosen on valid), int8-asym | ' data/seed/report.md
+    grep -q 'on the frontier' data/seed/report.md
+    # the same again: nothing runs
+    run_pipeline PLAIN_LRS="0.05 0.1" QUANT_BITS="8 4" QUANT_METHODS=rrd
+    [ "$(ran)" -eq 0 ]
 }
 
 @test "make -n report on a fresh tree writes nothing, for every pipeline" {
@@ -232,7 +263,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
 @test "make report's progress line: none when stderr is not a terminal" {
     sh "$REPO/tools/progress.sh" 2 pipeline-report make --no-print-directory -f "$REPO/pipelines/seed.mk" BUILD="$BUILD_DIR" \
         KD_CACHE=cache SEEDS=1 GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=4 \
-        METHODS=rrd LAMBDAS=0.3 >out.log 2>err.log
+        METHODS=rrd LAMBDAS=0.3 $SMALL >out.log 2>err.log
     [ "$(ran)" -eq 7 ]   # data, teacher, student, study, rrd_l0.3, two evaluations
     ! grep -q 'stages' err.log
     grep -q 'plain student' out.log
@@ -244,7 +275,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     command -v script >/dev/null || skip "needs script (util-linux)"
     cmd="sh '$REPO/tools/progress.sh' 2 pipeline-report make --no-print-directory -j2 -f '$REPO/pipelines/seed.mk' BUILD='$BUILD_DIR' \
         KD_CACHE=cache SEEDS='1 2' GEN_FLAGS='--users 150 --items 80 --mean 12 --rank 16 --clusters 16' EPOCHS=4 \
-        METHODS=rrd LAMBDAS=0.3"
+        METHODS=rrd LAMBDAS=0.3 $SMALL"
     script -qfec "$cmd" /dev/null >tty.log
     # each redraw starts with a carriage return; the last one is the final count
     last() { tr '\r' '\n' <tty.log | grep -a '^\[report\] [0-9]*/[0-9]* stages, ' | tail -1; }

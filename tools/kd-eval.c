@@ -16,6 +16,7 @@
 #include "kd_dataset.h"   /* kd_dataset_load */
 #include "kd_eval.h"      /* kd_evaluate, kd_eval_latency */
 #include "kd_model.h"     /* kd_model_from_art */
+#include "kd_quant.h"     /* kd_quant_art_serving_bytes */
 
 static const char *prog = "kd-eval";
 
@@ -24,18 +25,23 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: %s [options] DATASET MODEL... [-o OUT]\n"
         "Rank all items for every user with held-out items (excluding the user's train items,\n"
-        "and valid items on test), and report per model: name, kind, dim, params, bytes,\n"
-        "compression, recall/ndcg/precision/hitrate/mrr/map at each K, users evaluated and\n"
+        "and valid items on test), and report per model: name, kind, dim, params, bytes (what\n"
+        "serving it holds: 4 x params for a float model, codes + scales + offsets + biases for\n"
+        "a kd-quant one), compression (params, bytes), recall/ndcg/precision/hitrate/mrr/map\n"
+        "at each K, users evaluated and\n"
         "skipped, single-user latency (mean, p50, p90, p99 in microseconds) and users/s, then\n"
         "what the model is, from its provenance ('-' when it does not say):\n"
         "  id          the model's content ID\n"
         "  role        teacher (the --reference, or named as input.teacher by a model of this\n"
         "              evaluation), distilled (has a teacher), student (any other kd-train\n"
-        "              model) or other\n"
+        "              model), quantised (a kd-quant model) or other\n"
         "  method      bpr for kd-train models, else the distillation method\n"
         "  knob        the method's weight: alpha (margin-mse, convex mix) or lambda\n"
         "  knob_value  its value (shortest text that reads back exactly)\n"
         "  seed        the training seed;  teacher  the teacher's content ID\n"
+        "  quant       int8-sym, int4-asym, ... for a kd-quant model (its method, knob, seed\n"
+        "              and teacher are then those of the model it quantises)\n"
+        "  source      the content ID of the model a kd-quant model quantises\n"
         "  -k LIST              cutoffs [10,20]\n"
         "  --split test|valid   held-out split [test]\n"
         "  --name NAME          name of the next model in the output (repeatable)\n"
@@ -95,14 +101,14 @@ static const char *base_name(const char *path, char *buf, size_t n)
 /* What a model is, from its provenance (and the other models' and --reference's content
  * IDs, for the teacher).  Absent facts are "-" (null in JSON). */
 typedef struct ident {
-    char        id[17], knob_value[32];
-    char       *teacher, *method, *seed; /* owned, "-" when absent */
+    char        id[17], knob_value[32], quant[32];
+    char       *teacher, *method, *seed, *source; /* owned, "-" when absent */
     const char *role, *knob;
 } ident;
 
 static void ident_free(ident *w)
 {
-    free(w->teacher); free(w->method); free(w->seed);
+    free(w->teacher); free(w->method); free(w->seed); free(w->source);
 }
 
 typedef struct row {
@@ -122,7 +128,7 @@ static void put_header(kd_buf *b, const kd_eval_opts *eo, int timing)
         for (int x = 0; x < eo->nk; x++) kd_buf_printf(b, "\t%s@%u", kd_metric_names[mi], eo->ks[x]);
     kd_buf_printf(b, "\tusers\tskipped");
     if (timing) kd_buf_printf(b, "\tlat_mean_us\tlat_p50_us\tlat_p90_us\tlat_p99_us\tusers_per_s");
-    kd_buf_printf(b, "\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\n");
+    kd_buf_printf(b, "\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tquant\tsource\n");
 }
 
 /* a JSON string, or null for an absent fact */
@@ -154,6 +160,8 @@ static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing,
         if (w->seed[strspn(w->seed, "0123456789")] || !strcmp(w->seed, "-")) put_json_str(b, "seed", w->seed);
         else kd_buf_printf(b, ",\"seed\":%s", w->seed); /* digits only: a JSON number */
         put_json_str(b, "teacher", w->teacher);
+        put_json_str(b, "quant", w->quant);
+        put_json_str(b, "source", w->source);
         kd_buf_printf(b, "}\n");
         return;
     }
@@ -165,8 +173,8 @@ static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing,
     if (timing)
         kd_buf_printf(b, "\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f", r->lat_mean, r->p50, r->p90, r->p99, r->ups);
     const ident *w = r->who;
-    kd_buf_printf(b, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w->id, w->role, w->method, w->knob, w->knob_value, w->seed,
-                  w->teacher);
+    kd_buf_printf(b, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w->id, w->role, w->method, w->knob, w->knob_value,
+                  w->seed, w->teacher, w->quant, w->source);
 }
 
 /* A provenance value in a fresh allocation, or "-" when absent (or when it holds a tab,
@@ -194,20 +202,33 @@ static char *prov_dup(const kd_art *a, const char *key)
 }
 
 /* Fills w for model k of arts[0..n); 0, or -1 when out of memory.  Its role: "teacher"
- * when its content ID is the reference's or some model's input.teacher, "distilled" when
- * it has a teacher itself, "student" for any other BPR model (kd-train's role=bpr), else
- * "other". */
+ * when its content ID is the reference's or some model's input.teacher, "quantised" for
+ * any other kd-quant model, "distilled" when it has a teacher itself, "student" for any
+ * other BPR model (kd-train's role=bpr), else "other".  A kd-quant model's method, knob,
+ * seed and teacher are those of the model it quantises (kd-quant keeps that model's
+ * provenance under "source."), so the report can say what each quantised row is; its
+ * quant column is int<bits>-<scheme> and its source column that model's content ID. */
 static int identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident *w)
 {
     const kd_art *a = arts[k];
-    char role[16], t[18]; /* t: one more than an ID, so a longer value never equals one */
+    char role[16], t[18], bits[8], scheme[8]; /* t: one more than an ID, so a longer value never equals one */
     kd_id_hex(a->content_id, w->id);
-    w->teacher = prov_dup(a, "input.teacher");
-    w->seed = prov_dup(a, "seed");
-    w->method = prov_dup(a, "method");
-    if (!w->teacher || !w->seed || !w->method) return -1;
+    char tool[16];
+    int quant = kd_art_prov_get(a, "tool", tool, sizeof tool) == 0 && !strcmp(tool, "kd-quant") &&
+                kd_art_prov_get(a, "quant.bits", bits, sizeof bits) == 0 &&
+                kd_art_prov_get(a, "quant.scheme", scheme, sizeof scheme) == 0;
+    const char *pre = quant ? "source." : "";
+    char key[32];
+#define KEY(k) (snprintf(key, sizeof key, "%s%s", pre, k), key)
+    if (quant) snprintf(w->quant, sizeof w->quant, "int%s-%s", bits, scheme);
+    else snprintf(w->quant, sizeof w->quant, "-");
+    w->source = quant ? prov_dup(a, "input.model") : strdup("-");
+    w->teacher = prov_dup(a, KEY("input.teacher"));
+    w->seed = prov_dup(a, KEY("seed"));
+    w->method = prov_dup(a, KEY("method"));
+    if (!w->source || !w->teacher || !w->seed || !w->method) return -1;
     /* "bpr" fits role[16] exactly when it is "bpr"; a longer role is not bpr */
-    int bpr = kd_art_prov_get(a, "role", role, sizeof role) == 0 && !strcmp(role, "bpr");
+    int bpr = kd_art_prov_get(a, KEY("role"), role, sizeof role) == 0 && !strcmp(role, "bpr");
     if (!strcmp(w->method, "-") && bpr) {
         free(w->method);
         if (!(w->method = malloc(4))) return -1;
@@ -216,18 +237,18 @@ static int identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident 
     int teacher = ref && ref->content_id == a->content_id;
     for (int j = 0; j < n && !teacher; j++)
         teacher = kd_art_prov_get(arts[j], "input.teacher", t, sizeof t) == 0 && !strcmp(t, w->id);
-    w->role = teacher ? "teacher" : strcmp(w->teacher, "-") ? "distilled" : bpr ? "student" : "other";
+    w->role = teacher ? "teacher" : quant ? "quantised" : strcmp(w->teacher, "-") ? "distilled" : bpr ? "student" : "other";
     /* the knob: margin-mse's convex mix writes alpha, every other weight is lambda */
     w->knob = "-";
     snprintf(w->knob_value, sizeof w->knob_value, "-");
-    if (strcmp(w->role, "distilled")) return 0;
+    if (!strcmp(w->teacher, "-") || (strcmp(w->role, "distilled") && strcmp(w->role, "quantised"))) return 0;
     for (int q = 0; q < 2; q++) {
-        const char *key = q ? "lambda" : "alpha";
+        const char *name = q ? "lambda" : "alpha";
         char v[64], *end;
-        if (kd_art_prov_get(a, key, v, sizeof v)) continue;
+        if (kd_art_prov_get(a, KEY(name), v, sizeof v)) continue;
         double x = strtod(v, &end);
         if (end == v || *end) continue; /* kd_prov writes a number in under 30 characters */
-        w->knob = key;
+        w->knob = name;
         for (int digits = 1; digits <= 17; digits++) { /* "0.1", not "0.10000000000000001" */
             snprintf(w->knob_value, sizeof w->knob_value, "%.*g", digits, x);
             if (strtod(w->knob_value, NULL) == x) break;
@@ -235,6 +256,7 @@ static int identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident 
         break;
     }
     return 0;
+#undef KEY
 }
 
 /* Parses the command line into o.  Returns -1 to go on, else the exit status (0 after
@@ -315,7 +337,6 @@ static const char *model_name(const struct opts *o, int k, char *buf, size_t n)
 typedef struct inputs {
     kd_dataset d;
     kd_art   **arts;     /* nmodels + 1: the models, then the reference (NULL without) */
-    uint64_t  *sizes;    /* (nmodels + 1) their files' sizes in bytes */
     uint64_t  *ids;      /* the stage's inputs: dataset, models, reference */
     int        nids;
     ident     *who;      /* (nmodels) */
@@ -327,7 +348,7 @@ static void inputs_free(inputs *in, int nmodels)
 {
     for (int k = 0; in->arts && k <= nmodels; k++) kd_art_free(in->arts[k]);
     for (int k = 0; in->who && k < nmodels; k++) ident_free(&in->who[k]);
-    free(in->arts); free(in->sizes); free(in->ids); free(in->who); free(in->namebuf);
+    free(in->arts); free(in->ids); free(in->who); free(in->namebuf);
     kd_dataset_free(&in->d);
 }
 
@@ -350,17 +371,15 @@ static int load_inputs(const struct opts *o, inputs *in, kd_err *e)
     int n = o->nmodels;
     if (kd_dataset_load(&in->d, o->dataset, e)) return -1;
     in->arts = kd_calloc_array((uint64_t)n + 1, sizeof *in->arts);
-    in->sizes = kd_calloc_array((uint64_t)n + 1, sizeof *in->sizes);
     in->ids = kd_calloc_array((uint64_t)n + 2, sizeof *in->ids);
     in->who = kd_calloc_array((uint64_t)n, sizeof *in->who);
-    if (!in->arts || !in->sizes || !in->ids || !in->who) return kd_fail(e, "out of memory");
+    if (!in->arts || !in->ids || !in->who) return kd_fail(e, "out of memory");
     in->ids[0] = in->d.content_id;
     in->nids = n + 1 + (o->ref != NULL);
     for (int k = 0; k < n + (o->ref != NULL); k++) {
         const char *path = k < n ? o->models[k] : o->ref;
         kd_buf raw = { 0 };
         int r = kd_read_all(path, &raw, e) || kd_art_parse(raw.p, raw.len, kd_in_name(path), &in->arts[k], e);
-        in->sizes[k] = raw.len;
         kd_buf_free(&raw);
         if (r) return -1;
         if (in->arts[k]->kind != KD_KIND_MODEL)
@@ -438,7 +457,7 @@ static int eval_model(const struct opts *o, const kd_eval_opts *eo, uint32_t top
     const int nmodels = o->nmodels;
     char kind[64] = "bpr";
     row rw = { .name = model_name(o, k, in->namebuf, in->namelen), .kind = kind, .who = &in->who[k],
-               .bytes = in->sizes[k] };
+               .bytes = kd_quant_art_serving_bytes(in->arts[k]) };
     kd_model m = { 0 };
     kd_eval_result res = { 0 };
     if (kd_art_prov_get(in->arts[k], "role", kind, sizeof kind)) strcpy(kind, "unknown");
@@ -450,7 +469,7 @@ static int eval_model(const struct opts *o, const kd_eval_opts *eo, uint32_t top
         rw.dim = m.dim;
         rw.params = kd_model_params(&m);
         rw.comp = ref ? (double)kd_model_param_count(ref) / (double)rw.params : 1.0;
-        rw.compb = ref ? (double)in->sizes[nmodels] / (double)rw.bytes : 1.0;
+        rw.compb = ref ? (double)kd_quant_art_serving_bytes(ref) / (double)rw.bytes : 1.0;
         put_row(&out->tab, eo, &rw, o->timing, o->json);
         put_row(&out->stable, eo, &rw, 0, o->json);
         put_users(o, &in->d, &res, rw.name, topk_n, out);

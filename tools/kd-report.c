@@ -5,8 +5,9 @@
  * DIR holds one directory per seed, s<N>/, with eval-test.tsv, eval-valid.tsv and the models
  * they evaluated; what each model is (teacher, plain student, the study's margin-MSE run, a
  * method at a knob value) comes from kd-eval's columns and the models' provenance, never
- * from file names (lib/kd_report.h says how).  Each method's knob is chosen per seed on the
- * validation split; test is never used to choose. */
+ * from file names (lib/kd_report.h says how).  Each method's knob and the plain student's
+ * lr x reg are chosen per seed on the validation split; test is never used to choose, and
+ * every number the report shows is measured on test. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>

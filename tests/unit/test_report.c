@@ -137,7 +137,7 @@ static void put_model(const char *dir, const char *file, const char *prov, char 
     kd_art_free(a);
 }
 
-static const char hdr[] = "model\tdim\tparams\trecall@10\tndcg@10\tlat_mean_us\tlat_p99_us\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\n";
+static const char hdr[] = "model\tdim\tparams\trecall@10\tndcg@10\tlat_mean_us\tlat_p99_us\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tbytes\n";
 
 /* a seed directory with a teacher, a student and n rrd models at λ = (k+1)/1000, the
  * one with k = best scoring highest on valid (and lowest on test) */
@@ -157,8 +157,8 @@ static void put_seed(const char *dir, int seed, int n, int best)
     put_model(dir, "a.kd", prov, th);
     snprintf(prov, sizeof prov, "tool=kd-train\nrole=bpr\ndim=4\nlr=0.05\nseed=%d\n", seed);
     put_model(dir, "b.kd", prov, sh);
-    fprintf(t, "x\t8\t100\t0.3\t0.2\t5\t9\t%s\tteacher\tbpr\t-\t-\t%d\t-\n", th, seed);
-    fprintf(t, "y\t4\t50\t0.2\t0.1\t4\t8\t%s\tstudent\tbpr\t-\t-\t%d\t-\n", sh, seed);
+    fprintf(t, "x\t8\t100\t0.3\t0.2\t5\t9\t%s\tteacher\tbpr\t-\t-\t%d\t-\t400\n", th, seed);
+    fprintf(t, "y\t4\t50\t0.2\t0.1\t4\t8\t%s\tstudent\tbpr\t-\t-\t%d\t-\t200\n", sh, seed);
     fprintf(v, "%s\t0.3\n%s\t0.2\n", th, sh);
     for (int k = 0; k < n; k++) {
         char file[32], lam[32];
@@ -167,7 +167,7 @@ static void put_seed(const char *dir, int seed, int n, int best)
                  th, lam, seed);
         snprintf(file, sizeof file, "m%d.kd", k);
         put_model(dir, file, prov, mh);
-        fprintf(t, "z\t4\t50\t%.4f\t0.15\t4\t8\t%s\tdistilled\trrd\tlambda\t%s\t%d\t%s\n", k == best ? 0.21 : 0.25, mh,
+        fprintf(t, "z\t4\t50\t%.4f\t0.15\t4\t8\t%s\tdistilled\trrd\tlambda\t%s\t%d\t%s\t200\n", k == best ? 0.21 : 0.25, mh,
                 lam, seed, th);
         fprintf(v, "%s\t%.4f\n", mh, k == best ? 0.9 : 0.5);
     }
@@ -224,19 +224,28 @@ static void test_past_the_limits(void)
     CHECK(m && !strcmp(m->knob_text, "0.25") && m->recall == 0.21);
     CHECK(kd_report_build(&r, &o, &d, &e) == 0);
     kd_buf_printf(&d.md, "%c", 0);
-    CHECK(d.md.p && strstr((const char *)d.md.p, "| distilled: rrd (knob chosen on valid) | l0.25 |"));
+    CHECK(d.md.p && strstr((const char *)d.md.p, "| distilled: rrd (knob chosen on valid) | l0.25 | 200 |"));
     kd_report_doc_free(&d);
     kd_report_free(&r);
 
-    /* the study's report needs exactly one plain student */
+    /* two plain-student runs: the one valid prefers; one without a validation figure is
+     * never preferred */
     snprintf(dir, sizeof dir, "%s/s3/eval-test.tsv", root);
     FILE *f = fopen(dir, "a");
     char sh[17];
     snprintf(dir, sizeof dir, "%s/s3", root);
-    put_model(dir, "c.kd", "tool=kd-train\nrole=bpr\ndim=16\nseed=3\n", sh);
-    if (f) { fprintf(f, "w\t16\t1\t0.1\t0.1\t1\t1\t%s\tstudent\tbpr\t-\t-\t3\t-\n", sh); fclose(f); }
+    put_model(dir, "c.kd", "tool=kd-train\nrole=bpr\ndim=4\nlr=0.1\nseed=3\n", sh);
+    if (f) { fprintf(f, "w\t4\t50\t0.1\t0.1\t1\t1\t%s\tstudent\tbpr\t-\t-\t3\t-\t200\n", sh); fclose(f); }
     e.code = 0;
-    CHECK(kd_report_load(&r, root, 0, &e) == -1 && strstr(e.msg, "two different plain student models"));
+    CHECK(kd_report_load(&r, root, 0, &e) == 0);
+    CHECK(r.ns == 1 && r.s[0].nplain == 2 && r.s[0].student == 1 && kd_report_choose_plain(&r.s[0]) == 1);
+    kd_report_free(&r);
+    snprintf(dir, sizeof dir, "%s/s3/eval-valid.tsv", root);
+    if ((f = fopen(dir, "a"))) { fprintf(f, "%s\t0.9\n", sh); fclose(f); }
+    CHECK(kd_report_load(&r, root, 0, &e) == 0);
+    CHECK(r.ns == 1 && r.s[0].student == 300 && !strcmp(r.s[0].m[300].name, "w"));
+    /* the study's run is only the margin-mse model trained unlike every plain run: none here */
+    CHECK(r.ns == 1 && r.s[0].study == -1);
     kd_report_free(&r);
     rm_tree();
 }

@@ -21,8 +21,12 @@ REPORT_INPUTS = $(foreach s,$(SEEDS),$(PDIR)/s$(s)/eval-test.tsv $(PDIR)/s$(s)/e
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
+# the teacher's own training flags, after TRAIN_FLAGS: a wide teacher can want another --reg
+# or --lr than its student (chosen on valid); empty by default, which changes no argument
+TEACHER_FLAGS ?=
+
 # ($$* is the seed in every stage's arguments)
-$(eval $(call kd_model,teacher,kd-train,teacher,--dim $(TEACHER_DIM) $(TRAIN_COMMON) --seed $$*))
+$(eval $(call kd_model,teacher,kd-train,teacher,--dim $(TEACHER_DIM) $(TRAIN_COMMON) $(TEACHER_FLAGS) --seed $$*))
 $(eval $(call kd_model,student,kd-train,student,--dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $$*))
 $(eval $(call kd_model,study,kd-distill,study margin-mse,--method margin-mse --alpha $(ALPHA) --temperature $(TEMPERATURE) \
     --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $$* $(DISTILL_FLAGS) $(STUDY_FLAGS)))

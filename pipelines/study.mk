@@ -38,8 +38,12 @@ REPORT_INPUTS = $(foreach s,$(SEEDS),$(PDIR)/s$(s)/eval-test.tsv $(PDIR)/s$(s)/e
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
+# the teacher's own training flags, after TRAIN_FLAGS: a wide teacher can want another --reg
+# or --lr than its student (chosen on valid); empty by default, which changes no argument
+TEACHER_FLAGS ?=
+
 # ($$* is the seed in every stage's arguments)
-$(eval $(call kd_model,teacher,kd-train,teacher,--dim $(TEACHER_DIM) $(TRAIN_COMMON) --seed $$*))
+$(eval $(call kd_model,teacher,kd-train,teacher,--dim $(TEACHER_DIM) $(TRAIN_COMMON) $(TEACHER_FLAGS) --seed $$*))
 plain_name = $(if $(and $(filter $(LR),$(1)),$(filter $(REG),$(2))),student,student_lr$(1)_reg$(2))
 $(foreach lr,$(PLAIN_LRS),$(foreach reg,$(PLAIN_REGS),$(eval $(call kd_model,$(call plain_name,$(lr),$(reg)),kd-train,$(call \
     plain_name,$(lr),$(reg)),--dim $(STUDENT_DIM) $(TRAIN_COMMON) --lr $(lr) --reg $(reg) --seed $$*))))

@@ -64,7 +64,11 @@ $(BINS): $(BUILD)/bin/%: $(BUILD)/tools/%.o $(BUILD)/libkd.a
 $(UNIT_BINS): $(BUILD)/unit/%: $(BUILD)/unit/%.o $(BUILD)/libkd.a
 	$(call QUIET,LD,$@)$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/cflags.stamp: FORCE
+# FORCE'd only when the flags differ from the stamp's (read while parsing), so that after a
+# build `make -n` takes no binary, and so no pipeline stage, for one to remake
+stamp_text := $(CC) $(ALL_CFLAGS) $(LDFLAGS)
+stamp_old  := $(file <$(BUILD)/cflags.stamp)
+$(BUILD)/cflags.stamp: $(if $(and $(findstring x$(stamp_old),x$(stamp_text)),$(findstring x$(stamp_text),x$(stamp_old))),,FORCE)
 	@mkdir -p $(@D); f='$(CC) $(ALL_CFLAGS) $(LDFLAGS)'; \
 	  test "$$f" = "$$(cat $@ 2>/dev/null)" || echo "$$f" >$@
 

@@ -35,8 +35,8 @@ export KD_STAGE_LOG := $(abspath $(PDIR))/stages.log
 
 # ---- argument files ----------------------------------------------------------------------
 # Parameter changes reach Make through argument files, $(PDIR)/s<seed>/.args/NAME holding the
-# text of stage NAME's arguments, $(args.NAME).  Their rule is FORCE'd and rewrites the file
-# only when the text changed (the Makefile's cflags.stamp); Make re-stats it after the recipe,
+# text of stage NAME's arguments, $(args.NAME).  A file is FORCE'd only when its text changed
+# (kd_changed_args), and its recipe rewrites it only then; Make re-stats it after the recipe,
 # so a stage depending on it reruns exactly when its parameters change, and since the files
 # are written by recipes, never while Make parses, `make -n` writes nothing.  The recipes of
 # the stages expand $(args.NAME) themselves: the file is never read back.
@@ -52,9 +52,18 @@ kd_same       = $(and $(findstring x$(1),x$(2)),$(findstring x$(2),x$(1)))
 define kd_args_rule
 args.$(1) = $(strip $(2))
 pipeline-args: $(SEEDS:%=$(PDIR)/s%/.args/$(1))
-$(SEEDS:%=$(PDIR)/s%/.args/$(1)): $(PDIR)/s%/.args/$(1): FORCE
+$(SEEDS:%=$(PDIR)/s%/.args/$(1)): $(PDIR)/s%/.args/$(1):
 	$$(call kd_write_args,$$(args.$(1)))
+$$(call kd_changed_args,$(1)): FORCE
 endef
+
+# $(call kd_changed_args,NAME): the argument files of NAME whose text is not what they hold,
+# found while Make parses ($(file <) only reads), so only they are FORCE'd: after a complete
+# run no argument file is, and `make -n report` lists no stage.  The text of a seed is
+# args.NAME's with $$* replaced by the seed, as the recipe's expansion gives it.
+kd_stem         := $$*
+kd_changed_args  = $(foreach s,$(SEEDS),$(if $(call kd_same,$(file <$(PDIR)/s$(s)/.args/$(1)),$(strip \
+                       $(subst $(kd_stem),$(s),$(value args.$(1))))),,$(PDIR)/s$(s)/.args/$(1)))
 
 # ---- stages --------------------------------------------------------------------------------
 # $(call kd_data,LABEL,ARGS[,INPUTS]): data.kd in every seed directory: kd-gen ARGS (the seed
@@ -91,8 +100,9 @@ seed_models  = $(addprefix $(PDIR)/s%/,$(MODELS:=.kd))
 seed_qmodels = $(addprefix $(PDIR)/s%/,$(QMODELS:=.kd))
 
 # ---- the report ----------------------------------------------------------------------------
-$(PDIR)/.args/report: FORCE
-	$(call kd_write_args,$(SEEDS)|$(TITLE))
+report_args = $(SEEDS)|$(TITLE)
+$(PDIR)/.args/report: $(if $(call kd_same,$(file <$(PDIR)/.args/report),$(strip $(report_args))),,FORCE)
+	$(call kd_write_args,$(report_args))
 
 # the report reads every seed directory it finds, so stale seeds are removed first
 $(PDIR)/report.md $(PDIR)/report.html $(PDIR)/report.txt &: $(REPORT_INPUTS) $(PDIR)/.args/report $(BIN)/kd-report
@@ -101,9 +111,9 @@ $(PDIR)/report.md $(PDIR)/report.html $(PDIR)/report.txt &: $(REPORT_INPUTS) $(P
 	@: >$(KD_STAGE_LOG)
 
 # the argument files brought up to date, then listed: tools/progress.sh runs this, then
-# `make -n` with each of them -o (old), since -n takes every FORCE'd file for remade and so
-# every stage for one to run (so is the Makefile's FORCE'd cflags.stamp, which `make report`
-# has brought up to date before)
+# `make -n` with each of them -o (old), since -n takes a FORCE'd file (one whose text changed)
+# for remade and so every stage after it for one to run; listed with the Makefile's
+# cflags.stamp, which `make report` has brought up to date before
 # (each kd_args_rule adds its files as prerequisites)
 pipeline-args: $(PDIR)/.args/report
 	@printf '%s\n' $^ $(wildcard $(BUILD)/cflags.stamp)

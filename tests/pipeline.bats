@@ -300,7 +300,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     command -v script >/dev/null || skip "needs script (util-linux)"
     cmd="sh '$REPO/tools/progress.sh' 2 pipeline-report make --no-print-directory -f '$REPO/pipelines/seed.mk' BUILD='$BUILD_DIR' \
         KD_CACHE=cache SEEDS=1 GEN_FLAGS='--users 150 --items 80 --mean 12 --rank 16 --clusters 16' EPOCHS=4 \
-        METHODS=rrd LAMBDAS=0.3"
+        METHODS=rrd LAMBDAS=0.3 $SMALL"
     MAKEFLAGS=' --no-print-directory -- DEVELOPER=1' script -qfec "$cmd" /dev/null >tty.log
     tr '\r' '\n' <tty.log | grep -aq '^\[report\] 7/7 stages, '
     # a real dry run: the commands are listed, nothing is drawn and nothing runs
@@ -309,4 +309,18 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     ! grep -aq '\[report\]' tty.log
     grep -aq 'kd-gen synth' tty.log
     [ ! -e data/seed/s1/data.kd ]
+}
+
+@test "after a complete run make -n lists no stage; a changed parameter lists exactly the stages it reaches" {
+    m=(make --no-print-directory -f "$REPO/pipelines/seed.mk" BUILD="$BUILD_DIR" KD_CACHE=cache SEEDS="1 2" \
+        GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=4 METHODS=rrd LAMBDAS=0.3 $SMALL)
+    "${m[@]}" pipeline-report >/dev/null 2>&1
+    [ "$("${m[@]}" -n pipeline-report | grep -c -- '--label')" -eq 0 ]
+    # EPOCHS reaches every training of both seeds and their evaluations, not the data
+    [ "$("${m[@]}" -n pipeline-report EPOCHS=5 | grep -c -- '--label')" -eq 12 ]
+    [ "$("${m[@]}" -n pipeline-report EPOCHS=5 | grep -c -- 'kd-gen')" -eq 0 ]
+    # and -n still writes nothing
+    before=$(find data -type f -newer data/seed/s1/data.kd | wc -l)
+    "${m[@]}" -n pipeline-report EPOCHS=5 >/dev/null
+    [ "$(find data -type f -newer data/seed/s1/data.kd | wc -l)" -eq "$before" ]
 }

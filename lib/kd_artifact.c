@@ -1,8 +1,11 @@
 /* kd_artifact: encode, decode and verify the kdrec container (format in kd_artifact.h). */
 #include "kd_artifact.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zlib.h>
@@ -117,10 +120,14 @@ static int valid_name(const char *name)
     return 1;
 }
 
-int kd_art_add(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
-               uint64_t nnz, void *data, uint64_t bytes, int take, kd_err *e)
+/* how add_section gets its bytes */
+enum { ADD_COPY, ADD_TAKE, ADD_REF };
+
+static int add_section(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
+                       uint64_t nnz, void *data, uint64_t bytes, int how, kd_err *e)
 {
     uint64_t want;
+    int take = how == ADD_TAKE;
     if (!valid_name(name) || kd_art_find(a, name)) {
         if (take) free(data);
         return kd_fail(e, "section '%s': bad or duplicate name", name);
@@ -147,7 +154,7 @@ int kd_art_add(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64
     s->cols = cols;
     s->nnz = nnz;
     s->bytes = bytes;
-    if (take) {
+    if (how != ADD_COPY) {
         s->data = data;
     } else {
         s->data = malloc(bytes ? (size_t)bytes : 1);
@@ -156,10 +163,22 @@ int kd_art_add(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64
         if (bytes)
             memcpy(s->data, data, (size_t)bytes);
     }
-    s->owned = 1;
+    s->owned = how != ADD_REF;
     s->sum = XXH3_64bits(s->data, (size_t)bytes);
     a->n++;
     return 0;
+}
+
+int kd_art_add(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
+               uint64_t nnz, void *data, uint64_t bytes, int take, kd_err *e)
+{
+    return add_section(a, name, type, rows, cols, nnz, data, bytes, take ? ADD_TAKE : ADD_COPY, e);
+}
+
+int kd_art_add_ref(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
+                   const void *data, uint64_t bytes, kd_err *e)
+{
+    return add_section(a, name, type, rows, cols, 0, (void *)data, bytes, ADD_REF, e);
 }
 
 int kd_art_add_f32(kd_art *a, const char *name, uint64_t rows, uint64_t cols, const float *x, kd_err *e)
@@ -315,7 +334,175 @@ int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e)
     return kd_art_encode_ex(a, zlevel, 1, out, e);
 }
 
+/* ---- the writer's streams
+ *
+ * Each section is one zlib stream, as the format says, but made the way pigz makes one:
+ * its bytes (shuffled, for floats) are cut into KD_CHUNK-byte chunks, each chunk is a raw
+ * deflate of its own, primed with the 32 KiB before it as dictionary and ended on a byte
+ * boundary (Z_SYNC_FLUSH; the section's last chunk with Z_FINISH), and the chunks are
+ * joined between one zlib header and the Adler-32 of the whole.  A chunk's bytes depend
+ * only on the section's bytes, the level and the chunk size, never on who compresses it
+ * or when, so the chunks are compressed in parallel and the file is the same bytes for
+ * any number of threads (and readers inflate it as any zlib stream).
+ *
+ * Float sections use deflate's run-length strategy (matches at distance 1 only) instead
+ * of its LZ77 search: after the shuffle, the byte planes of trained embeddings are
+ * sign/exponent runs and noise-like mantissas, which the search cannot exploit but pays
+ * for.  On amazon-book's d = 64 model (24.9 MB) at level 1: ratio 1.207 in 0.21 s on one
+ * core, against 1.175 in 0.58 s for the default strategy (1.186 in 1.6 s at level 6). */
+#define KD_CHUNK (1u << 20)
+#define KD_DICT  (32u << 10)
+
+typedef struct enc_chunk {
+    uint32_t sec;       /* section index */
+    uint64_t lo, hi;    /* [lo, hi) of the section's (shuffled) byte stream */
+    size_t   out, cap;  /* where its deflate goes in the output buffer, and room there */
+    size_t   len;       /* bytes it produced */
+    uint32_t adler;     /* Adler-32 of [lo, hi) */
+} enc_chunk;
+
+typedef struct enc_job {
+    kd_art     *a;
+    int         zlevel;
+    enc_chunk  *c;
+    uint32_t    nc;
+    atomic_uint next;   /* next chunk to take: any worker may take any chunk (see above) */
+    atomic_int  failed; /* 1 out of memory, 2 + s: deflate refused section s */
+    uint8_t    *out;    /* the output buffer */
+} enc_job;
+
+/* Bytes [lo, hi) of the shuffled image of src (n bytes of elem-byte elements): plane k,
+ * the k-th byte of every element, then the next plane, then the bytes of a partial last
+ * element as they are (kd_shuffle's layout, a range of it at a time). */
+static void shuffle_range(uint8_t *dst, const uint8_t *src, size_t n, size_t elem, size_t lo, size_t hi)
+{
+    size_t count = n / elem, body = count * elem;
+    for (size_t x = lo; x < hi && x < body;) {
+        size_t k = x / count, i = x % count, run = count - i;
+        if (run > hi - x)
+            run = hi - x;
+        const uint8_t *s = src + i * elem + k;
+        if (elem == 4)   /* the common case, with a constant stride */
+            for (size_t j = 0; j < run; j++) dst[j] = s[4 * j];
+        else
+            for (size_t j = 0; j < run; j++) dst[j] = s[j * elem];
+        dst += run;
+        x += run;
+    }
+    if (hi > body) {
+        size_t from = lo > body ? lo : body;
+        memcpy(dst, src + from, hi - from);
+    }
+}
+
+static int sec_shuffled(const kd_section *s) { return (s->flags & KD_FLAG_SHUFFLE) != 0; }
+
+static void enc_worker(void *ctx, int t, int T)
+{
+    enc_job *j = ctx;
+    z_stream z;
+    int zinit = 0, zstrat = -1;
+    uint8_t *scratch = NULL;  /* dictionary + chunk of a shuffled section */
+    (void)t; (void)T;
+    for (;;) {
+        uint32_t ci = atomic_fetch_add(&j->next, 1);
+        if (ci >= j->nc || atomic_load(&j->failed))
+            break;
+        enc_chunk *c = &j->c[ci];
+        const kd_section *s = &j->a->sec[c->sec];
+        int strat = sec_shuffled(s) ? Z_RLE : Z_DEFAULT_STRATEGY;
+        if (zinit && strat != zstrat) {
+            (void)deflateEnd(&z);
+            zinit = 0;
+        }
+        if (!zinit) {
+            memset(&z, 0, sizeof z);
+            if (deflateInit2(&z, j->zlevel, Z_DEFLATED, -15, 8, strat) != Z_OK) {
+                atomic_store(&j->failed, 1);
+                break;
+            }
+            zinit = 1;
+            zstrat = strat;
+        } else if (deflateReset(&z) != Z_OK) {
+            atomic_store(&j->failed, 2 + (int)c->sec);
+            break;
+        }
+        uint64_t d0 = c->lo > KD_DICT ? c->lo - KD_DICT : 0;
+        const uint8_t *in = (const uint8_t *)s->data + d0;
+        if (sec_shuffled(s)) {
+            if (!scratch && !(scratch = malloc(KD_DICT + KD_CHUNK))) {
+                atomic_store(&j->failed, 1);
+                break;
+            }
+            shuffle_range(scratch, s->data, (size_t)s->bytes, kd_type_size(s->type), (size_t)d0, (size_t)c->hi);
+            in = scratch;
+        }
+        size_t dict = (size_t)(c->lo - d0), len = (size_t)(c->hi - c->lo);
+        if (dict && deflateSetDictionary(&z, in, (uInt)dict) != Z_OK) {
+            atomic_store(&j->failed, 2 + (int)c->sec);
+            break;
+        }
+        c->adler = (uint32_t)adler32(1L, in + dict, (uInt)len);
+        z.next_in = (Bytef *)(in + dict);
+        z.avail_in = (uInt)len;
+        z.next_out = j->out + c->out;
+        z.avail_out = (uInt)c->cap;
+        int last = c->hi == s->bytes;
+        int zr = deflate(&z, last ? Z_FINISH : Z_SYNC_FLUSH);
+        if (zr != (last ? Z_STREAM_END : Z_OK) || z.avail_in != 0 || z.avail_out == 0) {
+            atomic_store(&j->failed, 2 + (int)c->sec);  /* the room is deflateBound's and more: never short */
+            break;
+        }
+        c->len = c->cap - z.avail_out;
+    }
+    if (zinit)
+        (void)deflateEnd(&z);
+    free(scratch);
+}
+
+static void *enc_thread(void *ctx)
+{
+    enc_worker(ctx, 0, 1);
+    return NULL;
+}
+
+/* Runs the workers: `threads`, or (0) the CPUs; at most 8 and one per KD_CHUNK of input (the bytes do not
+ * depend on how many; the model initialisation chooses the same way).  Workers take
+ * chunks from a shared counter, so a thread that cannot be started is simply one worker
+ * fewer. */
+static void enc_run(enc_job *j, uint64_t raw, int threads)
+{
+    pthread_t th[7];
+    long cpus = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t T = cpus < 1 ? 1 : cpus > 8 ? 8 : (uint64_t)cpus;
+    if (T > raw / KD_CHUNK)
+        T = raw / KD_CHUNK ? raw / KD_CHUNK : 1;
+    int started = 0;
+    for (uint64_t t = 1; t < T; t++)
+        if (pthread_create(&th[started], NULL, enc_thread, j) == 0)
+            started++;
+    enc_worker(j, 0, 1);
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+}
+
+/* zlib's two-byte header (RFC 1950) for a 32 KiB window at this level and strategy, as
+ * deflate writes it: FLEVEL 0 for levels 0-1 and the run-length strategy. */
+static void zlib_header(uint8_t *h, int zlevel, int rle)
+{
+    unsigned flevel = rle || zlevel < 2 ? 0 : zlevel < 6 ? 1 : zlevel == 6 ? 2 : 3;
+    unsigned v = 0x7800u | flevel << 6;
+    v += 31 - v % 31;
+    h[0] = (uint8_t)(v >> 8);
+    h[1] = (uint8_t)v;
+}
+
 int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e)
+{
+    return kd_art_encode_par(a, zlevel, shuffle, 0, out, e);
+}
+
+int kd_art_encode_par(kd_art *a, int zlevel, int shuffle, int threads, kd_buf *out, kd_err *e)
 {
     if (zlevel < 0 || zlevel > 9)
         return kd_fail_usage(e, "compression level %d is not in 0..9", zlevel);
@@ -323,40 +510,84 @@ int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e)
         return kd_fail(e, "out of memory");
     size_t start = out->len;
     uint64_t table = (uint64_t)a->n * KD_ENTRY_BYTES;
-    if (kd_buf_reserve(out, KD_HEADER_BYTES + (size_t)table))
-        return kd_fail(e, "out of memory");
-    out->len += KD_HEADER_BYTES + (size_t)table;
     kd_art_content_id(a);
 
-    uint8_t *scratch = NULL;
+    /* the chunks, and room for each at a fixed place in the output (compacted below) */
+    uint64_t nc = 0;
     for (uint32_t i = 0; i < a->n; i++) {
         kd_section *s = &a->sec[i];
         size_t elem = (s->type == KD_F32 || s->type == KD_F64) ? kd_type_size(s->type) : 0;
-        const uint8_t *src = s->data;
         s->flags &= KD_FLAG_VOLATILE;
-        if (shuffle && elem && s->bytes >= 2 * elem) {
-            free(scratch);
-            scratch = malloc((size_t)s->bytes);
-            if (!scratch)
-                return kd_fail(e, "out of memory");
-            kd_shuffle(scratch, src, (size_t)s->bytes, elem);
-            src = scratch;
+        if (shuffle && elem && s->bytes >= 2 * elem)
             s->flags |= KD_FLAG_SHUFFLE;
-        }
-        uLongf bound = compressBound((uLong)s->bytes);
-        if (kd_buf_reserve(out, bound)) {
-            free(scratch);
-            return kd_fail(e, "out of memory");
-        }
-        uLongf clen = bound;
-        if (compress2(out->p + out->len, &clen, src, (uLong)s->bytes, zlevel) != Z_OK) {
-            free(scratch);
-            return kd_fail(e, "section '%s': compression failed", s->name);
-        }
-        out->len += clen;
-        s->comp_bytes = clen;
+        nc += s->bytes ? (s->bytes + KD_CHUNK - 1) / KD_CHUNK : 1;
     }
-    free(scratch);
+    enc_chunk *c = nc <= UINT32_MAX ? kd_alloc_array(nc, sizeof *c) : NULL;
+    if (!c)
+        return kd_fail(e, "out of memory");
+    uint64_t room = KD_HEADER_BYTES + table;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < a->n; i++) {
+        const kd_section *s = &a->sec[i];
+        room += 2;  /* zlib header */
+        uint64_t lo = 0;
+        do {
+            uint64_t hi = s->bytes - lo > KD_CHUNK ? lo + KD_CHUNK : s->bytes;
+            /* a raw deflate's bound, plus the sync marker and stored-block slack */
+            size_t cap = (size_t)(hi - lo) + ((size_t)(hi - lo) >> 8) + 64;
+            c[k] = (enc_chunk){ .sec = i, .lo = lo, .hi = hi, .out = (size_t)room, .cap = cap };
+            room += cap;
+            lo = hi;
+            k++;
+        } while (lo < s->bytes);
+        room += 4;  /* Adler-32 */
+    }
+    if (room > SIZE_MAX - start || kd_buf_reserve(out, (size_t)room)) {
+        free(c);
+        return kd_fail(e, "out of memory");
+    }
+    for (uint32_t x = 0; x < k; x++)
+        c[x].out += start;
+
+    enc_job j = { .a = a, .zlevel = zlevel, .c = c, .nc = k, .out = out->p };
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, 0);
+    uint64_t raw = 0;
+    for (uint32_t i = 0; i < a->n; i++)
+        raw += a->sec[i].bytes;
+    enc_run(&j, raw, threads);
+    int failed = atomic_load(&j.failed);
+    if (failed) {
+        free(c);
+        return failed == 1 ? kd_fail(e, "out of memory")
+                           : kd_fail(e, "section '%s': compression failed", a->sec[failed - 2].name);
+    }
+
+    /* compact: header, then per section its zlib header, chunks in order, Adler-32 */
+    uint8_t *p = out->p;
+    size_t w = start + KD_HEADER_BYTES + (size_t)table;
+    k = 0;
+    for (uint32_t i = 0; i < a->n; i++) {
+        kd_section *s = &a->sec[i];
+        size_t s0 = w;
+        zlib_header(p + w, zlevel, sec_shuffled(s));
+        w += 2;
+        uint32_t adler = 1;
+        do {
+            memmove(p + w, p + c[k].out, c[k].len);  /* never forward: w <= c[k].out */
+            w += c[k].len;
+            adler = (uint32_t)adler32_combine(adler, c[k].adler, (z_off_t)(c[k].hi - c[k].lo));
+            k++;
+        } while (k < j.nc && c[k].sec == i);
+        p[w] = (uint8_t)(adler >> 24);
+        p[w + 1] = (uint8_t)(adler >> 16);
+        p[w + 2] = (uint8_t)(adler >> 8);
+        p[w + 3] = (uint8_t)adler;
+        w += 4;
+        s->comp_bytes = w - s0;
+    }
+    free(c);
+    out->len = w;
 
     uint8_t *h = out->p + start;
     memcpy(h, MAGIC, 8);
@@ -527,6 +758,7 @@ static int inflate_grow(const uint8_t *src, size_t comp, size_t raw, uint8_t **o
     if (cap < raw && comp * 4 > cap) cap = comp * 4 < raw ? comp * 4 : raw;
     uint8_t *buf = malloc(cap);
     if (!buf) { inflateEnd(&z); return -2; }
+    kd_mem_advise_huge(buf, cap);
     z.next_in = (Bytef *)src;
     z.avail_in = (uInt)comp; /* sections are below 4 GiB of compressed bytes here */
     size_t done = 0;

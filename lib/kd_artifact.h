@@ -18,6 +18,14 @@
  *    64  raw_bytes u64, 72 comp_bytes u64, 80 raw_sum u64 (XXH3-64 of raw bytes), 88 reserved u64
  *   payloads: each section's zlib stream, in table order, and nothing after the last one.
  *
+ * How the writer makes a stream (any zlib stream reads the same; this is about the bytes):
+ * the section's bytes, byte-shuffled for f32/f64, are deflated in 1 MiB chunks, each
+ * primed with the 32 KiB before it and ended on a byte boundary, between one zlib header
+ * and the Adler-32 of the whole (pigz's construction), so chunks compress in parallel and
+ * the bytes are the same for any number of threads; float sections use deflate's
+ * run-length strategy (kd_artifact.c says why).  Files from the older one-call writer
+ * read unchanged: the format, and so its version, is the same.
+ *
  * Content ID: XXH3-64 over the kind and, per non-volatile section, name, type, shape
  * and raw_sum.  Volatile sections hold measurements (timings) that differ run to run.
  * Provenance is a text section, so it is part of the content; zlevel and flags are not,
@@ -73,7 +81,7 @@ typedef struct kd_section {
     uint64_t bytes;       /* raw size */
     uint64_t sum;         /* XXH3-64 of the raw bytes */
     uint64_t comp_bytes;  /* compressed size (after read or encode) */
-    int      owned;       /* data is freed with the artifact */
+    int      owned;       /* data is freed with the artifact (else it is the caller's: kd_art_add_ref) */
 } kd_section;
 
 typedef struct kd_art {
@@ -102,6 +110,11 @@ void    kd_art_free(kd_art *a);
  * bad name, a shape inconsistent with `bytes`, or out of memory. */
 int kd_art_add(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
                uint64_t nnz, void *data, uint64_t bytes, int take, kd_err *e);
+/* Adds a section that refers to the caller's bytes instead of copying them (a model's
+ * rows, tens of MB): they must stay valid and unchanged as long as the section is read
+ * (encoded, saved, found); kd_art_free leaves them alone. */
+int kd_art_add_ref(kd_art *a, const char *name, uint32_t type, uint64_t rows, uint64_t cols,
+                   const void *data, uint64_t bytes, kd_err *e);
 int kd_art_add_f32(kd_art *a, const char *name, uint64_t rows, uint64_t cols, const float *x, kd_err *e);
 int kd_art_add_f64(kd_art *a, const char *name, uint64_t rows, uint64_t cols, const double *x, kd_err *e);
 int kd_art_add_u32(kd_art *a, const char *name, uint64_t n, const uint32_t *x, kd_err *e);
@@ -120,6 +133,8 @@ int kd_art_set_volatile(kd_art *a, const char *name);
 int kd_art_encode(kd_art *a, int zlevel, kd_buf *out, kd_err *e);
 /* The same with the float byte-shuffle on or off (for measuring what it buys). */
 int kd_art_encode_ex(kd_art *a, int zlevel, int shuffle, kd_buf *out, kd_err *e);
+/* The same on `threads` threads (0: the CPUs, at most 8).  The bytes never depend on it. */
+int kd_art_encode_par(kd_art *a, int zlevel, int shuffle, int threads, kd_buf *out, kd_err *e);
 /* Encodes and writes atomically to path ("-" = stdout, never a terminal) through
  * kd_write_file. */
 int kd_art_save(kd_art *a, const char *path, int zlevel, kd_err *e);

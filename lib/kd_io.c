@@ -8,8 +8,36 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* ---------------------------------------------------------------- memory */
+
+#define KD_HUGE_PAGE ((size_t)2 << 20)
+
+void kd_mem_advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    uintptr_t lo = ((uintptr_t)p + KD_HUGE_PAGE - 1) & ~(uintptr_t)(KD_HUGE_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(KD_HUGE_PAGE - 1);
+    if (n >= KD_HUGE_MIN && hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p; (void)n;
+#endif
+}
+
+void *kd_alloc_big(size_t align, size_t n)
+{
+    void *p;
+    if (n >= KD_HUGE_MIN && align < KD_HUGE_PAGE)
+        align = KD_HUGE_PAGE;
+    if (posix_memalign(&p, align, n ? n : 1))
+        return NULL;
+    kd_mem_advise_huge(p, n);
+    return p;
+}
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -31,6 +59,7 @@ static int grow(kd_buf *b, size_t extra)
         return -1;
     b->p = p;
     b->cap = cap;
+    kd_mem_advise_huge(p, cap);  /* an encoded model, a file read whole */
     return 0;
 }
 

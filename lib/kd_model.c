@@ -21,8 +21,8 @@ int kd_model_alloc(kd_model *m, uint32_t n_users, uint32_t n_items, uint32_t dim
     if (kd_mul(rows, stride, &emb) || kd_add(emb, rows + 32, &total) || kd_mul(total, 4, &total) ||
         total > SIZE_MAX)
         return kd_fail(e, "model too large");
-    void *mem;
-    if (posix_memalign(&mem, 64, (size_t)total))
+    void *mem = kd_alloc_big(64, (size_t)total);
+    if (!mem)
         return kd_fail(e, "out of memory (%llu bytes of parameters)", (unsigned long long)total);
     memset(mem, 0, (size_t)total);
     m->n_users = n_users;
@@ -103,23 +103,28 @@ uint64_t kd_model_param_count(const kd_art *a)
     return n;
 }
 
+/* An embedding table as a section: the model's own rows when they are unpadded (dim a
+ * multiple of 16: the file's layout exactly, so no copy of tens of MB), else a packed copy. */
 static int add_rows(kd_art *a, const char *name, const float *x, uint32_t rows, uint32_t dim,
                     uint32_t stride, kd_err *e)
 {
+    uint64_t bytes = (uint64_t)rows * dim * 4;
+    if (stride == dim)
+        return kd_art_add_ref(a, name, KD_F32, rows, dim, x, bytes, e);
     float *buf = kd_alloc_array((uint64_t)rows * dim, sizeof(float));
     if (!buf)
         return kd_fail(e, "out of memory");
     for (uint32_t r = 0; r < rows; r++)
         memcpy(buf + (size_t)r * dim, x + (size_t)r * stride, dim * sizeof(float));
-    return kd_art_add(a, name, KD_F32, rows, dim, 0, buf, (uint64_t)rows * dim * 4, 1, e);
+    return kd_art_add(a, name, KD_F32, rows, dim, 0, buf, bytes, 1, e);
 }
 
 int kd_model_to_art(const kd_model *m, kd_art *a, kd_err *e)
 {
     return add_rows(a, "user_emb", m->P, m->n_users, m->dim, m->stride, e) ||
            add_rows(a, "item_emb", m->Q, m->n_items, m->dim, m->stride, e) ||
-           kd_art_add_f32(a, "user_bias", m->n_users, 1, m->bu, e) ||
-           kd_art_add_f32(a, "item_bias", m->n_items, 1, m->bi, e) ? -1 : 0;
+           kd_art_add_ref(a, "user_bias", KD_F32, m->n_users, 1, m->bu, (uint64_t)m->n_users * 4, e) ||
+           kd_art_add_ref(a, "item_bias", KD_F32, m->n_items, 1, m->bi, (uint64_t)m->n_items * 4, e) ? -1 : 0;
 }
 
 /* A quantised model (kd_quant.h): dequantised into float parameters, so that every

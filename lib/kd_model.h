@@ -41,7 +41,9 @@ static inline uint64_t kd_model_params(const kd_model *m)
 /* The same count read off a model artifact's sections, float or quantised (0 if it has none). */
 uint64_t kd_model_param_count(const kd_art *a);
 
-/* Adds the four parameter sections to an artifact. */
+/* Adds the four parameter sections to an artifact.  They refer to m's memory where its
+ * layout is the file's (the biases always, the embeddings when dim is a multiple of 16;
+ * kd_art_add_ref), so m must stay valid and unchanged while the artifact is encoded. */
 int kd_model_to_art(const kd_model *m, kd_art *a, kd_err *e);
 /* Loads and checks the four sections (consistent shapes, all values finite).  A
  * quantised model (a "quant" section, kd_quant.h) is dequantised into float parameters. */

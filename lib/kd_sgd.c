@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kd_io.h"    /* kd_alloc_big */
 #include "kd_par.h"   /* kd_pool, kd_barrier, kd_par_range, kd_now */
 #include "kd_vec.h"   /* kd_v16 row kernels, KD_CLONES */
 
@@ -458,7 +459,7 @@ static int alloc_buffers(sgd_run *r, kd_err *e)
         if (kd_add(total, line_up(bytes[b]), &total))
             return kd_fail(e, "out of memory (training buffers too large)");
     }
-    if (total > SIZE_MAX || posix_memalign(&r->mem, 64, total ? (size_t)total : 64)) {
+    if (total > SIZE_MAX || !(r->mem = kd_alloc_big(64, total ? (size_t)total : 64))) {
         r->mem = NULL;
         return kd_fail(e, "out of memory (%llu bytes of training buffers)", (unsigned long long)total);
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
+#include <zlib.h>
 
 #include "kd_artifact.h"
 #include "kd_test.h"
@@ -207,8 +208,74 @@ static void test_add_rejects(void)
     kd_art_free(a);
 }
 
+/* Sections of several writer chunks (1 MiB each): the bytes are the same for any number
+ * of threads, every payload is one zlib stream that zlib itself inflates to the section's
+ * (shuffled) bytes, and the file reads back. */
+static void test_chunked_streams(void)
+{
+    kd_err e;
+    kd_art *a = kd_art_new(KD_KIND_MODEL);
+    uint64_t nf = 14063 * 64, nu = 700000;   /* 3.4 and 2.7 MiB */
+    float *f = malloc(nf * 4);
+    uint32_t *u = malloc(nu * 4);
+    uint64_t x = 88172645463325252ull;
+    for (uint64_t i = 0; i < nf; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        f[i] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5) * 0.2f;
+    }
+    for (uint64_t i = 0; i < nu; i++)  /* a 40,000-word block, repeated: matches across chunks */
+        u[i] = (uint32_t)((i % 40000) * 2654435761u);
+    float tiny[3] = { 1, 2, 3 };
+    CHECK(kd_art_add_f32(a, "emb", nf / 64, 64, f, &e) == 0);
+    CHECK(kd_art_add_u32(a, "ids", nu, u, &e) == 0);
+    CHECK(kd_art_add_ref(a, "ref", KD_F32, 3, 1, tiny, 12, &e) == 0);
+    CHECK(kd_art_add(a, "empty", KD_TEXT, 0, 1, 0, "", 0, 0, &e) == 0);
+    CHECK(kd_art_add_ref(a, "ref", KD_F32, 3, 1, tiny, 12, &e) == -1);   /* duplicate */
+    CHECK(kd_art_add_ref(a, "bad", KD_F32, 3, 1, tiny, 8, &e) == -1);    /* shape */
+    for (int level = 0; level <= 9; level += 3) {
+        kd_buf one = { 0 };
+        CHECK(kd_art_encode_par(a, level, 1, 1, &one, &e) == 0);
+        for (int T = 2; T <= 7; T += 5) {
+            kd_buf more = { 0 };
+            CHECK(kd_art_encode_par(a, level, 1, T, &more, &e) == 0);
+            CHECK(more.len == one.len && !memcmp(more.p, one.p, one.len));
+            kd_buf_free(&more);
+        }
+        size_t off = KD_HEADER_BYTES + (size_t)a->n * KD_ENTRY_BYTES;
+        for (uint32_t k = 0; k < a->n; k++) {
+            const kd_section *s = &a->sec[k];
+            uLongf n = (uLongf)s->bytes + 1;
+            uint8_t *raw = malloc(n), *want = malloc(n);
+            CHECK(uncompress(raw, &n, one.p + off, (uLong)s->comp_bytes) == Z_OK && n == s->bytes);
+            if (s->flags & KD_FLAG_SHUFFLE)
+                kd_shuffle(want, s->data, (size_t)s->bytes, 4);
+            else
+                memcpy(want, s->data, (size_t)s->bytes);
+            CHECK(!memcmp(raw, want, (size_t)s->bytes));
+            off += (size_t)s->comp_bytes;
+            free(raw);
+            free(want);
+        }
+        CHECK(off == one.len);
+        kd_art *b = NULL;
+        CHECK(kd_art_parse(one.p, one.len, "chunked", &b, &e) == 0);
+        const kd_section *s = b ? kd_art_find(b, "emb") : NULL;
+        CHECK(s && s->bytes == nf * 4 && !memcmp(s->data, f, nf * 4));
+        s = b ? kd_art_find(b, "ids") : NULL;
+        CHECK(s && s->bytes == nu * 4 && !memcmp(s->data, u, nu * 4));
+        s = b ? kd_art_find(b, "ref") : NULL;
+        CHECK(s && s->owned && !memcmp(s->data, tiny, 12));
+        kd_art_free(b);
+        kd_buf_free(&one);
+    }
+    kd_art_free(a);   /* leaves "ref" (the stack's) alone: ASan would see a bad free */
+    free(f);
+    free(u);
+}
+
 int main(void)
 {
+    test_chunked_streams();
     test_round_trip();
     test_identity_changes_with_content();
     test_shuffle();

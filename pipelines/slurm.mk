@@ -46,13 +46,19 @@ slurm-check:
 	  { echo "slurm: no sbatch/srun on PATH (a Slurm client is needed: apt-get install slurm-client)" >&2; exit 2; }
 
 # $(BINS) exists when the top Makefile included us: build the tools before submitting
+# The job marks its end with SLURM_LOG.done only when the pipeline completed: sbatch --wait was
+# seen to return 0 for a job scancel'd mid-run, so its status alone cannot say "finished".
 slurm-report: slurm-check $(if $(BINS),deps all)
 	@mkdir -p $(dir $(SLURM_LOG))
 	@echo "slurm-report: one allocation of $(SLURM_CPUS) CPUs, $(SLURM_JOBS) stages at a time; log $(SLURM_LOG)"
-	@sbatch --wait --quiet --job-name=kdrec-$(PIPELINE) --chdir=$(CURDIR) -N1 -n1 -c$(SLURM_CPUS) $(SBATCH_FLAGS) \
+	@rm -f $(abspath $(SLURM_LOG)).done; \
+	  sbatch --wait --quiet --job-name=kdrec-$(PIPELINE) --chdir=$(CURDIR) -N1 -n1 -c$(SLURM_CPUS) $(SBATCH_FLAGS) \
 	  --output=$(abspath $(SLURM_LOG)) \
-	  --wrap='exec $(SLURM_PIPELINE) -k -j$(SLURM_JOBS) THREADS=$(THREADS) RUN="srun --exact -n1 -c$(THREADS) --quit-on-interrupt $(SRUN_FLAGS)"'; \
-	  s=$$?; cat $(SLURM_LOG); exit $$s
+	  --wrap='$(SLURM_PIPELINE) -k -j$(SLURM_JOBS) THREADS=$(THREADS) RUN="srun --exact -n1 -c$(THREADS) --quit-on-interrupt $(SRUN_FLAGS)" && : >$(abspath $(SLURM_LOG)).done'; \
+	  s=$$?; cat $(SLURM_LOG); \
+	  if [ $$s -eq 0 ] && [ ! -e $(abspath $(SLURM_LOG)).done ]; then \
+	    echo "slurm-report: the job ended before the pipeline did (cancelled or killed): see $(SLURM_LOG)" >&2; s=1; fi; \
+	  rm -f $(abspath $(SLURM_LOG)).done; exit $$s
 
 slurm-stages: slurm-check $(if $(BINS),deps all)
 	$(SLURM_PIPELINE) -k -j$(STAGE_JOBS) THREADS=$(THREADS) RUN="srun -n1 -c$(THREADS) --quit-on-interrupt $(SRUN_FLAGS)"

@@ -145,12 +145,15 @@ STEP_RUN="srun --exact -n1 -c1 --quit-on-interrupt"
 }
 
 @test "scancel during a run leaves no partial artifact or cache entry, and the next run completes" {
+    # each step waits half a second first (srun's prolog), so the cancel lands mid-run even on a
+    # loaded machine: the small sweep's 15 stages take about a second without it
+    printf '#!/bin/sh\nsleep 0.5\n' >slow.sh && chmod +x slow.sh
     make --no-print-directory -f "$REPO/pipelines/slurm.mk" slurm-report PIPELINE=sweep BUILD="$BUILD_DIR" \
-        SLURM_CPUS=2 SLURM_LOG="$PWD/job.log" KD_CACHE=cache "${SMALL[@]}" >out.log 2>err.log &
+        SLURM_CPUS=2 SLURM_LOG="$PWD/job.log" KD_CACHE=cache SRUN_FLAGS="--prolog=$PWD/slow.sh" "${SMALL[@]}" >out.log 2>err.log &
     pid=$!
     n=0
     lines() { if [ -f data/sweep/stages.log ]; then grep -c '' data/sweep/stages.log || true; else echo 0; fi; }
-    until [ "$(lines)" -ge 4 ] || [ $n -gt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    until [ "$(lines)" -ge 2 ] || [ $n -gt 600 ]; do sleep 0.1; n=$((n + 1)); done
     # this run's job: running in this directory (the previous test's job can still be listed,
     # completing, under the same name)
     job=$(squeue -h -n kdrec-sweep -t RUNNING -o '%i %Z' | awk -v d="$PWD" '$2 == d { print $1 }')

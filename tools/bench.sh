@@ -9,6 +9,7 @@ trap 'rm -rf "$W"' EXIT
 SHARED=${KD_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 secs() { /usr/bin/env time -f %e "$@" 2>&1 >/dev/null | tail -1; }
+nsecs() { t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t0 $t1" | awk '{ print $2 - $1 }'; }
 
 echo "== machine"
 echo "$(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); L2 $(lscpu | awk -F: '/L2/ { print $2 }' | xargs)"
@@ -39,7 +40,7 @@ fi
 
 echo "== artifact format (a dim-64 checkpoint on the default data)"
 "$BIN/kd-gen" synth -o "$W/d.kd"
-"$BIN/kd-train" -q --dim 64 --epochs 30 "$W/d.kd" -o "$W/t.kd"
+"$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 30 "$W/d.kd" -o "$W/t.kd"
 "$B/bench/bench" format "$W/t.kd"
 
 echo "== BPR training throughput (M samples/s: median [min-max] of 5 runs of 15 epochs, each run the median of its last 10)"
@@ -62,12 +63,12 @@ for data in d cite ab; do
             for t in 1 2; do
                 echo "$MODES" | tr '|' '\n' | while read -r mode; do
                     m=$mode; [ "$m" = default ] && m=""
-                    "$BIN/kd-train" --verbose --dim $dim --epochs 15 --threads $t $m "$W/$data.kd" -o "$W/m.kd" 2>"$W/m.log"
+                    "$BIN/kd-train" --no-early-stop --verbose --dim $dim --epochs 15 --threads $t $m "$W/$data.kd" -o "$W/m.kd" 2>"$W/m.log"
                     echo "$t $mode|$(rate "$W/m.log")"
                 done
             done
-            "$BIN/kd-train" --verbose --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/a.kd" 2>"$W/a.log" &
-            "$BIN/kd-train" --verbose --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/b.kd" 2>"$W/b.log"
+            "$BIN/kd-train" --no-early-stop --verbose --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/a.kd" 2>"$W/a.log" &
+            "$BIN/kd-train" --no-early-stop --verbose --dim $dim --epochs 15 --threads 1 "$W/$data.kd" -o "$W/b.kd" 2>"$W/b.log"
             wait
             echo "2 ceiling|$(echo "$(rate "$W/a.log") $(rate "$W/b.log")" | awk '{ print $1 + $2 }')"
         done >"$W/runs"
@@ -85,8 +86,8 @@ if [ -s "$W/ab.kd" ]; then
     # the whole process on amazon-book (reading, initialising, 20 epochs, writing), and its
     # fixed part: runs of 1 and 20 epochs give F + e and F + 20 e
     for run in 1 2 3; do
-        w20=$(secs "$BIN/kd-train" -q --dim 64 --epochs 20 --threads 2 "$W/ab.kd" -o "$W/ab20.kd")
-        w1=$(secs "$BIN/kd-train" -q --dim 64 --epochs 1 --threads 2 "$W/ab.kd" -o "$W/ab1.kd")
+        w20=$(secs "$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 20 --threads 2 "$W/ab.kd" -o "$W/ab20.kd")
+        w1=$(secs "$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 1 --threads 2 "$W/ab.kd" -o "$W/ab1.kd")
         echo "$w20 $w1"
     done | sort -g | sed -n 2p | awk '{ e = ($1 - $2) / 19; printf "amazon-book D=64 threads=2, whole process: 20 epochs %.2f s = %.2f M samples/s; fixed cost (read, init, write) %.2f s, an epoch %.3f s\n",
         $1, 20 * 652514 / $1 / 1e6, $2 - e, e }'
@@ -103,11 +104,34 @@ if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
     echo "== amazon-book: full evaluation (floor 4x the pre-issue-13 scheme) and single-user latency (floor 1.25x the item stream)"
     "$BIN/kd-gen" import --format adj --test "$AB/test.txt" "$AB/train.txt" -o "$W/ab.kd"
     for dim in 64 32; do # a few epochs: real score distributions, not a converged model
-        "$BIN/kd-train" -q --dim $dim --epochs 3 "$W/ab.kd" -o "$W/ab-t.kd" &&
+        "$BIN/kd-train" --no-early-stop -q --dim $dim --epochs 3 "$W/ab.kd" -o "$W/ab-t.kd" &&
             "$B/bench/bench" eval "$W/ab.kd" "$W/ab-t.kd" amazon-book "$F1" "$F2"
     done
 else
     echo "== amazon-book: skipped ($AB not found)"
+fi
+if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
+    echo "== amazon-book: an epoch of each distillation method, 64 -> 32, 2 threads, as a multiple of plain BPR's"
+    # whole processes of 1 and 9 epochs: (T9 - T1) / 8 is an epoch with everything it does
+    # (the student's or the teacher's rankings, the KD term), the fixed cost cancels; medians
+    # of 3, wall clock in ns (time's 10 ms would be a third of a BPR epoch here).  An explicit
+    # knob: the default (auto) would train one run per grid value.
+    "$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 5 "$W/ab.kd" -o "$W/ab-t64.kd"
+    epoch_cost() { # LABEL TOOL ARGS...
+        label=$1; shift
+        for run in 1 2 3; do
+            t1=$(nsecs "$@" --no-early-stop -q --threads 2 --dim 32 --epochs 1 "$W/ab.kd" -o "$W/ab-s.kd")
+            t9=$(nsecs "$@" --no-early-stop -q --threads 2 --dim 32 --epochs 9 "$W/ab.kd" -o "$W/ab-s.kd")
+            echo "$t1 $t9" | awk '{ print ($2 - $1) / 8 }'
+        done | median | awk -v l="$label" '{ printf "%s %.4f\n", l, $1 }'
+    }
+    {
+        epoch_cost bpr "$BIN/kd-train"
+        epoch_cost margin-mse "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method margin-mse --alpha 0.3
+        for m in rd rrd ce dcd rce dcd-item dcd2; do
+            epoch_cost $m "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method $m --lambda 0.3
+        done
+    } | awk 'NR == 1 { b = $2 } { printf "  %-10s %.3f s an epoch = %5.2fx plain BPR\n", $1, $2, b > 0 ? $2 / b : 0 }'
 fi
 echo "== dataset generation and import"
 echo "synth, 1M interactions (50,000 users x 2,000 items, mean 20): $(secs "$BIN/kd-gen" synth --users 50000 --items 2000 --mean 20 --rank 32 -o "$W/big.kd") s"
@@ -123,20 +147,22 @@ echo "$out" | awk -v s="$size" -v n="$(wc -l <"$W/big.data")" -v a="$art" \
        n, s / 1e6, $1, s / 1e6 / ($1 > 0 ? $1 : 0.001), $2 / 1024, $2 * 1024 / a, a / 1e6 }'
 
 echo "== distillation cost per epoch, relative to plain BPR (default data, student D=32, 200 epochs, 1 thread)"
-"$BIN/kd-train" -q --dim 64 --epochs 40 "$W/d.kd" -o "$W/teacher.kd"
-base=$(secs "$BIN/kd-train" -q --threads 1 --dim 32 --epochs 200 "$W/d.kd" -o "$W/s.kd")
+"$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 40 "$W/d.kd" -o "$W/teacher.kd"
+base=$(secs "$BIN/kd-train" --no-early-stop -q --threads 1 --dim 32 --epochs 200 "$W/d.kd" -o "$W/s.kd")
 echo "plain BPR: $base s"
+# explicit knobs and fixed epochs: the defaults (auto, early stopping) time something else
+knob() { if [ "$1" = margin-mse ]; then echo "--alpha 0.1"; else echo "--lambda 0.5"; fi; }
 for m in margin-mse rd rrd ce dcd; do
-    s=$(secs "$BIN/kd-distill" -q --threads 1 --teacher "$W/teacher.kd" --method $m --alpha 0.1 --epochs 200 "$W/d.kd" -o "$W/k.kd")
+    s=$(secs "$BIN/kd-distill" --no-early-stop -q --threads 1 --teacher "$W/teacher.kd" --method $m $(knob $m) --epochs 200 "$W/d.kd" -o "$W/k.kd")
     echo "$m $s $base" | awk '{ printf "%-10s %.2f s = %.1fx plain BPR (incl. the one-time teacher ranking)\n", $1, $2, $2 / $3 }'
 done
-"$BIN/kd-distill" --verbose --threads 1 --teacher "$W/teacher.kd" --method rrd --epochs 1 "$W/d.kd" -o "$W/k.kd" 2>&1 | grep 'ranking'
+"$BIN/kd-distill" --no-early-stop --lambda 0.5 --verbose --threads 1 --teacher "$W/teacher.kd" --method rrd --epochs 1 "$W/d.kd" -o "$W/k.kd" 2>&1 | grep 'ranking'
 if [ -s "$W/cite.kd" ]; then
-    "$BIN/kd-train" -q --dim 64 --epochs 3 "$W/cite.kd" -o "$W/cite-t.kd"
-    "$BIN/kd-distill" --verbose --teacher "$W/cite-t.kd" --method rrd --epochs 1 "$W/cite.kd" -o "$W/k.kd" 2>&1 | grep 'ranking' | sed 's/^/CiteULike: /'
-    base=$(secs "$BIN/kd-train" -q --threads 2 --dim 32 --epochs 5 "$W/cite.kd" -o "$W/s.kd")
+    "$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 3 "$W/cite.kd" -o "$W/cite-t.kd"
+    "$BIN/kd-distill" --no-early-stop --lambda 0.5 --verbose --teacher "$W/cite-t.kd" --method rrd --epochs 1 "$W/cite.kd" -o "$W/k.kd" 2>&1 | grep 'ranking' | sed 's/^/CiteULike: /'
+    base=$(secs "$BIN/kd-train" --no-early-stop -q --threads 2 --dim 32 --epochs 5 "$W/cite.kd" -o "$W/s.kd")
     for m in rd rrd; do
-        s=$(secs "$BIN/kd-distill" -q --threads 2 --teacher "$W/cite-t.kd" --method $m --epochs 5 "$W/cite.kd" -o "$W/k.kd")
+        s=$(secs "$BIN/kd-distill" --no-early-stop --lambda 0.5 -q --threads 2 --teacher "$W/cite-t.kd" --method $m --epochs 5 "$W/cite.kd" -o "$W/k.kd")
         echo "$m $s $base" | awk '{ printf "CiteULike %-4s %.2f s = %.1fx plain BPR over 5 epochs (incl. teacher ranking)\n", $1, $2, $2 / $3 }'
     done
 fi

@@ -131,7 +131,7 @@ if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
         for m in rd rrd ce dcd rce dcd-item dcd2; do
             epoch_cost $m "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method $m --lambda 0.3
         done
-    } | awk 'NR == 1 { b = $2 } { printf "  %-10s %.3f s an epoch = %5.2fx plain BPR\n", $1, $2, b > 0 ? $2 / b : 0 }'
+    } | awk 'NR == 1 { b = $2 } { printf "  %-10s %.3f s an epoch = %5.2fx plain BPR\n", $1, $2, (b > 0 ? $2 / b : 0) }'
 fi
 echo "== dataset generation and import"
 echo "synth, 1M interactions (50,000 users x 2,000 items, mean 20): $(secs "$BIN/kd-gen" synth --users 50000 --items 2000 --mean 20 --rank 32 -o "$W/big.kd") s"

@@ -931,8 +931,9 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             kd_table_setf(&t5, row, 5, "dominated by %s (no larger; Δ %+.4f, too few seeds to test)",
                           lines[dom[k]].shortlab, domd[k]);
         else
-            kd_table_setf(&t5, row, 5, "dominated by %s (no larger; Δ %+.4f, not significantly better: p = %.3g)",
-                          lines[dom[k]].shortlab, domd[k], domp[k]);
+            kd_table_setf(&t5, row, 5, "dominated by %s (no larger; Δ %+.4f, %s: p = %.3g)",
+                          lines[dom[k]].shortlab, domd[k],
+                          domp[k] < 0.05 && domd[k] < 0 ? "significantly worse" : "not significantly better", domp[k]);
     }
     /* which model wins at each size: the frontier by bytes, ascending */
     {

@@ -103,6 +103,26 @@ int kd_buf_printf(kd_buf *b, const char *fmt, ...)
     return 0;
 }
 
+char *kd_str_vprintf(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p) vsnprintf(p, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return p;
+}
+
+char *kd_str_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = kd_str_vprintf(fmt, ap);
+    va_end(ap);
+    return p;
+}
+
 void kd_buf_free(kd_buf *b)
 {
     free(b->p);

@@ -10,6 +10,7 @@
 #ifndef KD_IO_H
 #define KD_IO_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +54,10 @@ int  kd_buf_append(kd_buf *b, const void *data, size_t n); /* 0 or -1 */
 int  kd_buf_printf(kd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline int kd_buf_error(const kd_buf *b) { return b->err; }
 void kd_buf_free(kd_buf *b);
+
+/* ---- strings in fresh allocations (the caller frees; NULL when out of memory) ---- */
+char *kd_str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *kd_str_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- big allocations ----
  *

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +17,6 @@
 #include "kd_tsv.h"      /* evaluation tables */
 
 /* ---------------------------------------------------------------- small helpers */
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
-/* "%s/%s" in a fresh allocation */
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p) { memcpy(p, dir, a); p[a] = '/'; memcpy(p + a + 1, name, b + 1); }
-    return p;
-}
 
 /* Makes room for one more element of size `size` in *p (holding n of cap); 0 or -1. */
 static int grow(void *p, size_t *cap, size_t n, size_t size)
@@ -58,22 +40,6 @@ void kd_report_num(double x, char out[32])
 }
 
 /* printf into a fresh allocation, or NULL */
-static char *fmt_str(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt_str(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (p) {
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    return p;
-}
-
 static int parse_id(const char *s, uint64_t *id)
 {
     char *end;
@@ -159,7 +125,7 @@ static int scan(const char *dir, artifact **out, size_t *n, kd_err *e)
     for (struct dirent *de; (de = readdir(d));) {
         size_t len = strlen(de->d_name);
         if (len < 4 || strcmp(de->d_name + len - 3, ".kd") || de->d_name[0] == '.') continue;
-        char *p = join(dir, de->d_name);
+        char *p = kd_str_printf("%s/%s", dir, de->d_name);
         uint32_t kind;
         uint64_t id;
         kd_err ignore;
@@ -257,12 +223,12 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
         const char *path = find_artifact(art, nart, m->id, KD_KIND_MODEL);
         if (!path) return kd_fail(e, "%s: model '%s' (%s): no model file with this content ID in %s", tp, name, id, s->dir);
         s->n++;
-        m->name = dup_str(name);
-        m->method = dup_str(kd_tsv_cell(t, r, col[C_METHOD]));
-        m->knob = dup_str(kd_tsv_cell(t, r, col[C_KNOB]));
-        m->knob_text = dup_str(kd_tsv_cell(t, r, col[C_KNOB_VALUE]));
-        m->path = dup_str(path);
-        m->quant = dup_str(quant);
+        m->name = strdup(name);
+        m->method = strdup(kd_tsv_cell(t, r, col[C_METHOD]));
+        m->knob = strdup(kd_tsv_cell(t, r, col[C_KNOB]));
+        m->knob_text = strdup(kd_tsv_cell(t, r, col[C_KNOB_VALUE]));
+        m->path = strdup(path);
+        m->quant = strdup(quant);
         if (!m->name || !m->method || !m->knob || !m->knob_text || !m->path || !m->quant) return kd_fail(e, "out of memory");
         m->role = role_of(kd_tsv_cell(t, r, col[C_ROLE]));
         if (m->role == KD_ROLE_QUANT && !m->source)
@@ -290,7 +256,7 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
 /* validation Recall@10 of each row, matched by content ID */
 static int read_valid(kd_rep_seed *s, kd_err *e)
 {
-    char *vp = join(s->dir, "eval-valid.tsv");
+    char *vp = kd_str_printf("%s/eval-valid.tsv", s->dir);
     kd_tsv v;
     if (!vp) return kd_fail(e, "out of memory");
     if (kd_tsv_read(&v, vp, e)) { free(vp); return -1; }
@@ -377,7 +343,7 @@ int kd_report_load_seed(kd_rep_seed *s, int sweep, kd_err *e)
 {
     artifact *art = NULL;
     size_t nart = 0;
-    char *tp = join(s->dir, "eval-test.tsv");
+    char *tp = kd_str_printf("%s/eval-test.tsv", s->dir);
     kd_tsv t = { 0 };
     uint64_t seed = 0;
     int has_seed = 0, rc = -1;
@@ -419,7 +385,7 @@ int kd_report_load_seed(kd_rep_seed *s, int sweep, kd_err *e)
             memcpy(hex, dv, 16);
             hex[16] = 0;
             const char *dp = parse_id(hex, &did) ? NULL : find_artifact(art, nart, did, KD_KIND_DATASET);
-            if (dp && !(s->data = dup_str(dp))) { kd_fail(e, "out of memory"); goto done; }
+            if (dp && !(s->data = strdup(dp))) { kd_fail(e, "out of memory"); goto done; }
         }
     }
     if (!sweep && kd_report_find_study(s, e)) goto done;
@@ -444,7 +410,7 @@ static int add_method(kd_report *r, const char *name, size_t *cap)
     for (size_t k = 0; k < r->nmethods; k++)
         if (!strcmp(r->methods[k], name)) return 0;
     if (grow(&r->methods, cap, r->nmethods, sizeof *r->methods)) return -1;
-    if (!(r->methods[r->nmethods] = dup_str(name))) return -1;
+    if (!(r->methods[r->nmethods] = strdup(name))) return -1;
     r->nmethods++;
     return 0;
 }
@@ -466,7 +432,7 @@ int kd_report_load(kd_report *r, const char *dir, int sweep, kd_err *e)
         kd_rep_seed *s = &r->s[r->ns];
         memset(s, 0, sizeof *s);
         s->dirnum = num;
-        if (!(s->dir = join(dir, de->d_name))) { closedir(d); return kd_fail(e, "out of memory"); }
+        if (!(s->dir = kd_str_printf("%s/%s", dir, de->d_name))) { closedir(d); return kd_fail(e, "out of memory"); }
         r->ns++;
     }
     closedir(d);
@@ -757,22 +723,22 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
     /* ---- the lines: teacher, plain student, the study's run, each method; then each
      * one's quantisations ---- */
     size_t nk = 0;
-    lines[nk++] = (line){ L_TEACHER, NULL, NULL, NULL, dup_str("teacher"), dup_str("teacher"), dup_str("teacher") };
-    lines[nk++] = (line){ L_STUDENT, NULL, NULL, NULL, dup_str("plain student (lr × reg chosen on valid)"),
-                          dup_str("student"), dup_str("student") };
+    lines[nk++] = (line){ L_TEACHER, NULL, NULL, NULL, strdup("teacher"), strdup("teacher"), strdup("teacher") };
+    lines[nk++] = (line){ L_STUDENT, NULL, NULL, NULL, strdup("plain student (lr × reg chosen on valid)"),
+                          strdup("student"), strdup("student") };
     if (s0->study >= 0) {
         /* say which α and learning rate the study's loss was run with */
         char alpha[64], lrate[64];
         const char *sp = s0->m[s0->study].prov;
         prov_copy(sp, "alpha", alpha, sizeof alpha);
         prov_copy(sp, "lr", lrate, sizeof lrate);
-        lines[nk++] = (line){ L_STUDY, NULL, NULL, NULL, fmt_str("distilled: the study's margin-MSE (α %s, lr %s)", alpha,
-                              lrate), dup_str("study"), dup_str("study (margin-MSE)") };
+        lines[nk++] = (line){ L_STUDY, NULL, NULL, NULL, kd_str_printf("distilled: the study's margin-MSE (α %s, lr %s)", alpha,
+                              lrate), strdup("study"), strdup("study (margin-MSE)") };
     }
     for (size_t m = 0; m < r->nmethods; m++)
         lines[nk++] = (line){ L_METHOD, r->methods[m], NULL, NULL,
-                              fmt_str("distilled: %s (knob chosen on valid)", r->methods[m]), dup_str(r->methods[m]),
-                              dup_str(r->methods[m]) };
+                              kd_str_printf("distilled: %s (knob chosen on valid)", r->methods[m]), strdup(r->methods[m]),
+                              strdup(r->methods[m]) };
     nbase = nk;
     /* the bytes table's order: each line, then its quantisations (those some seed has) */
     size_t nord = 0;
@@ -784,9 +750,9 @@ static int study_report(const kd_report *r, const kd_report_opts *o, kd_report_d
             for (size_t si = 0; si < ns && !any; si++) any = pick(&r->s[si], &ql) != NULL;
             if (!any) continue;
             const char *what = lines[k].kind == L_STUDENT ? "plain student (chosen on valid)" : lines[k].label;
-            ql.label = fmt_str("%s, %s", what, qs[q]);
-            ql.key = fmt_str("%s %s", lines[k].key, qs[q]);
-            ql.shortlab = fmt_str("%s %s", lines[k].shortlab, qs[q]);
+            ql.label = kd_str_printf("%s, %s", what, qs[q]);
+            ql.key = kd_str_printf("%s %s", lines[k].key, qs[q]);
+            ql.shortlab = kd_str_printf("%s %s", lines[k].shortlab, qs[q]);
             order[nord++] = nk;
             lines[nk++] = ql;
         }

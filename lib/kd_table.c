@@ -50,24 +50,15 @@ static void put(kd_table *t, size_t r, size_t c, char *s)
 
 void kd_table_set(kd_table *t, size_t r, size_t c, const char *s)
 {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    put(t, r, c, p);
+    put(t, r, c, strdup(s));
 }
 
 void kd_table_setf(kd_table *t, size_t r, size_t c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *p = kd_str_vprintf(fmt, ap);
     va_end(ap);
-    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (p) {
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
     put(t, r, c, p);
 }
 

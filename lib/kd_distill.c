@@ -32,11 +32,11 @@ kd_distill_params kd_distill_defaults(int method)
 
 void kd_distill_set_auto(kd_distill_params *p)
 {
-    static const double lambdas[] = KD_AUTO_LAMBDAS, alphas[] = KD_AUTO_ALPHAS;
+    static const double lambdas[] = KD_AUTO_LAMBDAS, alphas[] = KD_AUTO_ALPHAS, soft[] = KD_AUTO_ALPHAS_SOFT;
     double v;
     int alpha = !strcmp(kd_distill_knob(p, &v), "alpha");
     p->auto_n = 4;
-    memcpy(p->auto_grid, alpha ? alphas : lambdas, sizeof lambdas);
+    memcpy(p->auto_grid, !alpha ? lambdas : p->margin_loss == KD_MLOSS_SOFT ? soft : alphas, sizeof lambdas);
 }
 
 void kd_distill_set_knob(kd_distill_params *p, double v)
@@ -202,11 +202,28 @@ double kd_rce_loss(const float *tS, const float *sS, uint32_t nS, const float *t
 
 /* ---------------------------------------------------------------- margin-mse */
 
+/* log(1 + e^x), without overflow */
+static inline double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+/* T²·KL(σ(a) || σ(b)), a = dt/T, b = x/T, and its derivative in x, T·(σ(b) - σ(a)); the
+ * logs as softplus (log σ(z) = -softplus(-z)), so no margin overflows or cancels to 0/0 */
+static double soft_term(double x, double dt, double T, double *dkd)
+{
+    double a = dt / T, b = x / T, y = 1 / (1 + exp(-a)), q = 1 / (1 + exp(-b));
+    *dkd = T * (q - y);
+    return T * T * (y * (softplus(-b) - softplus(-a)) + (1 - y) * (softplus(b) - softplus(a)));
+}
+
 double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl)
 {
-    double T = p->temperature, diff = x / T - dt / T;
-    double kd = T * T * diff * diff, dkd = 2 * T * diff; /* computed as written, T and all */
-    float bpr = 0, g = kd_bpr_grad(x, &bpr);            /* g = -d softplus(-x) / dx */
+    double T = p->temperature, diff = x / T - dt / T, kd, dkd;
+    if (p->margin_loss == KD_MLOSS_SOFT) {
+        kd = soft_term(x, dt, T, &dkd);
+    } else {
+        kd = T * T * diff * diff; /* computed as written, T and all */
+        dkd = 2 * T * diff;
+    }
+    float bpr = 0, g = kd_bpr_grad(x, &bpr); /* g = -d softplus(-x) / dx */
     if (p->mix_add) {
         *dl = -(double)g + p->lambda * dkd;
         return bpr + p->lambda * kd;
@@ -800,6 +817,7 @@ static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 20
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
 {
     kd_prov_str(b, "mix", p->mix_add ? "add" : "convex");
+    kd_prov_str(b, "margin_loss", p->margin_loss == KD_MLOSS_SOFT ? "soft" : "mse");
     if (p->mix_add) prov_knob(b, "lambda", p->lambda, p);
     else prov_knob(b, "alpha", p->alpha, p);
     kd_prov_f64(b, "temperature", p->temperature);

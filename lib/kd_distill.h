@@ -1,10 +1,22 @@
 /* kd_distill: distillation losses from a teacher MF model into a student, as kd_sgd tasks
  * that run beside (or modify) the student's own BPR task.
  *
- *   margin-mse  the study's loss on each BPR triple (u, i, j), Δs = s_ui - s_uj, Δt the
- *               teacher's:  convex: (1-α)·BPR + α·T²·((Δs/T - Δt/T)²);  add: BPR + λ·T²·(...)².
- *               T²·(Δs/T - Δt/T)² = (Δs - Δt)²: the temperature cancels (computed literally,
- *               so the tests can show it).
+ *   margin-mse  a loss on each BPR triple (u, i, j), Δs = s_ui - s_uj, Δt the teacher's:
+ *               convex: (1-α)·BPR + α·T²·KD;  add: BPR + λ·T²·KD, KD one of (--margin-loss):
+ *               mse   the study's (the notebook's): KD = (Δs/T - Δt/T)²; T²·KD = (Δs - Δt)²,
+ *                     the temperature cancels (computed literally, so the tests can show it).
+ *                     Its gradient 2α·(Δs - Δt) grows without bound and its curvature in Δs
+ *                     is 2α, 8α times BPR's largest (1/4): at BPR's rate 0.05 α = 0.5 diverges.
+ *               soft  (the default) the pairwise soft target: KD = KL(σ(Δt/T) || σ(Δs/T)),
+ *                     the teacher's probability that i beats j against the student's (Hinton's
+ *                     soft targets on the 2-way softmax of (s_ui, s_uj); the pairwise KL of Lin
+ *                     et al., TCT-ColBERT, 2021).  d(T²·KD)/dΔs = T·(σ(Δs/T) - σ(Δt/T)),
+ *                     bounded by T, curvature σ'(Δs/T) <= 1/4 like BPR's at any T; at T = 1
+ *                     the convex mix is BPR on a soft label, (1-α) + α·σ(Δt), so no α makes
+ *                     it stiffer than plain BPR.  As T grows T²·KD -> (Δs - Δt)²/8: margin-MSE
+ *                     is its high-temperature limit.  A BPR teacher's margins are log-odds in
+ *                     the student's units (measured: mean 3-4, sd 1.2-1.4 on synth, Last.fm,
+ *                     CiteULike, like the plain student's), so σ(Δt) needs no rescaling.
  *   rd          Ranking Distillation (Tang & Wang, KDD 2018): the teacher's top-K unobserved
  *               items of a user as extra positives with weights w_r ∝ exp(-r/λ_r) (static),
  *               times tanh(max(μ·(r̂ - r), 0)) with the student's sampled rank estimate r̂
@@ -67,10 +79,14 @@
 enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_DCD_ITEM, KD_DCD2, KD_RCE, KD_N_METHODS }; /* rows */
 int kd_method_parse(const char *name); /* enum kd_method or -1 */
 
+/* margin-mse's term (--margin-loss; kd_distill_params.margin_loss) */
+enum kd_margin_loss { KD_MLOSS_SOFT, KD_MLOSS_MSE };
+
 typedef struct kd_distill_params {
     int      method;
     double   alpha, temperature; /* margin-mse */
     int      mix_add;            /* margin-mse: BPR + λ·KD instead of the convex mix */
+    int      margin_loss;        /* margin-mse: enum kd_margin_loss [KD_MLOSS_SOFT] */
     double   lambda;             /* weight of the distillation term */
     uint32_t K, L, M;            /* top-K list, uninteresting samples, teacher top-M */
     double   rank_temp;          /* rd: λ_r of the position weights */
@@ -95,13 +111,17 @@ typedef struct kd_distill_params {
 
 #define KD_AUTO_MAX 8
 /* The default grids of --lambda auto (zero included: the tool never picks a weight that
- * validates worse than no distillation) and margin-mse's --alpha auto (the pipelines'
- * values; alpha 0.5 diverges at lr 0.05 on the synthetic default) */
-#define KD_AUTO_LAMBDAS { 0, 0.1, 0.3, 1 }
-#define KD_AUTO_ALPHAS  { 0, 0.03, 0.1, 0.3 }
+ * validates worse than no distillation) and margin-mse's --alpha auto: under
+ * --margin-loss mse the pipelines' values (alpha 0.5 diverges at lr 0.05 on the synthetic
+ * default), under soft (which cannot diverge) the whole range of the mix */
+#define KD_AUTO_LAMBDAS    { 0, 0.1, 0.3, 1 }
+#define KD_AUTO_ALPHAS     { 0, 0.03, 0.1, 0.3 }
+#define KD_AUTO_ALPHAS_SOFT { 0, 0.25, 0.5, 1 }
 /* the knob used under auto without a validation split (nothing to choose on): the
- * method's fixed default, margin-mse's alpha this (0.5 diverges, see above) */
-#define KD_NO_VALID_ALPHA 0.1
+ * method's fixed default; margin-mse's alpha this under mse (0.5 diverges, see above)
+ * and the notebook's 0.5 under soft */
+#define KD_NO_VALID_ALPHA      0.1
+#define KD_NO_VALID_ALPHA_SOFT 0.5
 
 /* Gumbel selections draw from at most this many candidates (rce: --topm) */
 #define KD_PICK_MAX 1024u
@@ -182,8 +202,9 @@ int kd_distill_tasks(kd_distill *k, kd_sgd_task *tasks, int *ntasks);
 /* Provenance lines of the method's parameters. */
 int kd_distill_prov(const kd_distill_params *p, kd_buf *b);
 
-/* margin-mse loss of one triple with student margin x and teacher margin dt; *dl = dLoss/dx.
- * With alpha = 0 (convex) it is exactly BPR's (kd_bpr_grad): *dl = -g. */
+/* margin-mse loss of one triple with student margin x and teacher margin dt (p->margin_loss's
+ * term, the mix of p->mix_add); *dl = dLoss/dx.  With alpha = 0 (convex) it is exactly
+ * BPR's (kd_bpr_grad): *dl = -g. */
 double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl);
 
 /* Loss and gradient of the per-user listwise terms, exposed for the gradient tests:

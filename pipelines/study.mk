@@ -47,7 +47,7 @@ $(eval $(call kd_model,teacher,kd-train,teacher,--dim $(TEACHER_DIM) $(TRAIN_COM
 plain_name = $(if $(and $(filter $(LR),$(1)),$(filter $(REG),$(2))),student,student_lr$(1)_reg$(2))
 $(foreach lr,$(PLAIN_LRS),$(foreach reg,$(PLAIN_REGS),$(eval $(call kd_model,$(call plain_name,$(lr),$(reg)),kd-train,$(call \
     plain_name,$(lr),$(reg)),--dim $(STUDENT_DIM) $(TRAIN_COMMON) --lr $(lr) --reg $(reg) --seed $$*))))
-$(eval $(call kd_model,study,kd-distill,study margin-mse,--method margin-mse --alpha $(ALPHA) --temperature $(TEMPERATURE) \
+$(eval $(call kd_model,study,kd-distill,study margin-mse,--method margin-mse --margin-loss mse --alpha $(ALPHA) --temperature $(TEMPERATURE) \
     --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $$* $(DISTILL_FLAGS) $(STUDY_FLAGS)))
 
 # the grid: each method at each value of its knob, <method>_a<alpha> for margin-mse and

@@ -26,7 +26,7 @@ include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 $(eval $(call kd_data,data,synth --seed $$* $(GEN_FLAGS)))
 $(eval $(call kd_model,teacher,kd-train,teacher,--dim $(TEACHER_DIM) $(TRAIN_COMMON) --seed $$*))
 $(foreach a,$(SWEEP_ALPHAS),$(foreach t,$(SWEEP_TEMPS),$(eval $(call kd_model,mm_a$(a)_t$(t),kd-distill,mm_a$(a)_t$(t),\
-    --method margin-mse --alpha $(a) --temperature $(t) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $$* $(STUDY_FLAGS)))))
+    --method margin-mse --margin-loss mse --alpha $(a) --temperature $(t) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $$* $(STUDY_FLAGS)))))
 $(foreach m,$(SWEEP_METHODS),$(foreach l,$(SWEEP_LAMBDAS),$(eval $(call kd_model,$(m)_l$(l),kd-distill,$(m)_l$(l),\
     --method $(m) --lambda $(l) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --seed $$*))))
 $(foreach d,$(DIMS),$(eval $(call kd_model,dim$(d)_student,kd-train,dim$(d)_student,--dim $(d) $(TRAIN_COMMON) --seed $$*)))

@@ -47,15 +47,64 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     ! grep -q '^kd_decay=' p
 }
 
-@test "margin-mse: the temperature has no effect (T^2 * MSE(ds/T, dt/T) = MSE(ds, dt))" {
-    kd-distill -q --teacher t.kd --method margin-mse --alpha 0.2 --temperature 1 --dim 8 --epochs 4 small.kd -o t1.kd
-    kd-distill -q --teacher t.kd --method margin-mse --alpha 0.2 --temperature 4 --dim 8 --epochs 4 small.kd -o t4.kd
-    kd-distill -q --teacher t.kd --method margin-mse --alpha 0.2 --temperature 3 --dim 8 --epochs 4 small.kd -o t3.kd
+@test "margin-mse --margin-loss mse: the temperature has no effect (T^2 * MSE(ds/T, dt/T) = MSE(ds, dt))" {
+    M="--method margin-mse --margin-loss mse"
+    kd-distill -q --teacher t.kd $M --alpha 0.2 --temperature 1 --dim 8 --epochs 4 small.kd -o t1.kd
+    kd-distill -q --teacher t.kd $M --alpha 0.2 --temperature 4 --dim 8 --epochs 4 small.kd -o t4.kd
+    kd-distill -q --teacher t.kd $M --alpha 0.2 --temperature 3 --dim 8 --epochs 4 small.kd -o t3.kd
     params t1.kd >a
     params t4.kd >b
     params t3.kd >c
     cmp a b                              # a power of two: not a bit differs
     paste a c | awk -F'\t' '{ n = NF / 2; for (i = 1; i <= n; i++) { d = $i - $(i + n); if (d < 0) d = -d; if (d > 1e-4) exit 1 } }'
+}
+
+@test "margin-mse's default soft loss: the temperature matters, it differs from mse, provenance says which ran" {
+    kd-distill -q --teacher t.kd --method margin-mse --alpha 0.5 --dim 8 --epochs 4 small.kd -o s1.kd
+    kd-distill -q --teacher t.kd --method margin-mse --alpha 0.5 --temperature 4 --dim 8 --epochs 4 small.kd -o s4.kd
+    kd-distill -q --teacher t.kd --method margin-mse --margin-loss mse --alpha 0.5 --dim 8 --epochs 4 small.kd -o m.kd
+    kd-distill -q --teacher t.kd --method margin-mse --margin-loss soft --alpha 0.5 --dim 8 --epochs 4 small.kd -o s.kd
+    cmp s1.kd s.kd
+    params s1.kd >a
+    params s4.kd >b
+    params m.kd >c
+    ! cmp -s a b
+    ! cmp -s a c
+    kd-cat s1.kd provenance | grep -qx 'margin_loss=soft'
+    kd-cat m.kd provenance | grep -qx 'margin_loss=mse'
+}
+
+@test "margin-mse at lr 0.05 on the synthetic default: mse at alpha 0.5 diverges, soft at alpha 1 does not" {
+    kd-gen synth --seed 1 -o syn.kd
+    kd-train -q --dim 64 --epochs 40 --no-early-stop syn.kd -o ts.kd
+    F="--teacher ts.kd --method margin-mse --dim 32 --lr 0.05 --epochs 10 --no-early-stop syn.kd"
+    run --separate-stderr -1 kd-distill -q $F --margin-loss mse --alpha 0.5 -o x.kd
+    [[ $stderr == "kd-distill: training diverged at epoch "* ]]
+    [ ! -e x.kd ]
+    kd-distill -q $F --alpha 1 -o y.kd
+    kd-distill -q $F --mix add --lambda 1 -o z.kd
+}
+
+@test "margin-mse, both losses: the same bytes for --threads 1, 2, 3 and with --replicas" {
+    for l in soft mse; do
+        for th in 1 2 3; do
+            kd-distill -q --teacher t.kd --method margin-mse --margin-loss $l --alpha 0.4 --dim 8 --epochs 3 --threads $th small.kd -o $l$th.kd
+        done
+        cmp $l"1.kd" $l"2.kd"
+        cmp $l"1.kd" $l"3.kd"
+        kd-distill -q --teacher t.kd --method margin-mse --margin-loss $l --alpha 0.4 --dim 8 --epochs 3 --replicas 4 --threads 1 small.kd -o r1.kd
+        kd-distill -q --teacher t.kd --method margin-mse --margin-loss $l --alpha 0.4 --dim 8 --epochs 3 --replicas 4 --threads 2 small.kd -o r2.kd
+        cmp r1.kd r2.kd
+    done
+    ! cmp -s soft1.kd mse1.kd
+}
+
+@test "usage: --margin-loss takes soft or mse" {
+    for bad in "" x MSE "soft " softer; do
+        run --separate-stderr -2 kd-distill -q --teacher t.kd --method margin-mse --margin-loss "$bad" small.kd -o m.kd
+        [ "$stderr" = "kd-distill: --margin-loss: '$bad' is not soft or mse" ]
+        [ -z "$output" ] && [ ! -e m.kd ]
+    done
 }
 
 @test "margin-mse with alpha > 0 differs from plain BPR (the term does something)" {
@@ -246,7 +295,11 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     grep -qx 'auto_grid=0,0.1,0.3,1' p
     [ "$(grep -c '^result\.auto\.' p)" -eq 4 ]
     kd-distill -q --teacher tv.kd --method margin-mse --dim 8 --epochs 6 v.kd -o m.kd
-    kd-cat m.kd provenance | grep -qx 'alpha=auto'
+    kd-cat m.kd provenance >p
+    grep -qx 'alpha=auto' p
+    grep -qx 'auto_grid=0,0.25,0.5,1' p
+    kd-distill -q --teacher tv.kd --method margin-mse --margin-loss mse --dim 8 --epochs 6 v.kd -o m.kd
+    kd-cat m.kd provenance | grep -qx 'auto_grid=0,0.03,0.1,0.3'
     # --mix add makes lambda the knob
     kd-distill -q --teacher tv.kd --method margin-mse --mix add --auto-grid 0.2 --dim 8 --epochs 4 v.kd -o n.kd
     kd-cat n.kd provenance | grep -qx 'result.lambda=0.2'
@@ -275,8 +328,12 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     kd-distill -q --teacher tn.kd --method rrd --lambda 1 --no-early-stop --dim 8 nv.kd -o b.kd
     cmp a.kd b.kd
     run --separate-stderr -0 kd-distill --teacher tn.kd --method margin-mse --dim 8 --epochs 3 nv.kd -o c.kd
+    [ "$stderr" = "kd-distill: nv.kd: no validation split: no early stopping, a fixed 3 epochs (--valid-every needs one), --alpha 0.5" ]
+    kd-cat c.kd provenance | grep -qx 'alpha=0.5'
+    # the notebook's mse: 0.5 diverges at the default rate, so its fixed default is smaller
+    run --separate-stderr -0 kd-distill --teacher tn.kd --method margin-mse --margin-loss mse --dim 8 --epochs 3 nv.kd -o d.kd
     [ "$stderr" = "kd-distill: nv.kd: no validation split: no early stopping, a fixed 3 epochs (--valid-every needs one), --alpha 0.1" ]
-    kd-cat c.kd provenance | grep -qx 'alpha=0.1'
+    kd-cat d.kd provenance | grep -qx 'alpha=0.1'
 }
 
 @test "usage: --auto-grid's values, with an explicit knob, auto without early stopping" {

@@ -36,9 +36,12 @@ static void usage(FILE *f, const kd_train_opts *d)
         "--teacher (at most %d): their ensemble, the mean of their scores, as one model of\n"
         "the summed dimension (every method uses it as it would one teacher).\n\n"
         "methods (defaults in brackets):\n"
-        "  margin-mse  the study's (1-a)*BPR + a*T^2*MSE(margins/T); --alpha A|auto [auto; the\n"
-        "              study's %g, with --lr 0.01],\n"
-        "              --temperature T [%g] (it cancels out), --mix convex|add (add: BPR + lambda*KD)\n"
+        "  margin-mse  (1-a)*BPR + a*T^2*KD on the pair margins s_ui - s_uj: --margin-loss soft|mse\n"
+        "              [soft]: soft, KL of the teacher's pair probability sigmoid(dt/T) to the\n"
+        "              student's (bounded gradient, never stiffer than BPR); mse, the study's\n"
+        "              MSE(margins/T) (the notebook's loss; T cancels out; a = 0.5 diverges at\n"
+        "              --lr 0.05, the study runs it at 0.01); --alpha A|auto [auto],\n"
+        "              --temperature T [%g], --mix convex|add (add: BPR + lambda*KD)\n"
         "  rd          teacher's top-K as weighted extra positives: --topk K [%u], --rank-temp L [%g],\n"
         "              --dynamic (student-rank weights), --mu M [%g]\n"
         "  rrd         Plackett-Luce on the teacher's top-K order: --topk K [%u], --uninteresting L [%u],\n"
@@ -58,21 +61,23 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              --topm M [%u] (<= %u), --rank-temp T [%g], --beta B [%g], --tau T [%g]\n"
         "  --lambda X|auto  weight of the distillation term [auto]: auto trains one early-stopped\n"
         "              student per value of the grid (--auto-grid V,V,... [0,0.1,0.3,1]; margin-mse's\n"
-        "              --alpha auto [0,0.03,0.1,0.3]) and keeps the best on valid (a value that\n"
-        "              diverges is skipped); X (or --alpha A) is the literal loss at that weight.\n"
-        "              Without a validation split: [1; rd 0.5; rce %g; margin-mse alpha 0.1]\n"
+        "              --alpha auto [0,0.25,0.5,1; mse 0,0.03,0.1,0.3]) and keeps the best on valid (a\n"
+        "              value that diverges is skipped); X (or --alpha A) is the literal loss at that\n"
+        "              weight.  Without a validation split: [1; rd 0.5; rce %g; margin-mse alpha %g;\n"
+        "              mse %g]\n"
         "  --kd-decay 0|1  weight decay (--reg, --reg-bias) also on the rows the distillation\n"
         "              records touch [1; rce, dcd-item, dcd2 0].  With 1, longer lists or more\n"
         "              units regularise more, even at --lambda 0; with 0, --lambda 0 trains\n"
         "              kd-train's model bit for bit\n\n",
-        prog, KD_MAX_TEACHERS, m.alpha, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L,
-        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, rce.lambda);
+        prog, KD_MAX_TEACHERS, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L,
+        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, rce.lambda,
+        KD_NO_VALID_ALPHA_SOFT, KD_NO_VALID_ALPHA);
     kd_train_help(f, d);
     fprintf(f, "  -h, --help, --version\n");
 }
 
 enum { O_TEACHER = 2000, O_METHOD, O_ALPHA, O_TEMP, O_MIX, O_LAMBDA, O_TOPK, O_UNINT, O_TOPM, O_RANKT, O_DYN, O_MU, O_TAU, O_CES,
-       O_ILAMBDA, O_SAMPLES, O_BETA, O_KDDECAY, O_GRID, O_EPS /* last method flag */ };
+       O_ILAMBDA, O_SAMPLES, O_BETA, O_KDDECAY, O_GRID, O_MLOSS, O_EPS /* last method flag */ };
 
 static const struct option own_options[] = {
     { "teacher", 1, 0, O_TEACHER }, { "method", 1, 0, O_METHOD }, { "alpha", 1, 0, O_ALPHA },
@@ -81,7 +86,7 @@ static const struct option own_options[] = {
     { "rank-temp", 1, 0, O_RANKT }, { "dynamic", 0, 0, O_DYN }, { "mu", 1, 0, O_MU }, { "tau", 1, 0, O_TAU },
     { "ce-sample", 1, 0, O_CES }, { "eps", 1, 0, O_EPS }, { "item-lambda", 1, 0, O_ILAMBDA },
     { "samples", 1, 0, O_SAMPLES }, { "beta", 1, 0, O_BETA }, { "kd-decay", 1, 0, O_KDDECAY },
-    { "auto-grid", 1, 0, O_GRID } };
+    { "auto-grid", 1, 0, O_GRID }, { "margin-loss", 1, 0, O_MLOSS } };
 enum { NOWN = sizeof own_options / sizeof *own_options };
 
 struct opts {
@@ -126,6 +131,11 @@ static int method_arg(kd_distill_params *dp, int code, const char *a, int *knob_
         if (!strcmp(a, "add")) dp->mix_add = 1;
         else if (!strcmp(a, "convex")) dp->mix_add = 0;
         else return kd_fail_usage(e, "--mix: '%s' is not convex or add", a);
+        return 0;
+    case O_MLOSS:
+        if (!strcmp(a, "soft")) dp->margin_loss = KD_MLOSS_SOFT;
+        else if (!strcmp(a, "mse")) dp->margin_loss = KD_MLOSS_MSE;
+        else return kd_fail_usage(e, "--margin-loss: '%s' is not soft or mse", a);
         return 0;
     case O_LAMBDA:
         if (!strcmp(a, "auto")) { if (!is_alpha) *knob_set = 0; return 0; }
@@ -194,14 +204,15 @@ static void parse_args(int argc, char **argv, struct opts *o)
         exit(KD_EXIT_USAGE);
     }
     o->dp = kd_distill_defaults(o->mi);
-    /* --mix first: it decides which flag is the knob */
+    /* --mix and --margin-loss first: they decide which flag is the knob and its grid */
     for (int k = 0; k < nm; k++)
-        if (mcodes[k] == O_MIX && method_arg(&o->dp, O_MIX, margs[k], &o->knob_set, &e)) exit(kd_err_report(prog, &e));
+        if ((mcodes[k] == O_MIX || mcodes[k] == O_MLOSS) && method_arg(&o->dp, mcodes[k], margs[k], &o->knob_set, &e))
+            exit(kd_err_report(prog, &e));
     kd_distill_set_auto(&o->dp);
     int grid = 0;
     o->knob_set = 0;
     for (int k = 0; k < nm; k++) {
-        if (mcodes[k] == O_MIX) continue;
+        if (mcodes[k] == O_MIX || mcodes[k] == O_MLOSS) continue;
         grid |= mcodes[k] == O_GRID;
         if (method_arg(&o->dp, mcodes[k], margs[k], &o->knob_set, &e)) exit(kd_err_report(prog, &e));
     }
@@ -278,7 +289,7 @@ static int run(struct opts *o, kd_err *e)
             kd_distill_params df = kd_distill_defaults(o->mi);
             df.mix_add = o->dp.mix_add;
             kd_distill_knob(&df, &kv);
-            if (!strcmp(knob, "alpha")) kv = KD_NO_VALID_ALPHA;
+            if (!strcmp(knob, "alpha")) kv = o->dp.margin_loss == KD_MLOSS_SOFT ? KD_NO_VALID_ALPHA_SOFT : KD_NO_VALID_ALPHA;
             kd_distill_set_knob(&o->dp, kv);
             o->dp.auto_n = 0;
         }

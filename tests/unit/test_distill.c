@@ -70,24 +70,73 @@ static void test_ce_gradient(void)
     CHECK(fabs(g[0]) < 1e-15 && fabs(g[1]) < 1e-15 && fabs(g[2]) < 1e-15);
 }
 
+/* margin-mse's soft term alone (alpha 1): zero loss and gradient where the student's
+ * margin is the teacher's; the gradient T·(σ(x/T) - σ(dt/T)), so bounded by T and of the
+ * teacher's sign; the curvature (finite differences of the gradient) at most 1/4 like
+ * BPR's; finite for margins of ±1e4; T²·KL -> (x - dt)²/8 as T grows (margin-MSE/8). */
+static void test_margin_soft(void)
+{
+    kd_distill_params p = kd_distill_defaults(KD_MARGIN_MSE);
+    p.alpha = 1;
+    int ok = 1;
+    double curv = 0, lim = 0;
+    for (double T = 0.25; T <= 8; T *= 2) {
+        p.temperature = T;
+        for (double x = -9; x <= 9; x += 0.45)
+            for (double dt = -7; dt <= 7; dt += 0.9) {
+                double dl, dp, dm, l = kd_margin_loss(&p, (float)x, dt, &dl);
+                double want = T * (1 / (1 + exp(-(double)(float)x / T)) - 1 / (1 + exp(-dt / T)));
+                ok &= fabs(dl - want) < 1e-12 && fabs(dl) <= T && l >= -1e-12;
+                kd_margin_loss(&p, (float)x + 1e-2f, dt, &dp);
+                kd_margin_loss(&p, (float)x - 1e-2f, dt, &dm);
+                curv = fmax(curv, (dp - dm) / ((double)((float)x + 1e-2f) - (double)((float)x - 1e-2f)));
+            }
+        double dl, l = kd_margin_loss(&p, 1.5f, 1.5, &dl);
+        ok &= fabs(l) < 1e-12 && fabs(dl) < 1e-12;
+    }
+    CHECK(ok);
+    CHECK(curv <= 0.25 + 1e-6 && curv > 0.2);
+    p.temperature = 1;
+    double dl, l = kd_margin_loss(&p, 1e4f, -1e4, &dl);
+    CHECK(isfinite(l) && fabs(dl - 1) < 1e-12 && l > 9999);
+    l = kd_margin_loss(&p, -1e4f, 1e4, &dl);
+    CHECK(isfinite(l) && fabs(dl + 1) < 1e-12);
+    for (double x = -2; x <= 2; x += 0.5) {
+        p.temperature = 1e3;
+        double soft = kd_margin_loss(&p, (float)x, 0.7, &dl);
+        p.margin_loss = KD_MLOSS_MSE;
+        double mse = kd_margin_loss(&p, (float)x, 0.7, &dl);
+        p.margin_loss = KD_MLOSS_SOFT;
+        lim = fmax(lim, fabs(soft - mse / 8));
+    }
+    CHECK(lim < 1e-4);
+}
+
 static void test_margin(void)
 {
     kd_distill_params p = kd_distill_defaults(KD_MARGIN_MSE);
+    CHECK(p.margin_loss == KD_MLOSS_SOFT); /* the default */
     double worst = 0;
-    for (int mix = 0; mix < 2; mix++)
-        for (double x = -3; x <= 3; x += 0.7)
-            for (double dt = -2; dt <= 4; dt += 1.3) {
-                double dl, d2;
-                p.mix_add = mix;
-                p.alpha = 0.3;
-                p.lambda = 0.7;
-                kd_margin_loss(&p, x, dt, &dl);
-                float xp = (float)x + 1e-2f, xm = (float)x - 1e-2f;
-                double num = (kd_margin_loss(&p, xp, dt, &d2) - kd_margin_loss(&p, xm, dt, &d2)) / ((double)xp - xm);
-                worst = fmax(worst, fabs(num - dl));
-            }
+    for (int loss = 0; loss < 2; loss++)
+        for (double T = 0.5; T <= 4; T *= 2)
+            for (int mix = 0; mix < 2; mix++)
+                for (double x = -3; x <= 3; x += 0.7)
+                    for (double dt = -2; dt <= 4; dt += 1.3) {
+                        double dl, d2;
+                        p.margin_loss = loss ? KD_MLOSS_MSE : KD_MLOSS_SOFT;
+                        p.temperature = T;
+                        p.mix_add = mix;
+                        p.alpha = 0.3;
+                        p.lambda = 0.7;
+                        kd_margin_loss(&p, x, dt, &dl);
+                        float xp = (float)x + 1e-2f, xm = (float)x - 1e-2f;
+                        double num = (kd_margin_loss(&p, xp, dt, &d2) - kd_margin_loss(&p, xm, dt, &d2)) / ((double)xp - xm);
+                        worst = fmax(worst, fabs(num - dl));
+                    }
     CHECK(worst < 2e-3); /* the BPR part is single precision */
+    test_margin_soft();
     /* T^2 * MSE(Δs/T, Δt/T) = MSE(Δs, Δt): the temperature has no effect */
+    p.margin_loss = KD_MLOSS_MSE;
     int same = 1;
     for (double T = 0.25; T <= 64; T *= 2) /* powers of two: even the rounding cancels */
         for (double x = -3; x <= 3; x += 0.37) {
@@ -315,6 +364,41 @@ static void test_unit_gradients(void)
     }
 }
 
+/* margin-mse's task (BPR's units, their records replaced): both losses, both mixes, over
+ * whole units; the records also carry the BPR part, which is single precision. */
+static void test_margin_unit_gradients(void)
+{
+    for (int v = 0; v < 4; v++) {
+        tiny tn;
+        tiny_init(&tn);
+        kd_err e = { 0 };
+        kd_distill k;
+        kd_distill_params p = kd_distill_defaults(KD_MARGIN_MSE);
+        p.margin_loss = v & 1 ? KD_MLOSS_MSE : KD_MLOSS_SOFT;
+        p.mix_add = v >> 1;
+        p.alpha = 0.6; p.lambda = 0.7; p.temperature = 1.5;
+        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 99, 1, &e) == 0);
+        kd_sgd_task tasks[KD_MAX_TASKS];
+        int nt = 0;
+        kd_distill_tasks(&k, tasks, &nt);
+        CHECK(nt == 1);
+        double worst = 0, gmax = 0;
+        int units = 0;
+        for (uint64_t unit = 0; unit < tasks[0].units && unit < 12; unit++) {
+            double g, w = unit_fd(&tasks[0], &tn.m, unit, &g);
+            if (w < 0) continue;
+            units++;
+            worst = fmax(worst, w);
+            gmax = fmax(gmax, g);
+        }
+        CHECK(units >= 10 && gmax > 1e-2);
+        CHECK(worst < 5e-4); /* measured ~1e-5 (soft, gradients ~1) to ~7e-5 (mse, ~25) */
+        if (worst >= 5e-4 || getenv("KD_TEST_VERBOSE")) fprintf(stderr, "  margin-mse %d: worst %g (max gradient %g)\n", v, worst, gmax);
+        kd_distill_free(&k);
+        tiny_free(&tn);
+    }
+}
+
 /* rce's lists after epoch_begin: entries distinct; S is the student's top-K; every
  * teacher top-K item is in S or A; the sampled set has min(L, candidates) entries, all
  * from the student's top-M; w = exp(-beta * overlap / K) in (0, 1]. */
@@ -406,7 +490,7 @@ static void test_auto_prov(void)
         char want[128];
         ok &= kd_distill_prov(&p, &b) == 0 && kd_buf_printf(&b, "%c", 0) == 0;
         snprintf(want, sizeof want, "\n%s=auto\nauto_grid=%s\n", knob,
-                 m == KD_MARGIN_MSE ? "0,0.03,0.1,0.3" : "0,0.1,0.3,1");
+                 m == KD_MARGIN_MSE ? "0,0.25,0.5,1" : "0,0.1,0.3,1");
         ok &= strstr((const char *)b.p, want) != NULL;
         kd_buf_free(&b);
         kd_distill_set_knob(&p, 0.125);
@@ -417,6 +501,17 @@ static void test_auto_prov(void)
         kd_buf_free(&b);
     }
     CHECK(ok);
+    /* margin-mse says which loss ran; the notebook's mse keeps its old grid */
+    for (int loss = 0; loss < 2; loss++) {
+        kd_distill_params p = kd_distill_defaults(KD_MARGIN_MSE);
+        p.margin_loss = loss ? KD_MLOSS_MSE : KD_MLOSS_SOFT;
+        kd_distill_set_auto(&p);
+        kd_buf b = { 0 };
+        CHECK(kd_distill_prov(&p, &b) == 0 && kd_buf_printf(&b, "%c", 0) == 0);
+        CHECK(strstr((const char *)b.p, loss ? "\nmargin_loss=mse\n" : "\nmargin_loss=soft\n") != NULL);
+        CHECK(strstr((const char *)b.p, loss ? "\nauto_grid=0,0.03,0.1,0.3\n" : "\nauto_grid=0,0.25,0.5,1\n") != NULL);
+        kd_buf_free(&b);
+    }
     /* an explicit knob keeps its old line */
     kd_distill_params p = kd_distill_defaults(KD_RRD);
     kd_buf b = { 0 };
@@ -431,6 +526,7 @@ int main(void)
     test_auto_prov();
     test_rce_loss();
     test_unit_gradients();
+    test_margin_unit_gradients();
     test_rce_lists();
     test_ensemble();
     test_rrd_gradient();

@@ -9,7 +9,9 @@
 SEEDS       ?= 1 2 3 4 5
 ALPHA       ?= 0.5
 TEMPERATURE ?= 1
-ALPHAS      ?= 0.03 0.1 0.3
+# margin-mse's grid is the soft loss's (kd-distill's default: alpha is the teacher's share of
+# the pair label, 0..1); the study's own margin-MSE run above keeps the notebook's loss
+ALPHAS      ?= 0.25 0.5 1
 LAMBDAS     ?= 0.1 0.3 1
 METHODS     ?= margin-mse rd rrd ce dcd rce dcd-item
 DISTILL_FLAGS ?=
@@ -54,7 +56,7 @@ $(eval $(call kd_model,study,kd-distill,study margin-mse,--method margin-mse --m
 # <method>_l<lambda> for the others; the report picks one value per seed on validation
 knob_values = $(if $(filter margin-mse,$(1)),$(ALPHAS),$(LAMBDAS))
 knob_name   = $(if $(filter margin-mse,$(1)),a,l)
-knob_flag   = $(if $(filter margin-mse,$(1)),--alpha,--lambda)
+knob_flag   = $(if $(filter margin-mse,$(1)),--margin-loss soft --alpha,--lambda)
 $(foreach m,$(METHODS),$(foreach v,$(call knob_values,$(m)),$(eval $(call kd_model,$(m)_$(call knob_name,$(m))$(v),kd-distill,$(m) $(v),\
     --method $(m) $(call knob_flag,$(m)) $(v) --dim $(STUDENT_DIM) $(TRAIN_COMMON) --lr $(LR) --reg $(REG) --seed $$* $(DISTILL_FLAGS)))))
 

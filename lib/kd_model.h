@@ -28,7 +28,9 @@ typedef struct kd_model {
 /* Allocates zeroed parameters.  Fails on dim 0 or > KD_MAX_DIM, or sizes that overflow. */
 int  kd_model_alloc(kd_model *m, uint32_t n_users, uint32_t n_items, uint32_t dim, kd_err *e);
 void kd_model_free(kd_model *m);
-/* Embeddings ~ N(0, std^2) from `seed`; biases 0. */
+/* Embeddings ~ N(0, std^2) from `seed`; biases 0.  Value v of the stream is
+ * (float)(std * kd_rng_normal) after 2v draws of kd_rng_seed(seed), bit for bit (computed
+ * eight at a time without libm, checked against it: kd_model.c). */
 void kd_model_init_normal(kd_model *m, uint64_t seed, float std);
 /* Copies src's values into dst of the same shape. */
 void kd_model_copy(kd_model *dst, const kd_model *src);

@@ -55,6 +55,7 @@ typedef struct sgd_run {
     size_t ids_stride;
     size_t rec_stride;    /* records between two workers' buffers: the most any task needs */
     uint64_t rounds;      /* merges an epoch */
+    int fused;            /* the merge writes the merged rows into the replicas too (below) */
     double *rep_loss;     /* (W, KD_MAX_TASKS) */
     kd_model tview;       /* the master transposed (P <-> Q, bu <-> bi): transposed tasks' updates */
     int any_transposed;
@@ -80,6 +81,13 @@ static inline float *rep_of(const sgd_run *r, uint32_t w) { return r->rep + (siz
 
 #ifndef KD_BATCH
 #define KD_BATCH 256u   /* units a worker samples ahead: not part of it (64: 5-8% slower on amazon-book) */
+#endif
+#ifndef KD_FUSE_BYTES
+/* Item replicas of at least this many bytes get the merged rows from the merge itself
+ * (fused) rather than from a copy by their own worker's thread: far beyond a core's L2
+ * they are not in its cache either way, and the copy was one more pass over master and
+ * every replica each merge (amazon-book at D = 64: 6.4 MB each, two merges an epoch). */
+#define KD_FUSE_BYTES (4u << 20)
 #endif
 #ifndef KD_PREFETCH
 #define KD_PREFETCH 4u  /* units ahead whose rows are prefetched */
@@ -321,12 +329,18 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                 kd_v16 base = *(const kd_v16 *)(qm + c), acc = base;
                 for (uint32_t w = 0; w < W; w++) acc += *(const kd_v16 *)(rep_of(r, w) + i * m->stride + c) - base;
                 *(kd_v16 *)(qm + c) = acc;
+                if (r->fused)
+                    for (uint32_t w = 0; w < W; w++) *(kd_v16 *)(rep_of(r, w) + i * m->stride + c) = acc;
             }
             float bb = m->bi[i], accb = bb;
             for (uint32_t w = 0; w < W; w++) accb += r->view[w].bi[i] - bb;
             m->bi[i] = accb;
+            if (r->fused)
+                for (uint32_t w = 0; w < W; w++) r->view[w].bi[i] = accb;
         }
         kd_barrier_wait(&r->bar);
+        if (r->fused)
+            continue;
         /* transposed tasks: this round's units on the master, on one thread, in order */
         if (r->any_transposed) {
             if (t == 0)
@@ -346,7 +360,8 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                 }
             kd_barrier_wait(&r->bar);
         }
-        /* ... then each worker's thread copies the merged rows into its replica, so that the
+        /* ... then (unless the merge wrote them there: fused) each worker's thread copies
+         * the merged rows into its replica, so that the
          * next round finds them in its own core's cache (when other threads wrote them there,
          * the round's random row reads each missed to the other core) */
         for (uint32_t w = (uint32_t)t; w < W; w += uT) {
@@ -510,6 +525,7 @@ static int setup_replicas(sgd_run *r, kd_err *e)
             return kd_fail(e, "internal error: workers' units do not add up");
     }
     size_t qn = (size_t)m->n_items * m->stride;
+    r->fused = !r->any_transposed && (uint64_t)qn * 4 >= KD_FUSE_BYTES;
     for (uint32_t w = 0; w < r->W; w++) {
         float *q = rep_of(r, w);
         memcpy(q, m->Q, qn * 4);

@@ -129,22 +129,62 @@ static inline uint64_t unit_key(const kd_distill *k, uint64_t epoch, enum kd_uni
     return kd_key(k->seed, epoch, ((uint64_t)tag << 40) | u);
 }
 
-static int in_list(const uint32_t *a, uint32_t n, uint32_t x)
+/* A set of at most n items, built per unit in its scratch: open addressing on a
+ * power-of-two table of >= 2n slots (UINT32_MAX = empty, never an item), so that a
+ * rejection test costs one or two probes instead of a scan of the list (ce draws 256
+ * items against a top-M of 100 per user).  It answers exactly as the scan did. */
+typedef struct item_set {
+    uint32_t *slot;
+    uint32_t  mask, shift;
+} item_set;
+
+static size_t set_bytes(uint32_t n)
 {
-    for (uint32_t k = 0; k < n; k++)
-        if (a[k] == x) return 1;
-    return 0;
+    size_t c = 16;
+    while (c < 2 * (size_t)n) c <<= 1;
+    return c * 4;
 }
 
-/* A uniform item not in u's train row and not in the first `n` of `avoid` (a short
- * unsorted list); falls back to any non-train item after 32 tries. */
-static uint32_t sample_outside(const kd_dataset *d, uint32_t u, const uint32_t *avoid, uint32_t n, uint64_t key)
+static inline uint32_t set_hash(const item_set *s, uint32_t x) { return (x * 2654435761u) >> s->shift; }
+
+/* The set of a[0..n) in mem (set_bytes(n) bytes). */
+static void set_build(item_set *s, void *mem, const uint32_t *a, uint32_t n)
+{
+    size_t c = set_bytes(n) / 4;
+    s->slot = mem;
+    s->mask = (uint32_t)(c - 1);
+    s->shift = 32 - (uint32_t)__builtin_ctzll(c);
+    memset(mem, 0xff, c * 4);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t h = set_hash(s, a[k]);
+        while (s->slot[h] != UINT32_MAX && s->slot[h] != a[k]) h = (h + 1) & s->mask;
+        s->slot[h] = a[k];
+    }
+}
+
+/* x's slot, or -1 if x is not in the set. */
+static inline int32_t set_find(const item_set *s, uint32_t x)
+{
+    for (uint32_t h = set_hash(s, x);; h = (h + 1) & s->mask) {
+        if (s->slot[h] == x) return (int32_t)h;
+        if (s->slot[h] == UINT32_MAX) return -1;
+    }
+}
+
+static inline int set_has(const item_set *s, uint32_t x) { return set_find(s, x) >= 0; }
+
+/* Where a unit's item set starts: after its list scratch of n entries. */
+static inline void *set_mem(void *scratch, uint32_t n) { return (uint8_t *)scratch + list_layout(n, NULL, NULL); }
+
+/* A uniform item not in u's train row and not in `avoid` (the first entries of a list);
+ * falls back to any non-train item after 32 tries. */
+static uint32_t sample_outside(const kd_dataset *d, uint32_t u, const item_set *avoid, uint64_t key)
 {
     const uint32_t *row = d->train.idx + d->train.indptr[u];
     uint32_t len = kd_csr_len(&d->train, u), j = 0;
     for (uint64_t t = 0; t < 32; t++) {
         j = kd_sample_negative(row, len, d->n_items, kd_key(key, t, KD_DRAW_PICK));
-        if (!in_list(avoid, n, j)) return j;
+        if (!set_has(avoid, j)) return j;
     }
     return j;
 }
@@ -297,8 +337,10 @@ KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch,
     for (uint32_t r = 0; r < n; r++) wsum += w[r];
     if (!(wsum > 0)) { *user = KD_NO_ITEM; return 0; }
     double loss = 0;
+    item_set avoid;
+    set_build(&avoid, set_mem(scratch, K), top, n);
     for (uint32_t r = 0; r < n; r++) {
-        uint32_t j = sample_outside(d, u, top, n, kd_key(key, r, KD_DRAW_RD_NEG));
+        uint32_t j = sample_outside(d, u, &avoid, kd_key(key, r, KD_DRAW_RD_NEG));
         double x = (double)s_top[r] - student_score(m, u, j), wr = p->lambda * w[r] / wsum;
         loss += wr * kd_softplus_neg(x);
         float c = (float)(wr * kd_sigmoid_neg(x));
@@ -339,7 +381,9 @@ KD_CLONES static double rrd_produce(void *ctx, const kd_model *m, uint64_t epoch
         *user = KD_NO_ITEM;
         return 0;
     }
-    for (uint32_t j = 0; j < L; j++) items[n + j] = sample_outside(k->d, u, top, ntop, kd_key(key, j, KD_DRAW_RRD_NEG));
+    item_set avoid;
+    set_build(&avoid, set_mem(scratch, K + L), top, ntop);
+    for (uint32_t j = 0; j < L; j++) items[n + j] = sample_outside(k->d, u, &avoid, kd_key(key, j, KD_DRAW_RRD_NEG));
     for (uint32_t r = n + L; r < K + L; r++) recs[r].item = KD_NO_ITEM;
     return pl_records(m, u, items, n, L, p->lambda, recs, ls.g, ls.s);
 }
@@ -413,7 +457,9 @@ static double dcd_list(const kd_distill *k, const kd_model *m, const kd_dataset 
     uint32_t no = gumbel_pick(logw, nc, half, kd_key(key, 2, KD_DRAW_PICK), pick);
     for (uint32_t a = 0; a < no; a++) items[n + a] = cand[pick[a]];
     uint32_t others = no + (L > no ? L - no : 0);
-    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(d, u, tt, ntop, kd_key(key, j, KD_DRAW_DCD_NEG));
+    item_set avoid;
+    set_build(&avoid, set_mem(scratch, K + L), tt, ntop);
+    for (uint32_t j = no; j < others; j++) items[n + j] = sample_outside(d, u, &avoid, kd_key(key, j, KD_DRAW_DCD_NEG));
     return pl_records(m, u, items, n, others, lambda, recs, ls.g, ls.s);
 }
 
@@ -424,6 +470,15 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
     uint32_t u = (uint32_t)unit, M = k->p.M;
     return dcd_list(k, m, k->d, u, k->t_items + (size_t)u * M, k->s_items + (size_t)u * M, M,
                     unit_key(k, epoch, KD_UNIT_DCD, u), k->p.lambda, user, recs, scratch);
+}
+
+/* The student's top-M lists of the epoch, into the arrays of the previous epoch (the
+ * first epoch allocates them; kd_distill_free frees them). */
+static int student_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,
+                        float **scores, kd_err *e)
+{
+    if (*items) return kd_rank_topm_into(m, d, M, threads, *items, *scores, e);
+    return kd_rank_topm(m, d, M, threads, items, scores, e);
 }
 
 /* m with users and items swapped: score(i, u) = q_i.p_u + b_u + b_i, the view in which an
@@ -453,34 +508,34 @@ static int dcd_item_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *
     kd_distill *k = ctx;
     kd_model mt = transposed(m);
     (void)epoch;
-    free(k->si_users);
-    free(k->si_scores);
-    k->si_users = NULL;
-    k->si_scores = NULL;
-    return kd_rank_topm(&mt, &k->dT, k->Mi, k->threads, &k->si_users, &k->si_scores, e);
+    return student_topm(&mt, &k->dT, k->Mi, k->threads, &k->si_users, &k->si_scores, e);
 }
 
 /* ---------------------------------------------------------------- rce */
 
 /* Each user's lists of the epoch (kd_distill.h): the student's top-M now, the sampled
  * set I from it, S, A and w; teacher scores of every entry, so that a unit costs only the
- * student's scores. */
-static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
+ * student's scores.  Users are independent (their keys are their own), so threads take
+ * contiguous ranges and the lists do not depend on the thread count. */
+typedef struct rce_job {
+    kd_distill *k;
+    uint64_t epoch;
+} rce_job;
+
+static void rce_lists(void *ctx, int th, int T)
 {
-    kd_distill *k = ((kd_bpr *)ctx)->records_ctx; /* the task is BPR's (rce_tasks) */
+    const rce_job *job = ctx;
+    kd_distill *k = job->k;
     const kd_distill_params *p = &k->p;
     const kd_model *t = k->teacher;
     uint32_t K = p->K, L = p->L, M = p->M, N = 2 * K + L;
-    free(k->s_items);
-    free(k->s_scores);
-    k->s_items = NULL;
-    k->s_scores = NULL;
-    if (kd_rank_topm(m, k->d, M, k->threads, &k->s_items, &k->s_scores, e))
-        return -1;
     double logw[KD_PICK_MAX];
-    uint32_t pos[KD_PICK_MAX];
+    uint32_t pos[KD_PICK_MAX], rpos[1000]; /* rpos[q]: teacher item q's student position (K <= 1000) */
+    uint32_t tslot[2048], tq[2048];        /* the teacher's top-K as a map item -> q: set_bytes(1000) / 4 */
     uint8_t mark[KD_PICK_MAX];
-    for (uint32_t u = 0; u < k->d->n_users; u++) {
+    unsigned long long lo, hi;
+    kd_par_range(k->d->n_users, th, T, &lo, &hi);
+    for (uint32_t u = (uint32_t)lo; u < hi; u++) {
         const uint32_t *R = k->s_items + (size_t)u * M, *Qt = k->t_items + (size_t)u * M;
         uint32_t *items = k->rce_items + (size_t)u * N, nR = 0, nQ = 0, n = 0, overlap = 0;
         uint8_t *in = k->rce_in + (size_t)u * N;
@@ -488,25 +543,35 @@ static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
         while (nR < M && R[nR] != UINT32_MAX) nR++;
         while (nQ < K && Qt[nQ] != UINT32_MAX) nQ++;
         if (nR == 0 || nQ == 0) continue;
+        item_set qs;
+        set_build(&qs, tslot, Qt, nQ);
+        for (uint32_t q = 0; q < nQ; q++) {
+            tq[set_find(&qs, Qt[q])] = q;
+            rpos[q] = nR; /* not among the student's */
+        }
         /* c_j = teacher items at student positions >= j: sampling a position favours the
          * ones above many teacher items (code: min(c, 50), weight exp((c + 1)/T)) */
         uint32_t c = 0;
         for (uint32_t j = nR; j-- > 0;) {
-            c += in_list(Qt, nQ, R[j]);
+            int32_t f = set_find(&qs, R[j]);
+            if (f >= 0) {
+                c++;
+                rpos[tq[f]] = j;
+            }
             logw[j] = (double)(c < 50 ? c : 50) / p->rank_temp;
             mark[j] = 0;
         }
-        uint32_t nI = gumbel_pick(logw, nR, L, kd_key(unit_key(k, epoch, KD_UNIT_RCE, u), 0, KD_DRAW_PICK), pos);
+        uint32_t nI = gumbel_pick(logw, nR, L, kd_key(unit_key(k, job->epoch, KD_UNIT_RCE, u), 0, KD_DRAW_PICK), pos);
         for (uint32_t a = 0; a < nI; a++) {
             mark[pos[a]] = 1;
-            overlap += in_list(Qt, nQ, R[pos[a]]);
+            overlap += set_has(&qs, R[pos[a]]);
         }
         uint32_t nS = K < nR ? K : nR;
         for (uint32_t j = 0; j < nS; j++) items[n] = R[j], in[n++] = (uint8_t)(1 | (mark[j] << 1));
         for (uint32_t a = 0; a < nI; a++)
             if (pos[a] >= nS) items[n] = R[pos[a]], in[n++] = 2;
         for (uint32_t q = 0; q < nQ; q++) { /* teacher items neither sampled nor in S */
-            uint32_t r = rank_in(R, nR, Qt[q]);
+            uint32_t r = rpos[q];
             if (r < nS || (r < nR && mark[r])) continue;
             items[n] = Qt[q], in[n++] = 2;
         }
@@ -516,7 +581,15 @@ static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
         k->rce_n[u] = n;
         k->rce_w[u] = exp(-p->beta * (double)overlap / (double)nQ);
     }
-    return 0;
+}
+
+static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
+{
+    kd_distill *k = ((kd_bpr *)ctx)->records_ctx; /* the task is BPR's (rce_tasks) */
+    if (student_topm(m, k->d, k->p.M, k->threads, &k->s_items, &k->s_scores, e))
+        return -1;
+    rce_job job = { k, epoch };
+    return kd_par_run(k->threads < 1 ? 1 : k->threads, rce_lists, &job, e);
 }
 
 /* rce's scratch for N entries: gS, gA (doubles), tS, sS, tA, sA (floats). */
@@ -558,11 +631,8 @@ KD_CLONES static double rce_records(void *ctx, const kd_model *m, const uint32_t
 static int dcd_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
 {
     kd_distill *k = ctx;
-    free(k->s_items);
-    free(k->s_scores);
-    k->s_items = NULL;
-    k->s_scores = NULL;
-    return kd_rank_topm(m, k->d, k->p.M, k->threads, &k->s_items, &k->s_scores, e);
+    (void)epoch;
+    return student_topm(m, k->d, k->p.M, k->threads, &k->s_items, &k->s_scores, e);
 }
 
 /* ---------------------------------------------------------------- ce */
@@ -599,6 +669,13 @@ KD_CLONES static double ce_produce(void *ctx, const kd_model *m, uint64_t epoch,
     return scale * loss;
 }
 
+#define CE_PREFETCH 8 /* rows ahead */
+
+static inline void prefetch_row(const float *row, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k += 16) __builtin_prefetch(row + k);
+}
+
 KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit,
                                            uint32_t *user, kd_rec *recs, void *scratch)
 {
@@ -628,9 +705,19 @@ KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_
     uint64_t rest = d->n_items - kd_csr_len(&d->train, u) - ntop;
     if (rest > 0) {
         float lw = (float)(tau * log((double)rest / S)); /* each sample stands for rest/S items */
+        item_set avoid;
+        set_build(&avoid, set_mem(scratch, M + S), top, ntop);
+        for (uint32_t j = 0; j < S; j++)
+            items[n + j] = sample_outside(d, u, &avoid, kd_key(key, j, KD_DRAW_CE_SAMPLE));
+        /* the draws first, then their rows: random rows of a teacher larger than L2 are
+         * cache misses, and prefetching a few ahead overlaps them */
         for (uint32_t j = 0; j < S; j++, n++) {
-            uint32_t i = sample_outside(d, u, top, ntop, kd_key(key, j, KD_DRAW_CE_SAMPLE));
-            items[n] = i;
+            if (j + CE_PREFETCH < S) {
+                uint32_t f = items[n + CE_PREFETCH];
+                prefetch_row(t->Q + (size_t)f * t->stride, t->stride);
+                prefetch_row(m->Q + (size_t)f * m->stride, m->stride);
+            }
+            uint32_t i = items[n];
             ts[n] = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i] + lw;
             ss[n] = kd_dot(pu, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i] + lw;
         }
@@ -732,7 +819,7 @@ static kd_sgd_task user_task(kd_distill *k, uint32_t recs, uint32_t samples, uin
                              double (*produce)(void *, const kd_model *, uint64_t, uint64_t, uint32_t *, kd_rec *, void *))
 {
     return (kd_sgd_task){ .units = k->d->n_users, .recs_per_unit = recs, .samples_per_unit = samples,
-                          .scratch_bytes = list_layout(entries, NULL, NULL), .produce = produce,
+                          .scratch_bytes = list_layout(entries, NULL, NULL) + set_bytes(k->p.M), .produce = produce,
                           .units_are_users = 1, .ctx = k };
 }
 
@@ -768,7 +855,7 @@ static kd_sgd_task item_task(kd_distill *k)
 {
     uint32_t KL = k->p.K + k->p.L;
     return (kd_sgd_task){ .units = k->d->n_items, .recs_per_unit = KL, .samples_per_unit = KL,
-                          .scratch_bytes = list_layout(KL, NULL, NULL), .produce = dcd_item_produce,
+                          .scratch_bytes = list_layout(KL, NULL, NULL) + set_bytes(k->Mi), .produce = dcd_item_produce,
                           .epoch_begin = dcd_item_epoch, .transposed = 1, .ctx = k };
 }
 

@@ -149,20 +149,75 @@ void kd_eval_result_free(kd_eval_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* kd_rank_topm's threads: each ranks its contiguous range of users straight into the
+ * output rows (kd_rank_topk writes (nu, M) in user order), then pads the short rows. */
+typedef struct topm_job {
+    const kd_dataset *d;
+    kd_ranker rk;
+    uint32_t M;
+    uint32_t *items;
+    float *scores;
+    int failed;
+} topm_job;
+
+#define TOPM_BLOCK 960u /* users per kd_rank_topk call: 16 of its chunks */
+
+static void topm_thread(void *ctx, int t, int T)
+{
+    topm_job *j = ctx;
+    const kd_csr *excl[1] = { &j->d->train };
+    uint32_t users[TOPM_BLOCK], counts[TOPM_BLOCK], M = j->M;
+    unsigned long long lo, hi;
+    kd_par_range(j->d->n_users, t, T, &lo, &hi);
+    for (uint64_t u0 = lo; u0 < hi; u0 += TOPM_BLOCK) {
+        uint32_t nu = hi - u0 < TOPM_BLOCK ? (uint32_t)(hi - u0) : TOPM_BLOCK;
+        for (uint32_t x = 0; x < nu; x++) users[x] = (uint32_t)u0 + x;
+        uint32_t *it = j->items + (size_t)u0 * M;
+        float *sc = j->scores + (size_t)u0 * M;
+        if (kd_rank_topk(&j->rk, users, nu, excl, 1, M, it, sc, counts)) {
+            j->failed = 1;
+            return;
+        }
+        for (uint32_t x = 0; x < nu; x++)
+            for (uint32_t r = counts[x]; r < M; r++) {
+                it[(size_t)x * M + r] = UINT32_MAX;
+                sc[(size_t)x * M + r] = NAN;
+            }
+    }
+}
+
+int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t *items,
+                      float *scores, kd_err *e)
+{
+    if (M == 0 || M > d->n_items)
+        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
+    topm_job j = { .d = d, .M = M, .items = items, .scores = scores };
+    if (kd_ranker_init_ex(&j.rk, m, 1, e)) return -1;
+    int r = kd_par_run(threads < 1 ? 1 : threads, topm_thread, &j, e);
+    kd_ranker_free(&j.rk);
+    if (r) return -1;
+    return j.failed ? kd_fail(e, "out of memory") : 0;
+}
+
 int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,
                  float **scores, kd_err *e)
 {
-    kd_eval_opts o = { .nk = 0, .split = KD_SPLIT_NONE, .threads = threads, .topk_keep = M };
-    kd_eval_result r;
     *items = NULL;
     *scores = NULL;
     if (M == 0 || M > d->n_items)
         return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
-    if (kd_evaluate(m, d, &o, &r, e))
+    uint32_t *it = kd_alloc_array((uint64_t)d->n_users * M, 4);
+    float *sc = kd_alloc_array((uint64_t)d->n_users * M, 4);
+    if (!it || !sc) {
+        free(it); free(sc);
+        return kd_fail(e, "out of memory (top-%u lists of %u users)", M, d->n_users);
+    }
+    if (kd_rank_topm_into(m, d, M, threads, it, sc, e)) {
+        free(it); free(sc);
         return -1;
-    *items = r.top_items;
-    *scores = r.top_scores;
-    free(r.per_user);
+    }
+    *items = it;
+    *scores = sc;
     return 0;
 }
 

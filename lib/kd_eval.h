@@ -47,6 +47,9 @@ void kd_eval_result_free(kd_eval_result *r);
  * same kernel and threads as kd_evaluate; UINT32_MAX / NaN past a user's candidates. */
 int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,
                  float **scores, kd_err *e);
+/* The same into the caller's (n_users, M) arrays (a per-epoch ranking reuses them). */
+int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t *items,
+                      float *scores, kd_err *e);
 
 /* Single-user latency: times score + exclusion + top-K for `n` users chosen with `seed`
  * among those with items in the split (all of them if n = 0 or larger), after a warm-up.

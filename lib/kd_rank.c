@@ -193,35 +193,49 @@ static void heap_sort(float *vals, uint32_t *items, uint32_t h)
  * threshold becomes the K-th best score.  Items arrive in slot order, not index order,
  * so a score equal to the threshold is admitted (it may have the lower index) and the
  * selection breaks the tie; only admitted candidates are looked up in the user's sorted
- * exclusion rows.  Far fewer moves than a heap insert per admitted candidate. */
+ * exclusion rows.  Far fewer moves than a heap insert per admitted candidate.
+ *
+ * An entry is one 64-bit key, (score in descending order, item): "ranks before" is then
+ * one unsigned compare, and selection and the final sort move 8 bytes, not two arrays.
+ * The key of -0 is that of +0 (they tie, as before() has it); a result's score is read
+ * back from its key, and a zero is recomputed by kd_rank_score_ref (the kernel's chain,
+ * so its sign comes out as the kernel's did).  NaN never enters (v >= thr is false). */
 typedef struct topk_state {
-    float    *v;
-    uint32_t *it;
+    uint64_t *key;
     uint32_t  n, K, cap;
     float     thr; /* -inf until the buffer first fills, then the K-th best score so far */
     const uint32_t *ex[2];
     uint32_t  exl[2];
 } topk_state;
 
-/* Reorders v/it[0..n) so that [0, k) hold the k best ("ranks before") and position
- * k-1 the k-th best (nth_element, Hoare partition, median-of-three pivot). */
-static void select_best(float *v, uint32_t *it, uint32_t n, uint32_t k)
+static inline uint64_t rank_key(float v, uint32_t i)
+{
+    union { float f; uint32_t u; } b = { v == 0 ? 0.0f : v };
+    uint32_t asc = b.u & 0x80000000u ? ~b.u : b.u | 0x80000000u; /* increasing in v */
+    return (uint64_t)~asc << 32 | i;
+}
+
+static inline float key_score(uint64_t k)
+{
+    uint32_t asc = ~(uint32_t)(k >> 32);
+    union { uint32_t u; float f; } b = { asc & 0x80000000u ? asc & 0x7fffffffu : ~asc };
+    return b.f;
+}
+
+/* Reorders a[0..n) so that [0, k) hold the k smallest keys and position k-1 the k-th
+ * (nth_element, Hoare partition, median-of-three pivot; keys are distinct). */
+static void select_keys(uint64_t *a, uint32_t n, uint32_t k)
 {
     int64_t l = 0, r = (int64_t)n - 1, target = (int64_t)k - 1;
     while (l < r) {
-        int64_t m = l + (r - l) / 2, a = l, b = m, c = r, p;
-        if (before(v[b], it[b], v[a], it[a])) { int64_t t = a; a = b; b = t; }
-        if (before(v[c], it[c], v[b], it[b])) b = before(v[c], it[c], v[a], it[a]) ? a : c;
-        p = b;
-        float pv = v[p];
-        uint32_t pi = it[p];
+        uint64_t x = a[l], y = a[l + (r - l) / 2], z = a[r];
+        uint64_t pv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
         int64_t i = l, j = r;
         while (i <= j) {
-            while (before(v[i], it[i], pv, pi)) i++;
-            while (before(pv, pi, v[j], it[j])) j--;
+            while (a[i] < pv) i++;
+            while (pv < a[j]) j--;
             if (i <= j) {
-                float tv = v[i]; v[i] = v[j]; v[j] = tv;
-                uint32_t ti = it[i]; it[i] = it[j]; it[j] = ti;
+                uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
                 i++;
                 j--;
             }
@@ -230,6 +244,51 @@ static void select_best(float *v, uint32_t *it, uint32_t n, uint32_t k)
         else if (target >= i) l = i;
         else break;
     }
+}
+
+/* Ascending sort of n distinct keys: quicksort down to runs of 16, then one insertion pass. */
+static void sort_keys(uint64_t *a, uint32_t n)
+{
+    int64_t stack[2 * 64], sp = 0, l = 0, r = (int64_t)n - 1;
+    for (;;) {
+        while (r - l > 16) {
+            uint64_t x = a[l], y = a[l + (r - l) / 2], z = a[r];
+            uint64_t pv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+            int64_t i = l, j = r;
+            while (i <= j) {
+                while (a[i] < pv) i++;
+                while (pv < a[j]) j--;
+                if (i <= j) {
+                    uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
+                    i++;
+                    j--;
+                }
+            }
+            /* the smaller side first keeps the stack within log2(n) frames */
+            if (j - l < r - i) { stack[sp++] = i; stack[sp++] = r; r = j; }
+            else { stack[sp++] = l; stack[sp++] = j; l = i; }
+        }
+        if (!sp) break;
+        r = stack[--sp];
+        l = stack[--sp];
+    }
+    for (uint32_t x = 1; x < n; x++) {
+        uint64_t v = a[x];
+        uint32_t y = x;
+        for (; y > 0 && a[y - 1] > v; y--) a[y] = a[y - 1];
+        a[y] = v;
+    }
+}
+
+static inline int sorted_has(const uint32_t *a, uint32_t n, uint32_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && a[lo] == x;
 }
 
 /* Offers the slots base + b for each bit b of mask (set where s[b] >= thr at tile time). */
@@ -242,14 +301,13 @@ static void offer(topk_state *t, const float *s, const uint32_t *slot_item, uint
         float v = s[b];
         if (i == UINT32_MAX) return; /* padding: the last slots */
         if (!(v >= t->thr)) continue; /* the threshold rose since the tile's compare */
-        if ((t->exl[0] && kd_sorted_has(t->ex[0], t->exl[0], i)) || (t->exl[1] && kd_sorted_has(t->ex[1], t->exl[1], i)))
+        if ((t->exl[0] && sorted_has(t->ex[0], t->exl[0], i)) || (t->exl[1] && sorted_has(t->ex[1], t->exl[1], i)))
             continue;
-        t->v[t->n] = v;
-        t->it[t->n] = i;
+        t->key[t->n] = rank_key(v, i);
         if (++t->n == t->cap) {
-            select_best(t->v, t->it, t->n, t->K);
+            select_keys(t->key, t->n, t->K);
             t->n = t->K;
-            t->thr = t->v[t->K - 1];
+            t->thr = key_score(t->key[t->K - 1]);
         }
     }
 }
@@ -488,17 +546,15 @@ int kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const k
 {
     topk_state st[CHUNK];
     uint32_t cap = K + (K > 32 ? K : 32), chunk = nu < CHUNK ? nu : CHUNK;
-    float *rv = K && nu ? kd_alloc_array((uint64_t)chunk * cap, 8) : NULL;
-    uint32_t *ri = (uint32_t *)(rv + (size_t)chunk * cap);
-    if (K && nu && !rv) return -1;
+    uint64_t *keys = K && nu ? kd_alloc_array((uint64_t)chunk * cap, 8) : NULL;
+    if (K && nu && !keys) return -1;
     for (uint32_t c0 = 0; c0 < nu; c0 += CHUNK) {
         uint32_t n = nu - c0 < CHUNK ? nu - c0 : CHUNK;
         for (uint32_t x = 0; x < n; x++) {
             uint32_t u = users[c0 + x];
             topk_state *t = &st[x];
             memset(t, 0, sizeof *t);
-            t->v = rv + (size_t)x * cap;
-            t->it = ri + (size_t)x * cap;
+            t->key = keys + (size_t)x * cap;
             t->K = K;
             t->cap = cap;
             t->thr = -INFINITY;
@@ -514,19 +570,19 @@ int kd_rank_topk(const kd_ranker *r, const uint32_t *users, uint32_t nu, const k
         for (uint32_t x = 0; x < n; x++) {
             topk_state *t = &st[x];
             uint32_t h = t->n < K ? t->n : K;
-            if (t->n > K) select_best(t->v, t->it, t->n, K);
+            if (t->n > K) select_keys(t->key, t->n, K);
+            sort_keys(t->key, h);
             float *ov = vals + (size_t)(c0 + x) * K;
             uint32_t *oi = items + (size_t)(c0 + x) * K;
-            for (uint32_t k = 0; k < h; k++) { /* heap, then rank order */
-                ov[k] = t->v[k];
-                oi[k] = t->it[k];
-                sift_up(ov, oi, k);
+            for (uint32_t k = 0; k < h; k++) {
+                oi[k] = (uint32_t)t->key[k];
+                ov[k] = key_score(t->key[k]);
+                if (ov[k] == 0) ov[k] = kd_rank_score_ref(r->m, users[c0 + x], oi[k]); /* -0 or +0 */
             }
-            heap_sort(ov, oi, h);
             counts[c0 + x] = h;
         }
     }
-    free(rv);
+    free(keys);
     return 0;
 }
 

@@ -113,27 +113,38 @@ else
     echo "== amazon-book: skipped ($AB not found)"
 fi
 if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
-    echo "== amazon-book: an epoch of each distillation method, 64 -> 32, 2 threads, as a multiple of plain BPR's"
+    echo "== amazon-book: an epoch of each distillation method, 64 -> 32, 2 threads, as a multiple of plain BPR's, and its floor"
     # whole processes of 1 and 9 epochs: (T9 - T1) / 8 is an epoch with everything it does
     # (the student's or the teacher's rankings, the KD term), the fixed cost cancels; medians
     # of 3, wall clock in ns (time's 10 ms would be a third of a BPR epoch here).  An explicit
     # knob: the default (auto) would train one run per grid value.
+    # The floor of a method that ranks the student every epoch (dcd, dcd-item and rce once,
+    # dcd2 twice): those rankings' FLOPs (2 x users x items x 32 each) at numpy + OpenBLAS's
+    # 2-core sgemm rate measured above, plus one plain BPR epoch; of the others, BPR's epoch.
     "$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 5 "$W/ab.kd" -o "$W/ab-t64.kd"
-    epoch_cost() { # LABEL TOOL ARGS...
-        label=$1; shift
+    cells=$("$BIN/kd-info" --json "$W/ab.kd" | sed 's/.*"name":"train","type":"csr","rows":\([0-9]*\),"cols":\([0-9]*\).*/\1 \2/')
+    epoch_cost() { # LABEL RANKINGS TOOL ARGS...
+        label=$1 nrank=$2; shift 2
         for run in 1 2 3; do
             t1=$(nsecs "$@" --no-early-stop -q --threads 2 --dim 32 --epochs 1 "$W/ab.kd" -o "$W/ab-s.kd")
             t9=$(nsecs "$@" --no-early-stop -q --threads 2 --dim 32 --epochs 9 "$W/ab.kd" -o "$W/ab-s.kd")
             echo "$t1 $t9" | awk '{ print ($2 - $1) / 8 }'
-        done | median | awk -v l="$label" '{ printf "%s %.4f\n", l, $1 }'
+        done | median | awk -v l="$label" -v n="$nrank" '{ printf "%s %s %.4f\n", l, n, $1 }'
     }
     {
-        epoch_cost bpr "$BIN/kd-train"
-        epoch_cost margin-mse "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method margin-mse --alpha 0.3
+        epoch_cost bpr 0 "$BIN/kd-train"
+        epoch_cost margin-mse 0 "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method margin-mse --alpha 0.3
         for m in rd rrd ce dcd rce dcd-item dcd2; do
-            epoch_cost $m "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method $m --lambda 0.3
+            case $m in dcd | rce | dcd-item) n=1 ;; dcd2) n=2 ;; *) n=0 ;; esac
+            epoch_cost $m $n "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method $m --lambda 0.3
         done
-    } | awk 'NR == 1 { b = $2 } { printf "  %-10s %.3f s an epoch = %5.2fx plain BPR\n", $1, $2, (b > 0 ? $2 / b : 0) }'
+    } | awk -v sg="$SG2" -v cells="$cells" 'BEGIN { split(cells, c, " "); flop = 2 * c[1] * c[2] * 32 }
+        NR == 1 { b = $3 }
+        { f = $2 * flop / (sg > 0 ? sg : 1) / 1e9 + b
+          printf "  %-10s %.3f s an epoch = %5.2fx plain BPR", $1, $3, (b > 0 ? $3 / b : 0)
+          if ($2) printf "; floor %.3f s (%d ranking%s of %.0f GFLOP at %s GFLOP/s + BPR), %.2fx it", f, $2,
+                         ($2 > 1 ? "s" : ""), flop / 1e9, sg, $3 / f
+          printf "\n" }'
 fi
 echo "== dataset generation and import"
 echo "synth, 1M interactions (50,000 users x 2,000 items, mean 20): $(secs "$BIN/kd-gen" synth --users 50000 --items 2000 --mean 20 --rank 32 -o "$W/big.kd") s"

@@ -222,24 +222,34 @@ static inline float key_score(uint64_t k)
     return b.f;
 }
 
+/* One Hoare partition of a[l..r] (l < r) around the median of its first, middle and last
+ * keys: on return a[l..*j] <= pivot <= a[*i..r], and *j < *i. */
+static inline void partition_keys(uint64_t *a, int64_t l, int64_t r, int64_t *pi, int64_t *pj)
+{
+    uint64_t x = a[l], y = a[l + (r - l) / 2], z = a[r];
+    uint64_t pv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    int64_t i = l, j = r;
+    while (i <= j) {
+        while (a[i] < pv) i++;
+        while (pv < a[j]) j--;
+        if (i <= j) {
+            uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
+            i++;
+            j--;
+        }
+    }
+    *pi = i;
+    *pj = j;
+}
+
 /* Reorders a[0..n) so that [0, k) hold the k smallest keys and position k-1 the k-th
  * (nth_element, Hoare partition, median-of-three pivot; keys are distinct). */
 static void select_keys(uint64_t *a, uint32_t n, uint32_t k)
 {
     int64_t l = 0, r = (int64_t)n - 1, target = (int64_t)k - 1;
     while (l < r) {
-        uint64_t x = a[l], y = a[l + (r - l) / 2], z = a[r];
-        uint64_t pv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
-        int64_t i = l, j = r;
-        while (i <= j) {
-            while (a[i] < pv) i++;
-            while (pv < a[j]) j--;
-            if (i <= j) {
-                uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
-                i++;
-                j--;
-            }
-        }
+        int64_t i, j;
+        partition_keys(a, l, r, &i, &j);
         if (target <= j) r = j;
         else if (target >= i) l = i;
         else break;
@@ -252,18 +262,8 @@ static void sort_keys(uint64_t *a, uint32_t n)
     int64_t stack[2 * 64], sp = 0, l = 0, r = (int64_t)n - 1;
     for (;;) {
         while (r - l > 16) {
-            uint64_t x = a[l], y = a[l + (r - l) / 2], z = a[r];
-            uint64_t pv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
-            int64_t i = l, j = r;
-            while (i <= j) {
-                while (a[i] < pv) i++;
-                while (pv < a[j]) j--;
-                if (i <= j) {
-                    uint64_t t = a[i]; a[i] = a[j]; a[j] = t;
-                    i++;
-                    j--;
-                }
-            }
+            int64_t i, j;
+            partition_keys(a, l, r, &i, &j);
             /* the smaller side first keeps the stack within log2(n) frames */
             if (j - l < r - i) { stack[sp++] = i; stack[sp++] = r; r = j; }
             else { stack[sp++] = l; stack[sp++] = j; l = i; }

@@ -242,16 +242,14 @@ double kd_rce_loss(const float *tS, const float *sS, uint32_t nS, const float *t
 
 /* ---------------------------------------------------------------- margin-mse */
 
-/* log(1 + e^x), without overflow */
-static inline double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-
 /* T²·KL(σ(a) || σ(b)), a = dt/T, b = x/T, and its derivative in x, T·(σ(b) - σ(a)); the
- * logs as softplus (log σ(z) = -softplus(-z)), so no margin overflows or cancels to 0/0 */
+ * logs as softplus, log σ(z) = -softplus(-z) = -kd_softplus_neg(z), so no margin overflows
+ * or cancels to 0/0 */
 static double soft_term(double x, double dt, double T, double *dkd)
 {
     double a = dt / T, b = x / T, y = 1 / (1 + exp(-a)), q = 1 / (1 + exp(-b));
     *dkd = T * (q - y);
-    return T * T * (y * (softplus(-b) - softplus(-a)) + (1 - y) * (softplus(b) - softplus(a)));
+    return T * T * (y * (kd_softplus_neg(b) - kd_softplus_neg(a)) + (1 - y) * (kd_softplus_neg(-b) - kd_softplus_neg(-a)));
 }
 
 double kd_margin_loss(const kd_distill_params *p, float x, double dt, double *dl)

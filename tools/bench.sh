@@ -113,6 +113,16 @@ else
     echo "== amazon-book: skipped ($AB not found)"
 fi
 if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
+    # issue 13.4: the pipeline's teacher (its import with a validation split drawn by seed 1,
+    # its early-stopping flags from real.mk), on one thread, whole process; target 60 s
+    early=$(sed -n 's/^EARLY *?= *//p' "$(dirname "$0")/../pipelines/real.mk")
+    "$BIN/kd-gen" import --format adj --test "$AB/test.txt" --valid-fraction 0.1 --seed 1 "$AB/train.txt" -o "$W/abv.kd"
+    t=$(secs "$BIN/kd-train" --dim 64 --epochs 300 $early --seed 1 --threads 1 "$W/abv.kd" -o "$W/abv-t.kd")
+    "$BIN/kd-info" "$W/abv-t.kd" | awk -v t="$t" -v f="$early" '/result.epochs_run=/ { split($0, a, "="); n = a[2] }
+        /result.best_epoch=/ { split($0, a, "="); b = a[2] }
+        END { printf "early-stopped teacher, amazon-book, d=64, 1 thread (%s): %.1f s, %d epochs run, best %d (target 60 s)\n", f, t, n, b }'
+fi
+if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
     echo "== amazon-book: an epoch of each distillation method, 64 -> 32, 2 threads, as a multiple of plain BPR's, and its floor"
     # whole processes of 1 and 9 epochs: (T9 - T1) / 8 is an epoch with everything it does
     # (the student's or the teacher's rankings, the KD term), the fixed cost cancels; medians

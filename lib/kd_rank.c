@@ -243,16 +243,31 @@ static inline void partition_keys(uint64_t *a, int64_t l, int64_t r, int64_t *pi
 }
 
 /* Reorders a[0..n) so that [0, k) hold the k smallest keys and position k-1 the k-th
- * (nth_element, Hoare partition, median-of-three pivot; keys are distinct). */
+ * (nth_element, median-of-three pivot; keys are distinct).  The partition is Lomuto's
+ * without a branch (every element is swapped, the boundary moves by the compare): the
+ * keys are scores, so a branching partition mispredicts about every other compare, and on
+ * a random model the reservoir's cuts were a third of fused scoring at d = 32. */
 static void select_keys(uint64_t *a, uint32_t n, uint32_t k)
 {
-    int64_t l = 0, r = (int64_t)n - 1, target = (int64_t)k - 1;
-    while (l < r) {
-        int64_t i, j;
-        partition_keys(a, l, r, &i, &j);
-        if (target <= j) r = j;
-        else if (target >= i) l = i;
-        else break;
+    uint32_t l = 0, r = n, target = k - 1; /* the k-th smallest is in a[l..r) */
+    while (r - l > 1) {
+        uint32_t mid = l + (r - l) / 2, j = l;
+        uint64_t x = a[l], y = a[mid], z = a[r - 1];
+        uint32_t m = x < y ? (y < z ? mid : x < z ? r - 1 : l) : (x < z ? l : y < z ? r - 1 : mid);
+        uint64_t pv = a[m];
+        a[m] = a[r - 1];
+        a[r - 1] = pv;
+        for (uint32_t i = l; i < r - 1; i++) {
+            uint64_t v = a[i];
+            a[i] = a[j];
+            a[j] = v;
+            j += v < pv;
+        }
+        a[r - 1] = a[j];
+        a[j] = pv;
+        if (target == j) return;
+        if (target < j) r = j;
+        else l = j + 1;
     }
 }
 

@@ -147,7 +147,9 @@ static int cmd_rank(uint32_t U, uint32_t I, uint32_t D, double floor1, double fl
             double fl = T == 1 ? floor1 : floor2, rows = rank_rate(&rk, U, T, 0), fused = rank_rate(&ro, U, T, 1);
             printf("scoring %u x %u at D=%u, %s, %d thread(s): %6.1f GFLOP/s into score rows, %6.1f fused with top-20",
                    U, I, D, kd_rank_isa_name(isa), T, rows, fused);
-            if (fl > 0 && isa == KD_ISA_AVX512) printf("  (floor: 70%% of sgemm = %.1f: rows %s)", fl, rows >= fl ? "met" : "NOT met");
+            if (fl > 0 && isa == KD_ISA_AVX512)
+                printf("  (floor: 70%% of sgemm = %.1f: rows %s, fused %s)", fl, rows >= fl ? "met" : "NOT met",
+                       fused >= fl ? "met" : "NOT met");
             printf("\n");
         }
         kd_ranker_free(&rk);

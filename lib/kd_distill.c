@@ -101,6 +101,12 @@ static inline float student_score(const kd_model *m, uint32_t u, uint32_t i)
     return kd_dot(m->P + (size_t)u * m->stride, m->Q + (size_t)i * m->stride, m->stride) + m->bi[i];
 }
 
+/* Asks for the cache lines of a row of n floats (64-aligned rows: one line per 16). */
+static inline void prefetch_row(const float *row, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k += 16) __builtin_prefetch(row + k);
+}
+
 /* The per-thread scratch of a per-user unit with a list of n entries, laid out here only:
  * list_layout(n, NULL, NULL) is the size a task asks for, list_layout(n, scratch, &ls)
  * the pointers its producer uses.  Doubles first (the engine's scratch is 64-aligned). */
@@ -218,17 +224,47 @@ double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double
         mt = t[i] > mt ? t[i] : mt;
         ms = s[i] > ms ? s[i] : ms;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        zt += exp((t[i] - mt) / tau);
+    for (uint32_t i = 0; i < n; i++) { /* g holds the teacher's exp until the last loop */
+        g[i] = exp((t[i] - mt) / tau);
+        zt += g[i];
         zs += exp((s[i] - ms) / tau);
     }
     double lzs = log(zs);
     for (uint32_t i = 0; i < n; i++) {
-        double pt = exp((t[i] - mt) / tau) / zt, ls = (s[i] - ms) / tau - lzs;
+        double pt = g[i] / zt, ls = (s[i] - ms) / tau - lzs;
         loss -= pt * ls;
         g[i] = (exp(ls) - pt) / tau;
     }
     return loss;
+}
+
+/* kd_ce_loss with the teacher's probabilities given: pt[i] = softmax(t/tau)[i] as
+ * kd_ce_loss computes it (ce_probs), so the two return the same bits; 2 exps an item. */
+static double ce_loss_pt(const double *pt, const float *s, uint32_t n, double tau, double *g)
+{
+    double ms = -INFINITY, zs = 0, loss = 0;
+    for (uint32_t i = 0; i < n; i++) ms = s[i] > ms ? s[i] : ms;
+    for (uint32_t i = 0; i < n; i++) zs += exp((s[i] - ms) / tau);
+    double lzs = log(zs);
+    for (uint32_t i = 0; i < n; i++) {
+        double ls = (s[i] - ms) / tau - lzs;
+        loss -= pt[i] * ls;
+        g[i] = (exp(ls) - pt[i]) / tau;
+    }
+    return loss;
+}
+
+/* The teacher's side of kd_ce_loss: pt[i] = exp((t[i] - max t) / tau) / Σ, the same
+ * operations in the same order. */
+static void ce_probs(const float *t, uint32_t n, double tau, double *pt)
+{
+    double mt = -INFINITY, zt = 0;
+    for (uint32_t i = 0; i < n; i++) mt = t[i] > mt ? t[i] : mt;
+    for (uint32_t i = 0; i < n; i++) {
+        pt[i] = exp((t[i] - mt) / tau);
+        zt += pt[i];
+    }
+    for (uint32_t i = 0; i < n; i++) pt[i] /= zt;
 }
 
 double kd_rce_loss(const float *tS, const float *sS, uint32_t nS, const float *tA, const float *sA, uint32_t nA,
@@ -386,32 +422,58 @@ KD_CLONES static double rrd_produce(void *ctx, const kd_model *m, uint64_t epoch
     return pl_records(m, u, items, n, L, p->lambda, recs, ls.g, ls.s);
 }
 
+/* The value of rank `want` (1-based, descending) among a[0..n), want <= n; reorders a.
+ * Quickselect on the middle element (a Hoare partition), O(n) expected. */
+static double kth_largest(double *a, uint32_t n, uint32_t want)
+{
+    int64_t lo = 0, hi = (int64_t)n - 1, k = (int64_t)want - 1;
+    while (lo < hi) {
+        double piv = a[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > piv) i++;
+            while (a[j] < piv) j--;
+            if (i <= j) {
+                double t = a[i]; a[i] = a[j]; a[j] = t;
+                i++, j--;
+            }
+        }
+        /* a[lo..j] >= piv >= a[i..hi], and a(j..i) == piv */
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return a[k];
+    }
+    return a[k];
+}
+
 /* Samples up to `want` of n <= KD_PICK_MAX candidates without replacement with weights
  * exp(logw[]), by Gumbel-top-k; writes their indices in increasing order.  Returns how
  * many.  Callers keep n within KD_PICK_MAX (dcd: n <= --topk <= 1000; rce: --topm is
- * refused above it), so the guard below never drops a candidate. */
+ * refused above it), so the guard below never drops a candidate.  The `want` largest
+ * keys by a selection of the threshold, then one pass in index order (was a partial
+ * selection sort, O(want·n): the same set, but for exact ties of two keys at the
+ * threshold, which go to the lower index here). */
 static uint32_t gumbel_pick(const double *logw, uint32_t n, uint32_t want, uint64_t key, uint32_t *out)
 {
-    double keyv[KD_PICK_MAX];
-    uint32_t idx[KD_PICK_MAX];
+    double keyv[KD_PICK_MAX], tmp[KD_PICK_MAX];
     if (n > KD_PICK_MAX) n = KD_PICK_MAX;
     for (uint32_t c = 0; c < n; c++) {
         double uu = ((double)(kd_rng_at(key, c) >> 11) + 0.5) * 0x1.0p-53;
         keyv[c] = logw[c] - log(-log(uu));
-        idx[c] = c;
     }
-    if (want > n) want = n;
-    for (uint32_t a = 0; a < want; a++) /* partial selection sort: want is small */
-        for (uint32_t b = a + 1; b < n; b++)
-            if (keyv[b] > keyv[a]) {
-                double tv = keyv[a]; keyv[a] = keyv[b]; keyv[b] = tv;
-                uint32_t ti = idx[a]; idx[a] = idx[b]; idx[b] = ti;
-            }
-    for (uint32_t a = 0; a < want; a++) /* back to list order (teacher or student rank) */
-        for (uint32_t b = a + 1; b < want; b++)
-            if (idx[b] < idx[a]) { uint32_t t = idx[a]; idx[a] = idx[b]; idx[b] = t; }
-    memcpy(out, idx, want * 4);
-    return want;
+    if (want >= n) {
+        for (uint32_t c = 0; c < n; c++) out[c] = c;
+        return n;
+    }
+    if (want == 0) return 0;
+    memcpy(tmp, keyv, n * sizeof *tmp);
+    double thr = kth_largest(tmp, n, want);
+    uint32_t above = 0, got = 0;
+    for (uint32_t c = 0; c < n; c++) above += keyv[c] > thr;
+    uint32_t ties = want - above; /* keys equal to the threshold to take, lowest index first */
+    for (uint32_t c = 0; c < n; c++)
+        if (keyv[c] > thr || (keyv[c] == thr && ties && ties--)) out[got++] = c;
+    return got;
 }
 
 static uint32_t rank_in(const uint32_t *list, uint32_t M, uint32_t item)
@@ -531,6 +593,7 @@ static void rce_lists(void *ctx, int th, int T)
     uint32_t pos[KD_PICK_MAX], rpos[1000]; /* rpos[q]: teacher item q's student position (K <= 1000) */
     uint32_t tslot[2048], tq[2048];        /* the teacher's top-K as a map item -> q: set_bytes(1000) / 4 */
     uint8_t mark[KD_PICK_MAX];
+    float tS[KD_PICK_MAX], tA[2 * KD_PICK_MAX]; /* nS <= K <= M, nA <= L + K <= 2M */
     unsigned long long lo, hi;
     kd_par_range(k->d->n_users, th, T, &lo, &hi);
     for (uint32_t u = (uint32_t)lo; u < hi; u++) {
@@ -573,9 +636,18 @@ static void rce_lists(void *ctx, int th, int T)
             if (r < nS || (r < nR && mark[r])) continue;
             items[n] = Qt[q], in[n++] = 2;
         }
+        /* the teacher's softmax over S, then over A, once an epoch: a unit (one per train
+         * interaction) then costs only the student's scores and its side of the loss */
         const float *tu = t->P + (size_t)u * t->stride;
-        for (uint32_t a = 0; a < n; a++)
-            k->rce_t[(size_t)u * N + a] = kd_dot(tu, t->Q + (size_t)items[a] * t->stride, t->stride) + t->bi[items[a]];
+        uint32_t mS = 0, mA = 0;
+        for (uint32_t a = 0; a < n; a++) {
+            float ts = kd_dot(tu, t->Q + (size_t)items[a] * t->stride, t->stride) + t->bi[items[a]];
+            if (in[a] & 1) tS[mS++] = ts;
+            if (in[a] & 2) tA[mA++] = ts;
+        }
+        double *pt = k->rce_p + (size_t)u * N;
+        ce_probs(tS, mS, p->tau, pt);
+        ce_probs(tA, mA, p->tau, pt + mS);
         k->rce_n[u] = n;
         k->rce_w[u] = exp(-p->beta * (double)overlap / (double)nQ);
     }
@@ -590,8 +662,10 @@ static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
     return kd_par_run(k->threads < 1 ? 1 : k->threads, rce_lists, &job, e);
 }
 
-/* rce's scratch for N entries: gS, gA (doubles), tS, sS, tA, sA (floats). */
-static size_t rce_layout(uint32_t N) { return 2 * (size_t)N * 8 + 4 * (((size_t)N * 4 + 7) & ~(size_t)7); }
+/* rce's scratch for N entries: gS, gA (doubles), sS, sA (floats). */
+static size_t rce_layout(uint32_t N) { return 2 * (size_t)N * 8 + 2 * (((size_t)N * 4 + 7) & ~(size_t)7); }
+
+#define RCE_PREFETCH 8 /* rows ahead */
 
 /* The records of one BPR unit ids = (u, ...) under rce: user u's term (an item in both S
  * and A gets one record, with both gradients). */
@@ -602,20 +676,30 @@ KD_CLONES static double rce_records(void *ctx, const kd_model *m, const uint32_t
     uint32_t u = ids[0], N = 2 * p->K + p->L, n = k->rce_n[u], nS = 0, nA = 0;
     const uint32_t *items = k->rce_items + (size_t)u * N;
     const uint8_t *in = k->rce_in + (size_t)u * N;
-    const float *t = k->rce_t + (size_t)u * N;
+    const double *pt = k->rce_p + (size_t)u * N;
     size_t n4 = ((size_t)N * 4 + 7) & ~(size_t)7;
     uint8_t *b = (uint8_t *)scratch + k->rce_off;
     double *gS = (double *)b, *gA = gS + N;
-    float *tS = (float *)(b + 2 * (size_t)N * 8), *sS = (float *)((uint8_t *)tS + n4);
-    float *tA = (float *)((uint8_t *)sS + n4), *sA = (float *)((uint8_t *)tA + n4);
+    float *sS = (float *)(b + 2 * (size_t)N * 8), *sA = (float *)((uint8_t *)sS + n4);
     for (uint32_t a = 0; a < N; a++) recs[a].item = KD_NO_ITEM;
     if (n == 0) return 0;
+    const float *pu = m->P + (size_t)u * m->stride;
     for (uint32_t a = 0; a < n; a++) {
-        float s = student_score(m, u, items[a]);
-        if (in[a] & 1) tS[nS] = t[a], sS[nS++] = s;
-        if (in[a] & 2) tA[nA] = t[a], sA[nA++] = s;
+        if (a + RCE_PREFETCH < n) { /* the item rows are L3 hits in a random order */
+            uint32_t f = items[a + RCE_PREFETCH];
+            prefetch_row(m->Q + (size_t)f * m->stride, m->stride);
+            __builtin_prefetch(m->bi + f);
+        }
+        float s = kd_dot(pu, m->Q + (size_t)items[a] * m->stride, m->stride) + m->bi[items[a]];
+        if (in[a] & 1) sS[nS++] = s;
+        if (in[a] & 2) sA[nA++] = s;
     }
-    double loss = kd_rce_loss(tS, sS, nS, tA, sA, nA, k->rce_w[u], p->tau, gS, gA);
+    /* kd_rce_loss on the teacher's cached probabilities (the same bits) */
+    double w = k->rce_w[u], lS = nS ? ce_loss_pt(pt, sS, nS, p->tau, gS) : 0,
+           lA = nA ? ce_loss_pt(pt + nS, sA, nA, p->tau, gA) : 0;
+    for (uint32_t a = 0; a < nS; a++) gS[a] *= 1 - w;
+    for (uint32_t a = 0; a < nA; a++) gA[a] *= w;
+    double loss = (1 - w) * lS + w * lA;
     nS = nA = 0;
     for (uint32_t a = 0; a < n; a++) {
         double g = 0;
@@ -669,10 +753,6 @@ KD_CLONES static double ce_produce(void *ctx, const kd_model *m, uint64_t epoch,
 
 #define CE_PREFETCH 8 /* rows ahead */
 
-static inline void prefetch_row(const float *row, uint32_t n)
-{
-    for (uint32_t k = 0; k < n; k += 16) __builtin_prefetch(row + k);
-}
 
 KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit,
                                            uint32_t *user, kd_rec *recs, void *scratch)
@@ -696,6 +776,11 @@ KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_
     if (ntop == 0) { *user = KD_NO_ITEM; return 0; }
     const float *pu = m->P + (size_t)u * m->stride, *tu = t->P + (size_t)u * t->stride;
     for (; n < ntop; n++) {
+        if (n + CE_PREFETCH < ntop) {
+            uint32_t f = top[n + CE_PREFETCH];
+            prefetch_row(m->Q + (size_t)f * m->stride, m->stride);
+            __builtin_prefetch(m->bi + f);
+        }
         items[n] = top[n];
         ts[n] = tsc[n];
         ss[n] = kd_dot(pu, m->Q + (size_t)top[n] * m->stride, m->stride) + m->bi[top[n]];
@@ -714,6 +799,8 @@ KD_CLONES static double ce_sampled_produce(void *ctx, const kd_model *m, uint64_
                 uint32_t f = items[n + CE_PREFETCH];
                 prefetch_row(t->Q + (size_t)f * t->stride, t->stride);
                 prefetch_row(m->Q + (size_t)f * m->stride, m->stride);
+                __builtin_prefetch(t->bi + f);
+                __builtin_prefetch(m->bi + f);
             }
             uint32_t i = items[n];
             ts[n] = kd_dot(tu, t->Q + (size_t)i * t->stride, t->stride) + t->bi[i] + lw;
@@ -798,11 +885,11 @@ static int rce_prepare(kd_distill *k, kd_err *e)
     uint64_t N = 2 * (uint64_t)k->p.K + k->p.L, cells;
     if (kd_mul(k->d->n_users, N, &cells)) return kd_fail(e, "out of memory");
     k->rce_items = kd_alloc_array(cells, 4);
-    k->rce_t = kd_alloc_array(cells, 4);
+    k->rce_p = kd_alloc_array(cells, 8);
     k->rce_in = kd_alloc_array(cells, 1);
     k->rce_n = kd_alloc_array(k->d->n_users, 4);
     k->rce_w = kd_alloc_array(k->d->n_users, 8);
-    if (!k->rce_items || !k->rce_t || !k->rce_in || !k->rce_n || !k->rce_w)
+    if (!k->rce_items || !k->rce_p || !k->rce_in || !k->rce_n || !k->rce_w)
         return kd_fail(e, "out of memory (rce lists of %u users)", k->d->n_users);
     /* BPR's sampling keeps a unit's ids at the start of the scratch when neg > 64 */
     k->rce_off = k->bpr->neg > 64 ? ((2 + (size_t)k->bpr->neg) * 4 + 63) & ~(size_t)63 : 0;
@@ -1017,7 +1104,7 @@ void kd_distill_free(kd_distill *k)
     free(k->si_scores);
     kd_dataset_free(&k->dT);
     free(k->rce_items);
-    free(k->rce_t);
+    free(k->rce_p);
     free(k->rce_in);
     free(k->rce_n);
     free(k->rce_w);

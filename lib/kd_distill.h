@@ -179,10 +179,11 @@ struct kd_distill {
     uint32_t  Mi;
     uint32_t *ti_users, *si_users;
     float    *ti_scores, *si_scores;
-    /* rce: each user's lists of the epoch, (n_users, 2K+L) entries: item, teacher score and
-     * membership (bit 0: in S, bit 1: in A); rce_n[u] entries, mixing weight rce_w[u] */
+    /* rce: each user's lists of the epoch, (n_users, 2K+L) entries: item and membership
+     * (bit 0: in S, bit 1: in A); rce_n[u] entries, mixing weight rce_w[u]; rce_p the
+     * teacher's softmax over S (the first |S| cells of the row), then over A */
     uint32_t *rce_items, *rce_n;
-    float    *rce_t;
+    double   *rce_p;
     uint8_t  *rce_in;
     double   *rce_w;
     size_t    rce_off;   /* scratch bytes BPR's sampling keeps before rce's */

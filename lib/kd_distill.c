@@ -217,23 +217,34 @@ double kd_rrd_loss(const float *s, uint32_t K, uint32_t L, double *g)
     return loss;
 }
 
+/* 1/tau when multiplying by it is dividing by tau, bit for bit (tau a power of two, the
+ * default 1 among them: both round the same exact quotient); else 0 */
+static double exact_inverse(double tau)
+{
+    int e;
+    return tau > 0 && frexp(tau, &e) == 0.5 && isfinite(1 / tau) ? 1 / tau : 0;
+}
+
+/* x / tau, by the multiplication when it is exact */
+static inline double over_tau(double x, double tau, double it) { return it ? x * it : x / tau; }
+
 double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double *g)
 {
-    double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0, loss = 0;
+    double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0, loss = 0, it = exact_inverse(tau);
     for (uint32_t i = 0; i < n; i++) {
         mt = t[i] > mt ? t[i] : mt;
         ms = s[i] > ms ? s[i] : ms;
     }
     for (uint32_t i = 0; i < n; i++) { /* g holds the teacher's exp until the last loop */
-        g[i] = exp((t[i] - mt) / tau);
+        g[i] = exp(over_tau(t[i] - mt, tau, it));
         zt += g[i];
-        zs += exp((s[i] - ms) / tau);
+        zs += exp(over_tau(s[i] - ms, tau, it));
     }
     double lzs = log(zs);
     for (uint32_t i = 0; i < n; i++) {
-        double pt = g[i] / zt, ls = (s[i] - ms) / tau - lzs;
+        double pt = g[i] / zt, ls = over_tau(s[i] - ms, tau, it) - lzs;
         loss -= pt * ls;
-        g[i] = (exp(ls) - pt) / tau;
+        g[i] = over_tau(exp(ls) - pt, tau, it);
     }
     return loss;
 }
@@ -242,14 +253,14 @@ double kd_ce_loss(const float *t, const float *s, uint32_t n, double tau, double
  * kd_ce_loss computes it (ce_probs), so the two return the same bits; 2 exps an item. */
 static double ce_loss_pt(const double *pt, const float *s, uint32_t n, double tau, double *g)
 {
-    double ms = -INFINITY, zs = 0, loss = 0;
+    double ms = -INFINITY, zs = 0, loss = 0, it = exact_inverse(tau);
     for (uint32_t i = 0; i < n; i++) ms = s[i] > ms ? s[i] : ms;
-    for (uint32_t i = 0; i < n; i++) zs += exp((s[i] - ms) / tau);
+    for (uint32_t i = 0; i < n; i++) zs += exp(over_tau(s[i] - ms, tau, it));
     double lzs = log(zs);
     for (uint32_t i = 0; i < n; i++) {
-        double ls = (s[i] - ms) / tau - lzs;
+        double ls = over_tau(s[i] - ms, tau, it) - lzs;
         loss -= pt[i] * ls;
-        g[i] = (exp(ls) - pt[i]) / tau;
+        g[i] = over_tau(exp(ls) - pt[i], tau, it);
     }
     return loss;
 }
@@ -258,10 +269,10 @@ static double ce_loss_pt(const double *pt, const float *s, uint32_t n, double ta
  * operations in the same order. */
 static void ce_probs(const float *t, uint32_t n, double tau, double *pt)
 {
-    double mt = -INFINITY, zt = 0;
+    double mt = -INFINITY, zt = 0, it = exact_inverse(tau);
     for (uint32_t i = 0; i < n; i++) mt = t[i] > mt ? t[i] : mt;
     for (uint32_t i = 0; i < n; i++) {
-        pt[i] = exp((t[i] - mt) / tau);
+        pt[i] = exp(over_tau(t[i] - mt, tau, it));
         zt += pt[i];
     }
     for (uint32_t i = 0; i < n; i++) pt[i] /= zt;
@@ -577,24 +588,27 @@ static int dcd_item_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *
  * set I from it, S, A and w; teacher scores of every entry, so that a unit costs only the
  * student's scores.  Users are independent (their keys are their own), so threads take
  * contiguous ranges and the lists do not depend on the thread count. */
+#define RCE_PREFETCH 8 /* rows ahead */
+
 typedef struct rce_job {
     kd_distill *k;
     uint64_t epoch;
 } rce_job;
 
-static void rce_lists(void *ctx, int th, int T)
+KD_CLONES static void rce_lists(void *ctx, int th, int T)
 {
     const rce_job *job = ctx;
     kd_distill *k = job->k;
     const kd_distill_params *p = &k->p;
     const kd_model *t = k->teacher;
     uint32_t K = p->K, L = p->L, M = p->M, N = 2 * K + L;
-    double logw[KD_PICK_MAX];
+    double logw[KD_PICK_MAX], cw[51];
     uint32_t pos[KD_PICK_MAX], rpos[1000]; /* rpos[q]: teacher item q's student position (K <= 1000) */
     uint32_t tslot[2048], tq[2048];        /* the teacher's top-K as a map item -> q: set_bytes(1000) / 4 */
     uint8_t mark[KD_PICK_MAX];
     float tS[KD_PICK_MAX], tA[2 * KD_PICK_MAX]; /* nS <= K <= M, nA <= L + K <= 2M */
     unsigned long long lo, hi;
+    for (uint32_t c = 0; c <= 50; c++) cw[c] = (double)c / p->rank_temp;
     kd_par_range(k->d->n_users, th, T, &lo, &hi);
     for (uint32_t u = (uint32_t)lo; u < hi; u++) {
         const uint32_t *R = k->s_items + (size_t)u * M, *Qt = k->t_items + (size_t)u * M;
@@ -619,7 +633,7 @@ static void rce_lists(void *ctx, int th, int T)
                 c++;
                 rpos[tq[f]] = j;
             }
-            logw[j] = (double)(c < 50 ? c : 50) / p->rank_temp;
+            logw[j] = cw[c < 50 ? c : 50];
             mark[j] = 0;
         }
         uint32_t nI = gumbel_pick(logw, nR, L, kd_key(unit_key(k, job->epoch, KD_UNIT_RCE, u), 0, KD_DRAW_PICK), pos);
@@ -641,6 +655,11 @@ static void rce_lists(void *ctx, int th, int T)
         const float *tu = t->P + (size_t)u * t->stride;
         uint32_t mS = 0, mA = 0;
         for (uint32_t a = 0; a < n; a++) {
+            if (a + RCE_PREFETCH < n) {
+                uint32_t f = items[a + RCE_PREFETCH];
+                prefetch_row(t->Q + (size_t)f * t->stride, t->stride);
+                __builtin_prefetch(t->bi + f);
+            }
             float ts = kd_dot(tu, t->Q + (size_t)items[a] * t->stride, t->stride) + t->bi[items[a]];
             if (in[a] & 1) tS[mS++] = ts;
             if (in[a] & 2) tA[mA++] = ts;
@@ -664,8 +683,6 @@ static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
 
 /* rce's scratch for N entries: gS, gA (doubles), sS, sA (floats). */
 static size_t rce_layout(uint32_t N) { return 2 * (size_t)N * 8 + 2 * (((size_t)N * 4 + 7) & ~(size_t)7); }
-
-#define RCE_PREFETCH 8 /* rows ahead */
 
 /* The records of one BPR unit ids = (u, ...) under rce: user u's term (an item in both S
  * and A gets one record, with both gradients). */

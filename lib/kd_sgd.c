@@ -51,7 +51,8 @@ typedef struct sgd_run {
     float *rep;           /* (W, rep_stride) that worker's Q (n_items, stride) then bi (n_items) */
     size_t rep_stride;
     uint64_t wunits[KD_MAX_TASKS][64]; /* units of each task each worker runs an epoch */
-    uint32_t *ids;        /* (W, ids_stride = KD_BATCH * ids_per_unit): units sampled ahead */
+    uint32_t *ids;        /* (W, ids_stride = 2 * KD_BATCH * ids_per_unit): units sampled ahead,
+                           * this batch and the next */
     size_t ids_stride;
     size_t rec_stride;    /* records between two workers' buffers: the most any task needs */
     uint64_t rounds;      /* merges an epoch */
@@ -301,14 +302,23 @@ KD_CLONES static void epoch_replicas(void *ctx, int t, int T)
                         if (u != KD_NO_ITEM) apply_unit(apply_run(r, task), v, u, recs, R, delta_of(r, w), save);
                     }
                 } else {
-                    uint32_t *ids = r->ids + (size_t)w * r->ids_stride;
-                    for (uint64_t b0 = lo; b0 < hi; b0 += KD_BATCH) {
+                    /* sampled a batch ahead, into two halves: the draws do not depend on
+                     * the model, and the rows a few units on (in this batch or the next)
+                     * can be fetched while this one computes */
+                    uint32_t *half[2] = { r->ids + (size_t)w * r->ids_stride,
+                                          r->ids + (size_t)w * r->ids_stride + (size_t)KD_BATCH * S };
+                    if (lo < hi)
+                        task->part_sample(task->ctx, r->epoch, w, lo, hi - lo < KD_BATCH ? hi - lo : KD_BATCH, half[0]);
+                    for (uint64_t b0 = lo, h = 0; b0 < hi; b0 += KD_BATCH, h ^= 1) {
                         uint32_t nb = hi - b0 < KD_BATCH ? (uint32_t)(hi - b0) : KD_BATCH;
-                        /* sampled ahead: the draws do not depend on the model, and the rows a
-                         * few units on can be fetched while this one computes */
-                        task->part_sample(task->ctx, r->epoch, w, b0, nb, ids);
+                        uint64_t b1 = b0 + nb;
+                        uint32_t nn = hi - b1 < KD_BATCH ? (uint32_t)(hi - b1) : KD_BATCH;
+                        const uint32_t *ids = half[h], *next = half[h ^ 1];
+                        if (nn) task->part_sample(task->ctx, r->epoch, w, b1, nn, half[h ^ 1]);
                         for (uint32_t x = 0; x < nb; x++) {
-                            if (KD_PREFETCH && x + KD_PREFETCH < nb) prefetch_rows(v, ids + (size_t)(x + KD_PREFETCH) * S, S);
+                            uint32_t y = x + KD_PREFETCH;
+                            if (KD_PREFETCH && y < nb) prefetch_rows(v, ids + (size_t)y * S, S);
+                            else if (KD_PREFETCH && y - nb < nn) prefetch_rows(v, next + (size_t)(y - nb) * S, S);
                             const uint32_t *row = ids + (size_t)x * S;
                             loss += task->produce_ids(task->ctx, v, row, recs, scratch_of(r, w));
                             apply_unit(apply_run(r, task), v, row[0], recs, R, delta_of(r, w), save);
@@ -455,7 +465,7 @@ static int plan_buffers(sgd_run *r, uint64_t bytes[B_N])
         /* each replica starts on a cache line: Q, then bi, padded to 16 floats */
         uint64_t rs = add_ok(mul_ok(m->n_items, m->stride, &bad), (uint64_t)m->n_items + 16, &bad);
         r->rep_stride = (size_t)(line_up(mul_ok(rs, 4, &bad)) / 4);
-        r->ids_stride = (size_t)mul_ok(KD_BATCH, S, &bad);
+        r->ids_stride = (size_t)mul_ok(2 * KD_BATCH, S, &bad);
         bytes[B_VIEW] = mul_ok(W, sizeof(kd_model), &bad);
         bytes[B_REP] = mul_ok(mul_ok(W, r->rep_stride, &bad), 4, &bad);
         bytes[B_IDS] = mul_ok(mul_ok(W, r->ids_stride, &bad), 4, &bad);

@@ -595,6 +595,27 @@ typedef struct rce_job {
     uint64_t epoch;
 } rce_job;
 
+/* Model md's scores of user u's rce list items[0..n) (bias included), split by in[]'s bits
+ * into S (bit 1) and A (bit 2), appended at *nS and *nA; the teacher's side (rce_lists) and
+ * the student's (rce_records) both use it.  Inlined so each SIMD clone of a caller keeps its
+ * own kd_dot (whose bits are the same on every path). */
+static inline __attribute__((always_inline)) void rce_scores(const kd_model *md, uint32_t u, const uint32_t *items,
+                                                             const uint8_t *in, uint32_t n, float *S, uint32_t *nS,
+                                                             float *A, uint32_t *nA)
+{
+    const float *pu = md->P + (size_t)u * md->stride;
+    for (uint32_t a = 0; a < n; a++) {
+        if (a + RCE_PREFETCH < n) { /* the item rows are L3 hits in a random order */
+            uint32_t f = items[a + RCE_PREFETCH];
+            prefetch_row(md->Q + (size_t)f * md->stride, md->stride);
+            __builtin_prefetch(md->bi + f);
+        }
+        float v = kd_dot(pu, md->Q + (size_t)items[a] * md->stride, md->stride) + md->bi[items[a]];
+        if (in[a] & 1) S[(*nS)++] = v;
+        if (in[a] & 2) A[(*nA)++] = v;
+    }
+}
+
 KD_CLONES static void rce_lists(void *ctx, int th, int T)
 {
     const rce_job *job = ctx;
@@ -652,18 +673,8 @@ KD_CLONES static void rce_lists(void *ctx, int th, int T)
         }
         /* the teacher's softmax over S, then over A, once an epoch: a unit (one per train
          * interaction) then costs only the student's scores and its side of the loss */
-        const float *tu = t->P + (size_t)u * t->stride;
         uint32_t mS = 0, mA = 0;
-        for (uint32_t a = 0; a < n; a++) {
-            if (a + RCE_PREFETCH < n) {
-                uint32_t f = items[a + RCE_PREFETCH];
-                prefetch_row(t->Q + (size_t)f * t->stride, t->stride);
-                __builtin_prefetch(t->bi + f);
-            }
-            float ts = kd_dot(tu, t->Q + (size_t)items[a] * t->stride, t->stride) + t->bi[items[a]];
-            if (in[a] & 1) tS[mS++] = ts;
-            if (in[a] & 2) tA[mA++] = ts;
-        }
+        rce_scores(t, u, items, in, n, tS, &mS, tA, &mA);
         double *pt = k->rce_p + (size_t)u * N;
         ce_probs(tS, mS, p->tau, pt);
         ce_probs(tA, mA, p->tau, pt + mS);
@@ -700,17 +711,7 @@ KD_CLONES static double rce_records(void *ctx, const kd_model *m, const uint32_t
     float *sS = (float *)(b + 2 * (size_t)N * 8), *sA = (float *)((uint8_t *)sS + n4);
     for (uint32_t a = 0; a < N; a++) recs[a].item = KD_NO_ITEM;
     if (n == 0) return 0;
-    const float *pu = m->P + (size_t)u * m->stride;
-    for (uint32_t a = 0; a < n; a++) {
-        if (a + RCE_PREFETCH < n) { /* the item rows are L3 hits in a random order */
-            uint32_t f = items[a + RCE_PREFETCH];
-            prefetch_row(m->Q + (size_t)f * m->stride, m->stride);
-            __builtin_prefetch(m->bi + f);
-        }
-        float s = kd_dot(pu, m->Q + (size_t)items[a] * m->stride, m->stride) + m->bi[items[a]];
-        if (in[a] & 1) sS[nS++] = s;
-        if (in[a] & 2) sA[nA++] = s;
-    }
+    rce_scores(m, u, items, in, n, sS, &nS, sA, &nA);
     /* kd_rce_loss on the teacher's cached probabilities (the same bits) */
     double w = k->rce_w[u], lS = nS ? ce_loss_pt(pt, sS, nS, p->tau, gS) : 0,
            lA = nA ? ce_loss_pt(pt + nS, sA, nA, p->tau, gA) : 0;

@@ -1205,7 +1205,16 @@ int kd_distill_train_auto(kd_distill *k, const kd_train_opts *o, kd_model *m, co
         kd_err ce = { 0 };
         kd_distill_set_knob(&k->p, k->p.auto_grid[c]);
         kd_model_copy(m, &init);
-        kd_distill_tasks(k, tasks, &ntasks);
+        if (k->p.auto_grid[c] == 0) {
+            /* zero weight is no distillation at all: BPR's task alone, kd-train's model bit
+             * for bit (a zero-weight term would still decay the rows its records touch, and
+             * dcd2's item side has a weight of its own), so the grid's floor is the plain
+             * student, and a method that validates below it is not used */
+            tasks[0] = kd_bpr_task(k->bpr);
+            ntasks = 1;
+        } else {
+            kd_distill_tasks(k, tasks, &ntasks);
+        }
         if (kd_train_run(o, m, d, tasks, ntasks, &got, &ce)) {
             /* the engine's divergence check (kd_sgd.c): that value is out, the others stay */
             if (ce.code == KD_EXIT_DATA && !strncmp(ce.msg, "training diverged", 17)) {

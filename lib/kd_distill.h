@@ -110,8 +110,8 @@ typedef struct kd_distill_params {
 } kd_distill_params;
 
 #define KD_AUTO_MAX 8
-/* The default grids of --lambda auto (zero included: the tool never picks a weight that
- * validates worse than no distillation) and margin-mse's --alpha auto: under
+/* The default grids of --lambda auto (zero included, trained as plain BPR, kd-train's model:
+ * the tool never picks a weight that validates worse than no distillation) and margin-mse's --alpha auto: under
  * --margin-loss mse the pipelines' values (alpha 0.5 diverges at lr 0.05 on the synthetic
  * default), under soft (which cannot diverge) the whole range of the mix */
 #define KD_AUTO_LAMBDAS    { 0, 0.1, 0.3, 1 }

@@ -284,6 +284,26 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     done
 }
 
+@test "--lambda auto's 0 is no distillation: kd-train's model for every method (decay and item side too), and stderr says so" {
+    kd-gen synth --users 80 --items 40 --mean 8 --rank 4 --seed 2 -o v.kd
+    kd-train -q --dim 16 --epochs 6 v.kd -o tv.kd
+    kd-train -q --dim 8 --epochs 6 --seed 4 v.kd -o plain.kd
+    params plain.kd >a
+    for m in margin-mse rd rrd ce dcd dcd-item dcd2 rce; do
+        run --separate-stderr kd-distill --teacher tv.kd $(margs "$m") --auto-grid 0 --dim 8 --epochs 6 --seed 4 v.kd -o z.kd
+        [ "$status" -eq 0 ]
+        k=lambda; [ "$m" = margin-mse ] && k=alpha
+        [ "$stderr" = "kd-distill: $m: no $k of the grid validated above 0 (no distillation): the student is plain BPR's" ]
+        params z.kd >b
+        cmp a b
+        cmp <(kd-cat plain.kd train.valid) <(kd-cat z.kd train.valid)
+        kd-cat z.kd provenance | grep -qx "result.$k=0"
+    done
+    # -q keeps it quiet
+    run --separate-stderr kd-distill -q --teacher tv.kd --method rd --auto-grid 0 --dim 8 --epochs 6 --seed 4 v.kd -o z.kd
+    [ -z "$stderr" ]
+}
+
 @test "--lambda auto is the default: the default grid includes 0, the same bytes twice and for any --threads" {
     kd-gen synth --users 80 --items 40 --mean 8 --rank 4 --seed 2 -o v.kd
     kd-train -q --dim 16 --epochs 6 v.kd -o tv.kd

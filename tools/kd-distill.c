@@ -62,9 +62,10 @@ static void usage(FILE *f, const kd_train_opts *d)
         "  --lambda X|auto  weight of the distillation term [auto]: auto trains one early-stopped\n"
         "              student per value of the grid (--auto-grid V,V,... [0,0.1,0.3,1]; margin-mse's\n"
         "              --alpha auto [0,0.25,0.5,1; mse 0,0.03,0.1,0.3]) and keeps the best on valid (a\n"
-        "              value that diverges is skipped); X (or --alpha A) is the literal loss at that\n"
-        "              weight.  Without a validation split: [1; rd 0.5; rce %g; margin-mse alpha %g;\n"
-        "              mse %g]\n"
+        "              value that diverges is skipped; 0 is no distillation, kd-train's model, so a\n"
+        "              method that validates below plain BPR is not used); X (or --alpha A) is the\n"
+        "              literal loss at that weight.  Without a validation split: [1; rd 0.5; rce %g;\n"
+        "              margin-mse alpha %g; mse %g]\n"
         "  --kd-decay 0|1  weight decay (--reg, --reg-bias) also on the rows the distillation\n"
         "              records touch [1; rce, dcd-item, dcd2 0].  With 1, longer lists or more\n"
         "              units regularise more, even at --lambda 0; with 0, --lambda 0 trains\n"
@@ -324,6 +325,9 @@ static int run(struct opts *o, kd_err *e)
     kd_distill_choice ch = { 0 };
     if (kd.p.auto_n) {
         if (kd_distill_train_auto(&kd, t, &m, &d, &ch, &log, e)) goto done;
+        if (kd.p.auto_grid[ch.chosen] == 0 && t->verbosity)
+            fprintf(stderr, "%s: %s: no %s of the grid validated above 0 (no distillation): the student is plain BPR's\n",
+                    prog, kd_distill_methods[o->mi].name, kd_distill_knob(&kd.p, &(double){ 0 }));
     } else {
         kd_sgd_task tasks[KD_MAX_TASKS];
         int ntasks;

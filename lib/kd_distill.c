@@ -25,7 +25,7 @@ kd_distill_params kd_distill_defaults(int method)
 {
     kd_distill_params p = { .method = method, .alpha = 0.5, .temperature = 1, .lambda = 1, .K = 10,
                             .L = 40, .M = 100, .rank_temp = 10, .mu = 0.1, .tau = 1, .eps = 0.1,
-                            .item_lambda = 0.5, .beta = 3, .kd_decay = 1 };
+                            .item_lambda = 0.5, .beta = 3, .kd_decay = 1, .refresh = 1 };
     if (kd_distill_methods[method].defaults) kd_distill_methods[method].defaults(&p);
     return p;
 }
@@ -70,7 +70,20 @@ int kd_distill_prov(const kd_distill_params *p, kd_buf *b)
     kd_prov_str(b, "method", kd_distill_methods[p->method].name);
     kd_distill_methods[p->method].prov(p, b);
     if (!p->kd_decay) kd_prov_u64(b, "kd_decay", 0);
+    if (p->refresh > 1) kd_prov_u64(b, "refresh", p->refresh); /* at 1 the key and lines of before */
     return kd_buf_error(b) ? -1 : 0;
+}
+
+int kd_distill_check_refresh(const kd_distill_params *p, kd_err *e)
+{
+    if (p->refresh < 1 || p->refresh > KD_REFRESH_MAX)
+        return kd_fail_usage(e, "--refresh: %u is out of range (1..%u)", p->refresh, KD_REFRESH_MAX);
+    /* rd --dynamic estimates the student's ranks from fresh samples in each unit: it keeps
+     * no ranking that could be stale */
+    if (p->refresh > 1 && !kd_distill_methods[p->method].ranks_student)
+        return kd_fail_usage(e, "--refresh: %s does not rank the student each epoch (only dcd, dcd-item, dcd2 and rce do)",
+                             kd_distill_methods[p->method].name);
+    return 0;
 }
 
 int kd_distill_prov_choice(const kd_distill_params *p, const kd_distill_choice *ch, kd_buf *b)
@@ -543,13 +556,22 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
                     unit_key(k, epoch, KD_UNIT_DCD, u), k->p.lambda, user, recs, scratch);
 }
 
-/* The student's top-M lists of the epoch, into the arrays of the previous epoch (the
- * first epoch allocates them; kd_distill_free frees them). */
-static int student_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,
-                        float **scores, kd_err *e)
+/* The student's top-M lists of `epoch`, into the arrays of the previous epoch (the first
+ * epoch allocates them; kd_distill_free frees them).  Under --refresh R > 1 only the rows
+ * r % R == epoch % R, except at epoch 0, which ranks every row: no row has a ranking yet,
+ * or (--lambda auto's next candidate) only the previous run's. */
+static int student_topm(const kd_model *m, const kd_dataset *d, uint32_t M, uint32_t R, uint64_t epoch, int threads,
+                        uint32_t **items, float **scores, kd_err *e)
 {
-    if (*items) return kd_rank_topm_into(m, d, M, threads, *items, *scores, e);
-    return kd_rank_topm(m, d, M, threads, items, scores, e);
+    if (!*items) return kd_rank_topm(m, d, M, threads, items, scores, e);
+    if (R <= 1 || epoch == 0) return kd_rank_topm_into(m, d, M, threads, *items, *scores, e);
+    uint32_t phase = (uint32_t)(epoch % R), n = phase < d->n_users ? (d->n_users - 1 - phase) / R + 1 : 0;
+    uint32_t *rows = kd_alloc_array(n ? n : 1, 4);
+    if (!rows) return kd_fail(e, "out of memory (--refresh rows of %u)", n);
+    for (uint32_t x = 0; x < n; x++) rows[x] = phase + x * R;
+    int r = kd_rank_topm_rows(m, d, M, rows, n, threads, *items, *scores, e);
+    free(rows);
+    return r;
 }
 
 /* m with users and items swapped: score(i, u) = q_i.p_u + b_u + b_i, the view in which an
@@ -578,8 +600,7 @@ static int dcd_item_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *
 {
     kd_distill *k = ctx;
     kd_model mt = transposed(m);
-    (void)epoch;
-    return student_topm(&mt, &k->dT, k->Mi, k->threads, &k->si_users, &k->si_scores, e);
+    return student_topm(&mt, &k->dT, k->Mi, k->p.refresh, epoch, k->threads, &k->si_users, &k->si_scores, e);
 }
 
 /* ---------------------------------------------------------------- rce */
@@ -686,7 +707,9 @@ KD_CLONES static void rce_lists(void *ctx, int th, int T)
 static int rce_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
 {
     kd_distill *k = ((kd_bpr *)ctx)->records_ctx; /* the task is BPR's (rce_tasks) */
-    if (student_topm(m, k->d, k->p.M, k->threads, &k->s_items, &k->s_scores, e))
+    /* every user's lists from the ranking its row holds, with this epoch's draws, also
+     * when --refresh left that ranking as it was */
+    if (student_topm(m, k->d, k->p.M, k->p.refresh, epoch, k->threads, &k->s_items, &k->s_scores, e))
         return -1;
     rce_job job = { k, epoch };
     return kd_par_run(k->threads < 1 ? 1 : k->threads, rce_lists, &job, e);
@@ -730,9 +753,8 @@ KD_CLONES static double rce_records(void *ctx, const kd_model *m, const uint32_t
 
 static int dcd_epoch(void *ctx, const kd_model *m, uint64_t epoch, kd_err *e)
 {
-    kd_distill *k = ctx;
-    (void)epoch;
-    return student_topm(m, k->d, k->p.M, k->threads, &k->s_items, &k->s_scores, e);
+    kd_distill *k = ctx; /* its units draw the under/over-estimated sets from the rows as they are */
+    return student_topm(m, k->d, k->p.M, k->p.refresh, epoch, k->threads, &k->s_items, &k->s_scores, e);
 }
 
 /* ---------------------------------------------------------------- ce */
@@ -1068,14 +1090,14 @@ static int rce_prov(const kd_distill_params *p, kd_buf *b)
 /* ---------------------------------------------------------------- the table */
 
 const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
-    [KD_MARGIN_MSE] = { "margin-mse", "alpha",  NULL,         margin_prov, NULL,         margin_tasks },
-    [KD_RD]         = { "rd",         "lambda", rd_defaults,  rd_prov,     teacher_topm, rd_tasks },
-    [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks },
-    [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks },
-    [KD_DCD]        = { "dcd",        "lambda", dcd_defaults, dcd_prov,    teacher_topm, dcd_tasks },
-    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks },
-    [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks },
-    [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks },
+    [KD_MARGIN_MSE] = { "margin-mse", "alpha",  NULL,         margin_prov, NULL,         margin_tasks, 0 },
+    [KD_RD]         = { "rd",         "lambda", rd_defaults,  rd_prov,     teacher_topm, rd_tasks, 0 },
+    [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks, 0 },
+    [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks, 0 },
+    [KD_DCD]        = { "dcd",        "lambda", dcd_defaults, dcd_prov,    teacher_topm, dcd_tasks, 1 },
+    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks, 1 },
+    [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks, 1 },
+    [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks, 1 },
 };
 
 /* ---------------------------------------------------------------- setup */
@@ -1105,6 +1127,7 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
         return kd_fail_usage(e, "need --topk <= users (%u) for the item side", d->n_users);
     if (p->method == KD_RCE && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))
         return kd_fail_usage(e, "rce needs 1 <= --samples <= --topm <= %u", KD_PICK_MAX);
+    if (kd_distill_check_refresh(p, e)) return -1;
     const kd_distill_method *row = &kd_distill_methods[p->method];
     return row->prepare ? row->prepare(k, e) : 0;
 }

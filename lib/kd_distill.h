@@ -61,6 +61,15 @@
  * dcd-item's one per item) interleaved with the BPR units, with random numbers from (seed, epoch, user): bit-identical for any threads.
  * The stream tags are kd_rng.h's (enum kd_unit_stream, kd_draw).
  *
+ * --refresh R (dcd, dcd-item, dcd2, rce; kd_distill_params.refresh): ranking the student
+ * is most of an epoch of these methods at benchmark scale (amazon-book: 70-80% of a dcd
+ * epoch), so with R > 1 an epoch re-ranks only the rows r (users; items on the item side)
+ * with r % R == epoch % R, and epoch 0 ranks them all.  A row's ranking is then up to R-1
+ * epochs old.  Everything derived from a ranking is derived from the one the row holds:
+ * dcd's under/over-estimated sets are drawn in the unit from it, and rce's lists (S, the
+ * sampled I, A, w and the teacher's softmax over them) are rebuilt every epoch for every
+ * user from it, with the epoch's draws -- only the ranking is stale, never the sampling.
+ *
  * The methods are a table, kd_distill_methods[]: a row names the method and its knob and
  * points to its functions (defaults, provenance, preparation, task).  Adding a method is
  * adding a row -- its enum kd_method name, the row in kd_distill.c, its functions -- and
@@ -103,6 +112,11 @@ typedef struct kd_distill_params {
                                   * change); 0: none (rce, dcd-item, dcd2: at zero weight they
                                   * train plain BPR's model bit for bit).  Provenance says
                                   * kd_decay=0 when off, nothing when on. */
+    uint32_t refresh;            /* dcd, dcd-item, dcd2, rce: re-rank the student's rows r with
+                                  * r % refresh == epoch % refresh each epoch (all of them at
+                                  * epoch 0), the others keep their last ranking; 1 (the
+                                  * default): every row every epoch.  Provenance says
+                                  * refresh=R when R > 1, nothing at 1. */
     /* --lambda auto (--alpha auto for margin-mse): the knob chosen on the validation split
      * among auto_grid[0..auto_n) by kd_distill_train_auto; 0: the knob as given */
     int      auto_n;
@@ -122,6 +136,9 @@ typedef struct kd_distill_params {
  * and the notebook's 0.5 under soft */
 #define KD_NO_VALID_ALPHA      0.1
 #define KD_NO_VALID_ALPHA_SOFT 0.5
+
+/* --refresh R is 1..KD_REFRESH_MAX */
+#define KD_REFRESH_MAX 64u
 
 /* Gumbel selections draw from at most this many candidates (rce: --topm) */
 #define KD_PICK_MAX 1024u
@@ -153,9 +170,15 @@ typedef struct kd_distill_method {
      * to; returns the number of tasks.  Scratch sizes come from kd_distill.c's one
      * layout (list_layout). */
     int  (*tasks)(kd_distill *k, kd_sgd_task *tasks);
+    /* it ranks the student each epoch (dcd, dcd-item, dcd2, rce), so --refresh applies */
+    int  ranks_student;
 } kd_distill_method;
 
 extern const kd_distill_method kd_distill_methods[KD_N_METHODS];
+
+/* Usage error unless p->refresh is 1..KD_REFRESH_MAX, and 1 for a method that does not
+ * rank the student (kd_distill_init checks it too; a tool checks it before loading data). */
+int kd_distill_check_refresh(const kd_distill_params *p, kd_err *e);
 
 /* The knob a model was distilled with: its name (the row's, or "lambda" under --mix add)
  * and *value. */
@@ -171,13 +194,14 @@ struct kd_distill {
     float    *t_scores;  /* (n_users, M) */
     float    *t_all;     /* ce: (n_users, items_pad) every teacher score, when it fits in memory */
     uint32_t  t_all_stride;
-    uint32_t *s_items;   /* dcd, rce: (n_users, M) the student's, refreshed each epoch */
+    uint32_t *s_items;   /* dcd, rce: (n_users, M) the student's, re-ranked each epoch (--refresh R:
+                          * a row every R epochs) */
     float    *s_scores;
     /* item side (dcd-item, dcd2): the transposed train split (items x users, valid and test
      * empty) and the teacher's and student's top-M users of each item, (n_items, Mi) */
     kd_dataset dT;
     uint32_t  Mi;
-    uint32_t *ti_users, *si_users;
+    uint32_t *ti_users, *si_users; /* si_users re-ranked as s_items */
     float    *ti_scores, *si_scores;
     /* rce: each user's lists of the epoch, (n_users, 2K+L) entries: item and membership
      * (bit 0: in S, bit 1: in A); rce_n[u] entries, mixing weight rce_w[u]; rce_p the

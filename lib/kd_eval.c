@@ -149,54 +149,98 @@ void kd_eval_result_free(kd_eval_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* kd_rank_topm's threads: each ranks its contiguous range of users straight into the
- * output rows (kd_rank_topk writes (nu, M) in user order), then pads the short rows. */
+/* kd_rank_topm's threads: each ranks its contiguous range of the rows -- every user, or
+ * the list `rows` -- and pads the short lists.  All users go straight into the output
+ * rows (kd_rank_topk writes (nu, M) in user order); listed rows, not adjacent in general,
+ * are ranked a chunk at a time into the thread's buffer and copied to their rows.  A
+ * user's list depends only on that user, so neither path nor chunking changes a bit. */
 typedef struct topm_job {
     const kd_dataset *d;
     kd_ranker rk;
     uint32_t M;
+    const uint32_t *rows; /* NULL: every user */
+    uint64_t nrows;
     uint32_t *items;
     float *scores;
     int failed;
 } topm_job;
 
 #define TOPM_BLOCK 960u /* users per kd_rank_topk call: 16 of its chunks */
+#define TOPM_ROWS  60u  /* listed rows per call: one of its chunks, so the buffer is small */
+
+/* Pads user lists x < nu of (it, sc) past counts[x] with UINT32_MAX / NaN. */
+static void topm_pad(uint32_t *it, float *sc, const uint32_t *counts, uint32_t nu, uint32_t M)
+{
+    for (uint32_t x = 0; x < nu; x++)
+        for (uint32_t r = counts[x]; r < M; r++) {
+            it[(size_t)x * M + r] = UINT32_MAX;
+            sc[(size_t)x * M + r] = NAN;
+        }
+}
 
 static void topm_thread(void *ctx, int t, int T)
 {
     topm_job *j = ctx;
     const kd_csr *excl[1] = { &j->d->train };
-    uint32_t users[TOPM_BLOCK], counts[TOPM_BLOCK], M = j->M;
+    uint32_t users[TOPM_BLOCK], counts[TOPM_BLOCK], M = j->M, block = j->rows ? TOPM_ROWS : TOPM_BLOCK;
+    uint32_t *buf_it = NULL;
+    float *buf_sc = NULL;
     unsigned long long lo, hi;
-    kd_par_range(j->d->n_users, t, T, &lo, &hi);
-    for (uint64_t u0 = lo; u0 < hi; u0 += TOPM_BLOCK) {
-        uint32_t nu = hi - u0 < TOPM_BLOCK ? (uint32_t)(hi - u0) : TOPM_BLOCK;
-        for (uint32_t x = 0; x < nu; x++) users[x] = (uint32_t)u0 + x;
-        uint32_t *it = j->items + (size_t)u0 * M;
-        float *sc = j->scores + (size_t)u0 * M;
+    kd_par_range(j->nrows, t, T, &lo, &hi);
+    if (j->rows && lo < hi) {
+        buf_it = kd_alloc_array((uint64_t)TOPM_ROWS * M, 4);
+        buf_sc = kd_alloc_array((uint64_t)TOPM_ROWS * M, 4);
+        if (!buf_it || !buf_sc) {
+            j->failed = 1;
+            goto done;
+        }
+    }
+    for (uint64_t x0 = lo; x0 < hi; x0 += block) {
+        uint32_t nu = hi - x0 < block ? (uint32_t)(hi - x0) : block;
+        for (uint32_t x = 0; x < nu; x++) users[x] = j->rows ? j->rows[x0 + x] : (uint32_t)(x0 + x);
+        uint32_t *it = buf_it ? buf_it : j->items + (size_t)x0 * M;
+        float *sc = buf_sc ? buf_sc : j->scores + (size_t)x0 * M;
         if (kd_rank_topk(&j->rk, users, nu, excl, 1, M, it, sc, counts)) {
             j->failed = 1;
-            return;
+            goto done;
         }
-        for (uint32_t x = 0; x < nu; x++)
-            for (uint32_t r = counts[x]; r < M; r++) {
-                it[(size_t)x * M + r] = UINT32_MAX;
-                sc[(size_t)x * M + r] = NAN;
-            }
+        topm_pad(it, sc, counts, nu, M);
+        for (uint32_t x = 0; buf_it && x < nu; x++) {
+            memcpy(j->items + (size_t)users[x] * M, it + (size_t)x * M, (size_t)M * 4);
+            memcpy(j->scores + (size_t)users[x] * M, sc + (size_t)x * M, (size_t)M * 4);
+        }
     }
+done:
+    free(buf_it);
+    free(buf_sc);
+}
+
+/* Ranks j's rows with `threads` threads (j->d, M, rows, output set). */
+static int topm_run(topm_job *j, const kd_model *m, int threads, kd_err *e)
+{
+    if (j->M == 0 || j->M > j->d->n_items)
+        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", j->M, j->d->n_items);
+    if (kd_ranker_init_ex(&j->rk, m, 1, e)) return -1;
+    int r = kd_par_run(threads < 1 ? 1 : threads, topm_thread, j, e);
+    kd_ranker_free(&j->rk);
+    if (r) return -1;
+    return j->failed ? kd_fail(e, "out of memory") : 0;
 }
 
 int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t *items,
                       float *scores, kd_err *e)
 {
-    if (M == 0 || M > d->n_items)
-        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
-    topm_job j = { .d = d, .M = M, .items = items, .scores = scores };
-    if (kd_ranker_init_ex(&j.rk, m, 1, e)) return -1;
-    int r = kd_par_run(threads < 1 ? 1 : threads, topm_thread, &j, e);
-    kd_ranker_free(&j.rk);
-    if (r) return -1;
-    return j.failed ? kd_fail(e, "out of memory") : 0;
+    topm_job j = { .d = d, .M = M, .nrows = d->n_users, .items = items, .scores = scores };
+    return topm_run(&j, m, threads, e);
+}
+
+int kd_rank_topm_rows(const kd_model *m, const kd_dataset *d, uint32_t M, const uint32_t *rows, uint32_t nrows,
+                      int threads, uint32_t *items, float *scores, kd_err *e)
+{
+    for (uint32_t x = 0; x < nrows; x++)
+        if (rows[x] >= d->n_users) return kd_fail_usage(e, "row %u is not a user (%u users)", rows[x], d->n_users);
+    topm_job j = { .d = d, .M = M, .rows = rows, .nrows = nrows, .items = items, .scores = scores };
+    return topm_run(&j, m, threads, e);
 }
 
 int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t **items,

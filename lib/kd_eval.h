@@ -50,6 +50,11 @@ int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads
 /* The same into the caller's (n_users, M) arrays (a per-epoch ranking reuses them). */
 int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t *items,
                       float *scores, kd_err *e);
+/* Only the users rows[0..nrows) (distinct, any order), into their rows of the caller's
+ * (n_users, M) arrays; every other row is left as it was.  A listed row gets the bits
+ * kd_rank_topm_into gives it, whatever the list and threads (a partial re-ranking). */
+int kd_rank_topm_rows(const kd_model *m, const kd_dataset *d, uint32_t M, const uint32_t *rows, uint32_t nrows,
+                      int threads, uint32_t *items, float *scores, kd_err *e);
 
 /* Single-user latency: times score + exclusion + top-K for `n` users chosen with `seed`
  * among those with items in the split (all of them if n = 0 or larger), after a warm-up.

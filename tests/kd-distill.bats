@@ -410,3 +410,86 @@ dcd2:1314012447 56609
 rce --topk 10 --samples 20 --topm 60:2614102936 56505
 PINS
 }
+
+# ---- issue 13.6/13.8: --refresh R, a share of the student's rows re-ranked each epoch
+
+@test "--refresh 1 is the default: the same bytes, provenance and stage key as without it" {
+    for m in dcd rce; do
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --dim 8 --epochs 3 small.kd -o a.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --refresh 1 --dim 8 --epochs 3 small.kd -o b.kd
+        cmp a.kd b.kd
+        ! kd-cat a.kd provenance | grep -q '^refresh='
+    done
+    kd-distill -q --teacher t.kd --method dcd --lambda 0.5 --dim 8 --epochs 3 --cache cache small.kd -o c.kd
+    run --separate-stderr -0 kd-distill --teacher t.kd --method dcd --lambda 0.5 --refresh 1 --dim 8 --epochs 3 --cache cache small.kd -o d.kd
+    [[ $stderr == *cached* ]]
+}
+
+@test "--refresh 4: the same bytes for --threads 1, 2, 3 (and with --replicas 0), other bytes than 1, said in provenance" {
+    for m in dcd rce dcd-item dcd2; do
+        for th in 1 2 3; do
+            kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --refresh 4 --dim 8 --epochs 6 --threads $th small.kd -o r$th.kd
+        done
+        cmp r1.kd r2.kd
+        cmp r1.kd r3.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --refresh 4 --dim 8 --epochs 6 --replicas 0 --threads 1 small.kd -o b1.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --refresh 4 --dim 8 --epochs 6 --replicas 0 --threads 3 small.kd -o b3.kd
+        cmp b1.kd b3.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --dim 8 --epochs 6 small.kd -o one.kd
+        params r1.kd >a
+        params one.kd >b
+        ! cmp -s a b || { echo "$m: --refresh 4 trained the bytes of --refresh 1"; return 1; }
+        kd-cat r1.kd provenance | grep -qx 'refresh=4'
+    done
+}
+
+@test "--refresh: one epoch ranks every row, so it trains the bytes of --refresh 1; a new R a new stage key" {
+    # epoch 0 ranks all rows whatever R: one epoch cannot tell R apart (but provenance can)
+    for m in dcd rce dcd2; do
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --dim 8 --epochs 1 small.kd -o a.kd
+        kd-distill -q --teacher t.kd $(margs "$m") --lambda 0.5 --refresh 7 --dim 8 --epochs 1 small.kd -o b.kd
+        params a.kd >a
+        params b.kd >b
+        cmp a b
+    done
+    kd-distill -q --teacher t.kd --method dcd --lambda 0.5 --refresh 2 --dim 8 --epochs 3 --cache cache small.kd -o c.kd
+    run --separate-stderr -0 kd-distill --teacher t.kd --method dcd --lambda 0.5 --refresh 3 --dim 8 --epochs 3 --cache cache small.kd -o d.kd
+    [[ $stderr != *cached* ]]
+    ! cmp -s c.kd d.kd
+}
+
+@test "--refresh with --lambda auto: each candidate starts from a full ranking, so the choice is its explicit run" {
+    kd-gen synth --users 80 --items 40 --mean 8 --rank 4 --seed 2 -o v.kd
+    kd-train -q --dim 16 --epochs 6 v.kd -o tv.kd
+    # grids whose second value wins here: its run starts after the first's, whose lists
+    # are stale for the new run
+    for mg in dcd:0.05,0.5 rce:10,1; do
+        m=${mg%:*} g=${mg#*:}
+        kd-distill -q --teacher tv.kd $(margs "$m") --refresh 3 --auto-grid "$g" --dim 8 --epochs 8 v.kd -o a.kd
+        v=$(kd-cat a.kd provenance | sed -n 's/^result\.lambda=//p')
+        [ "$v" = "${g#*,}" ]
+        kd-distill -q --teacher tv.kd $(margs "$m") --refresh 3 --lambda "$v" --dim 8 --epochs 8 v.kd -o x.kd
+        params a.kd >a
+        params x.kd >b
+        cmp a b
+    done
+}
+
+@test "usage: --refresh takes 1..64, and only with a method that ranks the student" {
+    for bad in 0 65 -1 x 4x "" 1.5; do
+        run --separate-stderr -2 kd-distill -q --teacher t.kd --method dcd --refresh "$bad" small.kd -o m.kd
+        [[ $stderr == "kd-distill: --refresh: "* ]]
+        one_line
+        [ -z "$output" ] && [ ! -e m.kd ]
+    done
+    for m in margin-mse rd "rd --dynamic" rrd ce; do
+        run --separate-stderr -2 kd-distill -q --teacher t.kd --method $m --refresh 2 small.kd -o m.kd
+        [ "$stderr" = "kd-distill: --refresh: ${m%% *} does not rank the student each epoch (only dcd, dcd-item, dcd2 and rce do)" ]
+        [ ! -e m.kd ]
+    done
+    # 1, the default, is every method's (nothing to refresh is refreshed every epoch)
+    kd-distill -q --teacher t.kd --method rrd --lambda 0.5 --refresh 1 --dim 8 --epochs 2 small.kd -o a.kd
+    kd-distill -q --teacher t.kd --method rrd --lambda 0.5 --dim 8 --epochs 2 small.kd -o b.kd
+    cmp a.kd b.kd
+    kd-distill -q --teacher t.kd --method dcd --refresh 64 --lambda 0.5 --dim 8 --epochs 2 small.kd -o c.kd
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kd_distill.h"
+#include "kd_eval.h"
 #include "kd_rng.h"
 #include "kd_synth.h"
 #include "kd_test.h"
@@ -399,9 +400,44 @@ static void test_margin_unit_gradients(void)
     }
 }
 
-/* rce's lists after epoch_begin: entries distinct; S is the student's top-K; every
- * teacher top-K item is in S or A; the sampled set has min(L, candidates) entries, all
- * from the student's top-M; w = exp(-beta * overlap / K) in (0, 1]. */
+/* rce's lists after epoch_begin, against the ranking each row of s_items holds: entries
+ * distinct; S is the row's top-K; every teacher top-K item is in S or A; the sampled set
+ * has min(L, candidates) entries, all from the row's top-M; w = exp(-beta * overlap / K)
+ * in (0, 1]. */
+static int rce_lists_ok(const kd_distill *k)
+{
+    const kd_distill_params *p = &k->p;
+    int ok = 1;
+    uint32_t N = 2 * p->K + p->L;
+    for (uint32_t u = 0; u < k->d->n_users; u++) {
+        const uint32_t *it = k->rce_items + (size_t)u * N, *R = k->s_items + (size_t)u * p->M, *Q = k->t_items + (size_t)u * p->M;
+        const uint8_t *in = k->rce_in + (size_t)u * N;
+        uint32_t n = k->rce_n[u], nS = 0, nA = 0;
+        ok &= n > 0 && n <= N;
+        for (uint32_t a = 0; a < n; a++) {
+            for (uint32_t b = a + 1; b < n; b++) ok &= it[a] != it[b];
+            if (in[a] & 1) ok &= it[a] == R[nS++];
+            nA += (in[a] & 2) != 0;
+            int inR = 0, inQ = 0;
+            for (uint32_t j = 0; j < p->M; j++) inR |= R[j] == it[a];
+            for (uint32_t j = 0; j < p->K; j++) inQ |= Q[j] == it[a];
+            ok &= inR || inQ;
+        }
+        ok &= nS == p->K;
+        for (uint32_t j = 0; j < p->K; j++) {
+            int found = 0;
+            for (uint32_t a = 0; a < n; a++) found |= it[a] == Q[j];
+            ok &= found;
+        }
+        ok &= k->rce_w[u] > 0 && k->rce_w[u] <= 1 && nA >= p->L;
+        /* w takes the values exp(-beta * c / K), c = 0..K */
+        double c = -log(k->rce_w[u]) / p->beta * p->K;
+        ok &= fabs(c - round(c)) < 1e-9;
+    }
+    return ok;
+}
+
+/* rce's lists at an epoch (rce_lists_ok) */
 static void test_rce_lists(void)
 {
     tiny tn;
@@ -415,36 +451,82 @@ static void test_rce_lists(void)
     int nt = 0;
     kd_distill_tasks(&k, tasks, &nt);
     CHECK(nt == 2 && tasks[1].epoch_begin(tasks[1].ctx, &tn.m, 3, &e) == 0);
-    int ok = 1;
-    uint32_t N = 2 * p.K + p.L;
-    for (uint32_t u = 0; u < tn.d.n_users; u++) {
-        const uint32_t *it = k.rce_items + (size_t)u * N, *R = k.s_items + (size_t)u * p.M, *Q = k.t_items + (size_t)u * p.M;
-        const uint8_t *in = k.rce_in + (size_t)u * N;
-        uint32_t n = k.rce_n[u], nS = 0, nA = 0;
-        ok &= n > 0 && n <= N;
-        for (uint32_t a = 0; a < n; a++) {
-            for (uint32_t b = a + 1; b < n; b++) ok &= it[a] != it[b];
-            if (in[a] & 1) ok &= it[a] == R[nS++];
-            nA += (in[a] & 2) != 0;
-            int inR = 0, inQ = 0;
-            for (uint32_t j = 0; j < p.M; j++) inR |= R[j] == it[a];
-            for (uint32_t j = 0; j < p.K; j++) inQ |= Q[j] == it[a];
-            ok &= inR || inQ;
-        }
-        ok &= nS == p.K;
-        for (uint32_t j = 0; j < p.K; j++) {
-            int found = 0;
-            for (uint32_t a = 0; a < n; a++) found |= it[a] == Q[j];
-            ok &= found;
-        }
-        ok &= k.rce_w[u] > 0 && k.rce_w[u] <= 1 && nA >= p.L;
-        /* w takes the values exp(-beta * c / K), c = 0..K */
-        double c = -log(k.rce_w[u]) / p.beta * p.K;
-        ok &= fabs(c - round(c)) < 1e-9;
-    }
-    CHECK(ok);
+    CHECK(rce_lists_ok(&k));
     kd_distill_free(&k);
     tiny_free(&tn);
+}
+
+/* Row r of an (n, M) list array: the ranking of `fresh` if r % 3 == 1, else of `old`. */
+static int rows_are(const uint32_t *got, const uint32_t *fresh, const uint32_t *old, uint32_t n, uint32_t M)
+{
+    int ok = 1;
+    for (uint32_t r = 0; r < n; r++)
+        ok &= !memcmp(got + (size_t)r * M, (r % 3 == 1 ? fresh : old) + (size_t)r * M, (size_t)M * 4);
+    return ok;
+}
+
+/* --refresh 3, on 3 threads: epoch 0 ranks every row; epoch 1, after the student moved,
+ * re-ranks the rows r % 3 == 1 (dcd2's users and items, rce's users) and leaves the others
+ * as epoch 0 ranked them, bit for bit; rce's lists follow the rows as held. */
+static void test_refresh(void)
+{
+    int methods[] = { KD_DCD2, KD_RCE };
+    for (unsigned x = 0; x < 2; x++) {
+        tiny tn;
+        tiny_init(&tn);
+        kd_err e = { 0 };
+        kd_distill k;
+        kd_distill_params p = kd_distill_defaults(methods[x]);
+        p.K = 4; p.L = 6; p.M = 10; p.refresh = 3;
+        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 5, 3, &e) == 0);
+        kd_sgd_task tasks[KD_MAX_TASKS];
+        int nt = 0;
+        kd_distill_tasks(&k, tasks, &nt);
+        for (int t = 1; t < nt; t++) CHECK(tasks[t].epoch_begin(tasks[t].ctx, &tn.m, 0, &e) == 0);
+        uint32_t U = tn.d.n_users, I = tn.d.n_items, Mi = k.Mi;
+        uint32_t *old_u = malloc((size_t)U * p.M * 4), *old_i = malloc((size_t)I * Mi * 4);
+        memcpy(old_u, k.s_items, (size_t)U * p.M * 4);
+        if (k.si_users) memcpy(old_i, k.si_users, (size_t)I * Mi * 4);
+        kd_model_init_normal(&tn.m, 21, 0.7f); /* the student moved */
+        for (int t = 1; t < nt; t++) CHECK(tasks[t].epoch_begin(tasks[t].ctx, &tn.m, 1, &e) == 0);
+        uint32_t *fresh = NULL, *fresh_i = NULL;
+        float *fs = NULL, *fsi = NULL;
+        CHECK(kd_rank_topm(&tn.m, &tn.d, p.M, 1, &fresh, &fs, &e) == 0);
+        CHECK(rows_are(k.s_items, fresh, old_u, U, p.M));
+        CHECK(memcmp(fresh, old_u, (size_t)U * p.M * 4) != 0); /* epoch 1's rankings differ */
+        if (methods[x] == KD_RCE) CHECK(rce_lists_ok(&k));
+        if (k.si_users) { /* the item side: items of the transposed student */
+            kd_model mt = { .n_users = I, .n_items = U, .dim = tn.m.dim, .stride = tn.m.stride, .P = tn.m.Q,
+                            .Q = tn.m.P, .bu = tn.m.bi, .bi = tn.m.bu };
+            CHECK(kd_rank_topm(&mt, &k.dT, Mi, 1, &fresh_i, &fsi, &e) == 0);
+            CHECK(rows_are(k.si_users, fresh_i, old_i, I, Mi));
+        }
+        CHECK(methods[x] != KD_DCD2 || k.si_users);
+        free(old_u); free(old_i); free(fresh); free(fs); free(fresh_i); free(fsi);
+        kd_distill_free(&k);
+        tiny_free(&tn);
+    }
+    /* the range, and the methods that keep no student ranking */
+    kd_err e = { 0 };
+    kd_distill_params p = kd_distill_defaults(KD_DCD);
+    p.refresh = 0;
+    CHECK(kd_distill_check_refresh(&p, &e) == -1 && e.code == KD_EXIT_USAGE);
+    p.refresh = KD_REFRESH_MAX + 1;
+    CHECK(kd_distill_check_refresh(&p, &e) == -1);
+    p.refresh = KD_REFRESH_MAX;
+    CHECK(kd_distill_check_refresh(&p, &e) == 0);
+    for (int m = 0; m < KD_N_METHODS; m++) {
+        p = kd_distill_defaults(m);
+        CHECK(p.refresh == 1 && kd_distill_check_refresh(&p, &e) == 0);
+        p.refresh = 2;
+        CHECK((kd_distill_check_refresh(&p, &e) == 0) == (m == KD_DCD || m == KD_DCD_ITEM || m == KD_DCD2 || m == KD_RCE));
+        kd_buf b = { 0 };
+        CHECK(kd_distill_prov(&p, &b) == 0 && kd_buf_printf(&b, "%c", 0) == 0 && strstr((const char *)b.p, "\nrefresh=2\n"));
+        kd_buf_free(&b);
+        p.refresh = 1;
+        CHECK(kd_distill_prov(&p, &b) == 0 && kd_buf_printf(&b, "%c", 0) == 0 && !strstr((const char *)b.p, "refresh"));
+        kd_buf_free(&b);
+    }
 }
 
 /* The ensemble: one teacher comes back bit for bit; two give the mean score. */
@@ -528,6 +610,7 @@ int main(void)
     test_unit_gradients();
     test_margin_unit_gradients();
     test_rce_lists();
+    test_refresh();
     test_ensemble();
     test_rrd_gradient();
     test_ce_gradient();

@@ -152,8 +152,51 @@ static void test_scores_bit_identical(void)
     kd_model_free(&m);
 }
 
+/* kd_rank_topm_rows: the listed rows (any order, any threads) get kd_rank_topm_into's
+ * bits, every other row keeps what it held; more rows than one of its chunks, and users
+ * with fewer candidates than M (their padding too). */
+static void test_topm_rows(void)
+{
+    kd_err e = { 0 };
+    kd_dataset d;
+    kd_model m;
+    uint32_t U = 150, I = 37, M = 30;
+    make_dataset(&d, U, I, 5);
+    kd_model_alloc(&m, U, I, 8, &e);
+    kd_model_init_normal(&m, 6, 1.0f);
+    uint32_t *all = NULL, *it = malloc((size_t)U * M * 4), rows[150], n = 0;
+    float *alls = NULL, *sc = malloc((size_t)U * M * 4);
+    CHECK(kd_rank_topm(&m, &d, M, 2, &all, &alls, &e) == 0);
+    for (uint32_t u = U; u-- > 0;) /* rows 2, 5, 8, ... listed backwards */
+        if (u % 3 == 2) rows[n++] = u;
+    for (int T = 1; T <= 3; T++) {
+        memset(it, 0xab, (size_t)U * M * 4);
+        memset(sc, 0xab, (size_t)U * M * 4);
+        CHECK(kd_rank_topm_rows(&m, &d, M, rows, n, T, it, sc, &e) == 0);
+        int ok = 1, padded = 0;
+        for (uint32_t u = 0; u < U; u++) {
+            const uint8_t *a = (const uint8_t *)(it + (size_t)u * M), *b = (const uint8_t *)(sc + (size_t)u * M);
+            if (u % 3 == 2) {
+                ok &= !memcmp(a, all + (size_t)u * M, M * 4) && !memcmp(b, alls + (size_t)u * M, M * 4);
+                padded |= all[(size_t)u * M + M - 1] == UINT32_MAX;
+            } else {
+                for (uint32_t x = 0; x < M * 4; x++) ok &= a[x] == 0xab && b[x] == 0xab;
+            }
+        }
+        CHECK(ok);
+        CHECK(padded); /* the heavy users (u % 7 == 0) have fewer than M candidates */
+    }
+    uint32_t bad = U;
+    CHECK(kd_rank_topm_rows(&m, &d, M, &bad, 1, 1, it, sc, &e) == -1 && e.code == KD_EXIT_USAGE);
+    CHECK(kd_rank_topm_rows(&m, &d, M, rows, 0, 2, it, sc, &e) == 0);
+    free(all); free(alls); free(it); free(sc);
+    kd_model_free(&m);
+    kd_dataset_free(&d);
+}
+
 int main(void)
 {
+    test_topm_rows();
     test_scores_bit_identical();
     test_against_reference(50, 37, 8, 0, 1);
     test_against_reference(80, 64, 16, 1, 2);

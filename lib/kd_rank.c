@@ -271,8 +271,9 @@ static void select_keys(uint64_t *a, uint32_t n, uint32_t k)
     }
 }
 
-/* Ascending sort of n distinct keys: quicksort down to runs of 16, then one insertion pass. */
-static void sort_keys(uint64_t *a, uint32_t n)
+/* Ascending sort of n distinct keys: quicksort down to runs of 16, then one insertion pass.
+ * Always inline: kd_rank_topk keeps it inline although the test hook below calls it too. */
+KD_INLINE void sort_keys(uint64_t *a, uint32_t n)
 {
     int64_t stack[2 * 64], sp = 0, l = 0, r = (int64_t)n - 1;
     for (;;) {
@@ -293,6 +294,17 @@ static void sort_keys(uint64_t *a, uint32_t n)
         for (; y > 0 && a[y - 1] > v; y--) a[y] = a[y - 1];
         a[y] = v;
     }
+}
+
+/* the two above, exposed for the unit tests (kd_rank.h) */
+void kd_rank_select_keys(uint64_t *a, uint32_t n, uint32_t k)
+{
+    select_keys(a, n, k);
+}
+
+void kd_rank_sort_keys(uint64_t *a, uint32_t n)
+{
+    sort_keys(a, n);
 }
 
 static inline int sorted_has(const uint32_t *a, uint32_t n, uint32_t x)

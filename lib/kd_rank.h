@@ -91,4 +91,14 @@ uint32_t kd_topk(float *scores, uint32_t n, const uint32_t *const *excl, const u
 uint32_t kd_topk_naive(const float *scores, uint32_t n, const uint32_t *const *excl,
                        const uint32_t *excl_len, int nx, uint32_t K, uint32_t *items, float *vals);
 
+/* The reservoir's cut and final sort on its 64-bit keys (a key is the score's bits
+ * flipped so that ascending key = descending score, then the item: ascending key is rank
+ * order), exposed for the unit tests.  kd_rank_select_keys reorders a[0..n), 1 <= k <= n,
+ * so that a[0..k) hold the k smallest keys in some order and a[k-1] is the k-th smallest
+ * (k > n only permutes a; the ranker calls it with k < n).  kd_rank_sort_keys sorts
+ * a[0..n) ascending.  Equal keys are allowed (the ranker's never are: the item is in the
+ * key), only slower.  Neither adds, drops or changes a key. */
+void kd_rank_select_keys(uint64_t *a, uint32_t n, uint32_t k);
+void kd_rank_sort_keys(uint64_t *a, uint32_t n);
+
 #endif

@@ -1,6 +1,8 @@
 /* Unit tests of the ranking kernels: every SIMD path this CPU runs (forced in turn)
- * against the scalar fmaf reference, bit for bit, and the fused top-K against a full
- * sort (kd_topk_naive) with heavy ties, K beyond the candidates and all-excluded users. */
+ * against the scalar fmaf reference, bit for bit, the fused top-K against a full sort
+ * (kd_topk_naive) with heavy ties, K beyond the candidates and all-excluded users, and
+ * the reservoir's key selection and sort (kd_rank_select_keys, kd_rank_sort_keys) against
+ * qsort on patterns chosen to hurt a median-of-three quickselect. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,141 @@ static void test_topk_dense(void)
     CHECK(ok);
 }
 
+/* ---------------------------------------------------------------- key selection */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static const char *const PATTERNS[] = {
+    "random", "random mod 7", "3 values at the top", "all equal", "all 0", "all UINT64_MAX",
+    "0 and UINT64_MAX", "random with 0 and UINT64_MAX", "ascending", "descending from UINT64_MAX",
+    "ascending, then the minimum", "organ pipe", "sawtooth of 8", "sawtooth of sqrt(n)",
+    "alternating low and high", "median-of-3 killer", "rank keys (16 scores, distinct items)",
+};
+#define N_PATTERNS (sizeof PATTERNS / sizeof *PATTERNS)
+
+/* key x of n in pattern p; the random ones draw kd_rng_at(kd_key(7, p, n), x) */
+static uint64_t pattern_key(uint32_t p, uint32_t x, uint32_t n)
+{
+    uint64_t r = kd_rng_at(kd_key(7, p, n), x), h = n / 2;
+    uint32_t w = 1;
+    while ((uint64_t)(w + 1) * (w + 1) <= n) w++;
+    switch (p) {
+    case 0: return r;
+    case 1: return r % 7;
+    case 2: return UINT64_MAX - r % 3;
+    case 3: return 0x8000000000000000ULL;
+    case 4: return 0;
+    case 5: return UINT64_MAX;
+    case 6: return r & 1 ? UINT64_MAX : 0;
+    case 7: return r % 4 == 0 ? 0 : r % 4 == 1 ? UINT64_MAX : r;
+    case 8: return x;
+    case 9: return UINT64_MAX - x;
+    case 10: return x + 1 < n ? x + 1 : 0;
+    case 11: return x < h ? x : n - 1 - x;
+    case 12: return x % 8;
+    case 13: return x % w;
+    case 14: return x & 1 ? UINT64_MAX - x : x;
+    case 15: /* Musser's sequence against first/middle/last (n odd: one more key at the end) */
+        if (x >= 2 * h) return 2 * h + 1;
+        if (x < h) return x % 2 == 0 ? x + 1 : h + x;
+        return 2 * (x - h + 1);
+    default: return (r % 16) << 32 | x; /* the ranker's shape: ties in score, item below */
+    }
+}
+
+/* One case: select k of a copy of in[0..n), then sort the kept ones, against a qsort'ed
+ * copy (ref).  a, tmp: scratch of n keys.  Returns 1 if every property holds. */
+static int select_case(const uint64_t *in, const uint64_t *ref, uint32_t n, uint32_t k, uint64_t *a, uint64_t *tmp)
+{
+    uint32_t h = k < n ? k : n;
+    int ok = 1;
+    memcpy(a, in, (size_t)n * 8);
+    kd_rank_select_keys(a, n, k);
+    /* a[0..h) is the multiset of the h smallest keys, a[h..n) the rest: nothing added,
+     * dropped or changed */
+    memcpy(tmp, a, (size_t)n * 8);
+    qsort(tmp, h, 8, cmp_u64);
+    qsort(tmp + h, n - h, 8, cmp_u64);
+    ok &= !memcmp(tmp, ref, (size_t)n * 8);
+    if (k <= n) ok &= a[k - 1] == ref[k - 1]; /* the k-th smallest at k-1 (nth_element) */
+    kd_rank_sort_keys(a, h);
+    ok &= !memcmp(a, ref, (size_t)h * 8); /* ascending: rank order */
+    /* the whole input sorted */
+    memcpy(a, in, (size_t)n * 8);
+    kd_rank_sort_keys(a, n);
+    ok &= !memcmp(a, ref, (size_t)n * 8);
+    return ok;
+}
+
+/* every pattern at sizes around the sort's cutoff (16), powers of two and up to 5000,
+ * with k = 1, 2, around the cutoff, a quarter, a half, n-1, n, n+1 and a random k */
+static void test_select_keys(void)
+{
+    static const uint32_t SIZES[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 31, 32, 33, 63, 64, 65,
+                                      100, 127, 128, 129, 255, 256, 257, 1000, 1024, 1025, 4096, 4999, 5000 };
+    const uint32_t nmax = 5000;
+    uint64_t *in = malloc(nmax * 8), *ref = malloc(nmax * 8), *a = malloc(nmax * 8), *tmp = malloc(nmax * 8);
+    kd_rng r = kd_rng_seed(11);
+    for (uint32_t p = 0; p < N_PATTERNS; p++) {
+        int ok = 1;
+        uint32_t cases = 0;
+        for (size_t b = 0; b < sizeof SIZES / sizeof *SIZES; b++) {
+            uint32_t n = SIZES[b];
+            for (uint32_t x = 0; x < n; x++) in[x] = pattern_key(p, x, n);
+            memcpy(ref, in, (size_t)n * 8);
+            qsort(ref, n, 8, cmp_u64);
+            const uint32_t ks[] = { 1, 2, 16, 17, n / 4, n / 2, n - 1, n, n + 1, 1 + (uint32_t)kd_rng_below(&r, n) };
+            for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+                if (ks[c] == 0 || ks[c] > n + 1) continue; /* k = 16, 17 past n + 1 */
+                int one = select_case(in, ref, n, ks[c], a, tmp);
+                if (!one && ok) fprintf(stderr, "test_rank: keys %s, n %u, k %u: select or sort wrong\n", PATTERNS[p], n, ks[c]);
+                ok &= one;
+                cases++;
+            }
+        }
+        CHECK(ok && cases > 0);
+    }
+    /* n = 0 touches nothing */
+    a[0] = 42;
+    kd_rank_select_keys(a, 0, 1);
+    kd_rank_sort_keys(a, 0);
+    CHECK(a[0] == 42);
+    free(in); free(ref); free(a); free(tmp);
+}
+
+/* The reservoir as kd_rank_topk runs it: keys stream into a buffer of cap > K, which is
+ * cut back to the K smallest whenever it fills (so the kept keys come first), then a last
+ * cut and the sort; the result is the K smallest of the whole stream. */
+static void test_select_reservoir(void)
+{
+    static const uint32_t Ks[] = { 1, 2, 10, 100, 1000 };
+    int ok = 1;
+    for (size_t kk = 0; kk < sizeof Ks / sizeof *Ks; kk++)
+        for (uint32_t dup = 0; dup < 2; dup++) {
+            uint32_t K = Ks[kk], cap = 2 * K + 8, total = 20 * K + 37, n = 0;
+            uint64_t *buf = malloc((size_t)cap * 8), *all = malloc((size_t)total * 8), key = kd_key(3, K, dup);
+            for (uint32_t x = 0; x < total; x++) {
+                all[x] = dup ? kd_rng_at(key, x) % 50 : kd_rng_at(key, x);
+                buf[n] = all[x];
+                if (++n == cap) {
+                    kd_rank_select_keys(buf, n, K);
+                    n = K;
+                }
+            }
+            if (n > K) kd_rank_select_keys(buf, n, K);
+            kd_rank_sort_keys(buf, K);
+            qsort(all, total, 8, cmp_u64);
+            ok &= !memcmp(buf, all, (size_t)K * 8);
+            free(buf);
+            free(all);
+        }
+    CHECK(ok);
+}
+
 /* KD_SIMD names a path; a wrong name is an error, not a silent default */
 static void test_env(void)
 {
@@ -196,6 +333,8 @@ int main(void)
     test_scores_every_path();
     test_topk_every_path();
     test_topk_dense();
+    test_select_keys();
+    test_select_reservoir();
     test_env();
     return kd_test_done("test_rank");
 }

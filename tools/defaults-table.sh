@@ -6,8 +6,8 @@
 # auto); the only other flag is --seed, so seeds differ on the fixed real splits too.  Test
 # Recall@10 from kd-eval.  Per method: the mean, the mean paired delta against the plain
 # student of the same seed, its 95% t interval and the two-sided paired t-test p over seeds,
-# and a verdict at 5%.  Every tool run goes through $KD_RUN (the shared CPU lock by
-# default), one run at a time; a finished run is kept and not redone.
+# and a verdict at 5%.  Every tool run is prefixed by $KD_RUN (empty by default; e.g. "nice
+# -n 10" or a lock wrapper), one run at a time; a finished run is kept and not redone.
 #     tools/defaults-table.sh OUTDIR "synth lastfm citeulike amazon-book" [N [METHODS]]
 # N seeds [3]; METHODS [margin-mse rd rrd ce dcd dcd-item dcd2 rce].  Reads ../shared/data
 # (or $SHARED_DATA); the binaries from $KD_BIN [build/bin].  Prints the table and writes it
@@ -22,7 +22,7 @@ methods=${4:-margin-mse rd rrd ce dcd dcd-item dcd2 rce}
 case $n in '' | *[!0-9]* | 0) echo "defaults-table.sh: N: '$n' is not a positive number of seeds" >&2; exit 2 ;; esac
 B=${KD_BIN:-build/bin}
 S=${SHARED_DATA:-../shared/data}
-R=${KD_RUN:-/tmp/kd-shared}
+R=${KD_RUN-}
 seeds=$(seq 1 "$n")
 for ds in $sets; do
     case $ds in

@@ -28,7 +28,7 @@ setup() { small_dataset 1 small.kd; }
     kd-gen synth --users 60 --items 40 --mean 8 --rank 4 --seed 1 --level 9 -o l9.kd
     [ "$(content_id l0.kd)" = "$(content_id small.kd)" ]
     [ "$(content_id l9.kd)" = "$(content_id small.kd)" ]
-    ! cmp -s l0.kd l9.kd
+    ! cmp -s l0.kd l9.kd || false
 }
 
 @test "kd-info --json is one line per file" {

@@ -57,7 +57,7 @@ get_u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
     kd-quant -q --bits 4 - <m.kd >c.kd
     cmp a.kd c.kd
     kd-quant -q --bits 8 m.kd -o d.kd
-    ! cmp -s a.kd d.kd
+    ! cmp -s a.kd d.kd || false
 }
 
 @test "a quantised file is format version 2; a float model stays version 1" {

@@ -56,7 +56,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     ids >before.ids
     run_pipeline ALPHA=0.3
     [ "$(ran)" -eq 6 ]   # per seed: the study's margin-MSE and the two evaluations
-    ! grep -q 'teacher seed=' <(grep ': ran in ' err.log)
+    ! grep -q 'teacher seed=' <(grep ': ran in ' err.log) || false
     grep -q 'study margin-mse seed=1: ran in' err.log
     run_pipeline
     [ "$(ran)" -eq 0 ]
@@ -207,7 +207,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     grep -q -- '--lr 0.05 --reg 0.01 ' data/seed/s1/.args/student
     # quantised models are evaluated on test only, valid chooses among float runs
     [ "$(grep -c $'\tquantised\t' data/seed/s1/eval-test.tsv)" -eq 8 ]
-    ! grep -q $'\tquantised\t' data/seed/s1/eval-valid.tsv
+    ! grep -q $'\tquantised\t' data/seed/s1/eval-valid.tsv || false
     grep -q '^| 1 | 2 | 0\.\(05\|1\) | 0\.01 |' data/seed/report.md
     grep -q '^| teacher, int8-asym | [0-9]* | 3.42× |' data/seed/report.md
     grep -q '^| plain student (chosen on valid), int4-asym | ' data/seed/report.md
@@ -265,7 +265,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
         KD_CACHE=cache SEEDS=1 GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=4 \
         METHODS=rrd LAMBDAS=0.3 $SMALL >out.log 2>err.log
     [ "$(ran)" -eq 7 ]   # data, teacher, student, study, rrd_l0.3, two evaluations
-    ! grep -q 'stages' err.log
+    ! grep -q 'stages' err.log || false
     grep -q 'plain student' out.log
     # the report target goes through it
     make --no-print-directory -C "$REPO" -n report | grep -q 'tools/progress.sh'
@@ -306,7 +306,7 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     # a real dry run: the commands are listed, nothing is drawn and nothing runs
     rm -rf data
     MAKEFLAGS='n --no-print-directory' script -qfec "$cmd" /dev/null >tty.log
-    ! grep -aq '\[report\]' tty.log
+    ! grep -aq '\[report\]' tty.log || false
     grep -aq 'kd-gen synth' tty.log
     [ ! -e data/seed/s1/data.kd ]
 }

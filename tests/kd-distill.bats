@@ -281,7 +281,7 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
         params x.kd >b
         cmp a b
         # the training record is the chosen run's
-        cmp <(kd-cat a.kd train.valid) <(kd-cat x.kd train.valid)
+        cmp_section a.kd x.kd train.valid
     done
 }
 
@@ -297,8 +297,7 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
         [ "$stderr" = "kd-distill: $m: no $k of the grid validated above 0 (no distillation): the student is plain BPR's" ]
         params z.kd >b
         cmp a b
-        kd-cat plain.kd train.valid >va && kd-cat z.kd train.valid >vb
-        cmp va vb
+        cmp_section plain.kd z.kd train.valid
         kd-cat z.kd provenance | grep -qx "result.$k=0"
     done
     # -q keeps it quiet

@@ -89,7 +89,8 @@ adj_with_test() {
     cmp a.kd b.kd
     cmp a.kd c.kd
     [ "$(content_id a.kd)" != "$(content_id d.kd)" ]
-    ! cmp -s <(kd-cat a.kd valid) <(kd-cat d.kd valid) || false
+    run cmp_section a.kd d.kd valid
+    [ "$status" -eq 1 ]
 }
 
 @test "import --valid-fraction: usage errors for a bad share, with --valid, without --test" {

@@ -251,7 +251,8 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     # another seed draws other users: another validation record
     train_v --valid-users 40 --seed 2 -o c.kd
     train_v --seed 2 --valid-users all -o d.kd
-    run ! cmp -s <(kd-cat c.kd train.valid) <(kd-cat d.kd train.valid)
+    run cmp_section c.kd d.kd train.valid
+    [ "$status" -eq 1 ]
     # not given: no parameter line (the stage key of older runs), the default's sample
     # recorded among the results; here the default covers every user, as 'all' does
     train_v -o n.kd
@@ -261,8 +262,8 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     train_v --valid-users all -o all.kd
     train_v --valid-users 100000 -o big.kd
     for s in user_emb item_emb train.valid; do
-        cmp <(kd-cat n.kd $s) <(kd-cat all.kd $s)
-        cmp <(kd-cat n.kd $s) <(kd-cat big.kd $s)
+        cmp_section n.kd all.kd $s
+        cmp_section n.kd big.kd $s
     done
     grep -qx 'valid_users=0' <(kd-cat all.kd provenance)
 }

@@ -41,3 +41,12 @@ no_temporaries() {
 one_line() {
     [ -n "$stderr" ] && [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
 }
+
+# cmp_section A B SECTION: cmp of A's and B's SECTION as kd-cat prints it: 0 the same, 1 they
+# differ, 2 a dump failed.  (`cmp <(kd-cat A S) <(kd-cat B S)` ignores kd-cat's status, so two
+# failing dumps compare equal.)  To assert a difference: run cmp_section ...; [ "$status" -eq 1 ]
+cmp_section() {
+    kd-cat "$1" "$3" >.section.a || return 2
+    kd-cat "$2" "$3" >.section.b || return 2
+    cmp -s .section.a .section.b
+}

@@ -237,8 +237,26 @@ int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int th
 int kd_rank_topm_rows(const kd_model *m, const kd_dataset *d, uint32_t M, const uint32_t *rows, uint32_t nrows,
                       int threads, uint32_t *items, float *scores, kd_err *e)
 {
-    for (uint32_t x = 0; x < nrows; x++)
-        if (rows[x] >= d->n_users) return kd_fail_usage(e, "row %u is not a user (%u users)", rows[x], d->n_users);
+    if (M == 0 || M > d->n_items)
+        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
+    /* a row listed twice would have two threads write it at once (the same bits, but a
+     * race): refused, at one bit a user of scratch */
+    uint8_t *seen = nrows ? calloc((size_t)d->n_users / 8 + 1, 1) : NULL;
+    if (nrows && !seen) return kd_fail(e, "out of memory (a row set of %u users)", d->n_users);
+    for (uint32_t x = 0; x < nrows; x++) {
+        uint32_t r = rows[x];
+        int bad = r >= d->n_users || (seen[r >> 3] >> (r & 7) & 1);
+        if (bad) {
+            free(seen);
+            return r >= d->n_users ? kd_fail_usage(e, "row %u is not a user (%u users)", r, d->n_users)
+                                   : kd_fail_usage(e, "row %u is listed twice", r);
+        }
+        seen[r >> 3] |= (uint8_t)(1u << (r & 7));
+    }
+    free(seen);
+    /* nothing to rank (a caller re-ranking every R-th row lists none when R exceeds the
+     * rows): the ranker's packing of the item matrix would be the whole cost */
+    if (nrows == 0) return 0;
     topm_job j = { .d = d, .M = M, .rows = rows, .nrows = nrows, .items = items, .scores = scores };
     return topm_run(&j, m, threads, e);
 }

@@ -52,7 +52,8 @@ int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int th
                       float *scores, kd_err *e);
 /* Only the users rows[0..nrows) (distinct, any order), into their rows of the caller's
  * (n_users, M) arrays; every other row is left as it was.  A listed row gets the bits
- * kd_rank_topm_into gives it, whatever the list and threads (a partial re-ranking). */
+ * kd_rank_topm_into gives it, whatever the list and threads (a partial re-ranking).  A row
+ * out of range or listed twice is a usage error; nrows = 0 changes nothing and costs nothing. */
 int kd_rank_topm_rows(const kd_model *m, const kd_dataset *d, uint32_t M, const uint32_t *rows, uint32_t nrows,
                       int threads, uint32_t *items, float *scores, kd_err *e);
 

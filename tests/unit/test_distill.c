@@ -465,6 +465,60 @@ static int rows_are(const uint32_t *got, const uint32_t *fresh, const uint32_t *
     return ok;
 }
 
+/* Row r of an (n, M) list array: `fresh`'s if r % R == phase, else `old`'s. */
+static int rows_phase(const uint32_t *got, const uint32_t *fresh, const uint32_t *old, uint32_t n, uint32_t M,
+                      uint32_t R, uint32_t phase)
+{
+    int ok = 1;
+    for (uint32_t r = 0; r < n; r++)
+        ok &= !memcmp(got + (size_t)r * M, (r % R == phase ? fresh : old) + (size_t)r * M, (size_t)M * 4);
+    return ok;
+}
+
+/* --refresh over many epochs: with R = 3 the phases wrap (epoch 3 re-ranks rows 0, 3, ...
+ * only, not all rows as epoch 0 does); with R = 16 above the 14 users, epochs 14 and 15
+ * re-rank no row and 16 only row 0.  Each epoch the student moves, and every row must be
+ * the fresh ranking on its phase and the previous epoch's bits elsewhere. */
+static void test_refresh_phases(void)
+{
+    static const uint32_t Rs[2] = { 3, 16 };
+    static const uint64_t epochs[2][8] = { { 0, 1, 2, 3, 4, 5, 6, 7 }, { 0, 1, 13, 14, 15, 16, 17, 32 } };
+    for (unsigned x = 0; x < 2; x++) {
+        tiny tn;
+        tiny_init(&tn);
+        kd_err e = { 0 };
+        kd_distill k;
+        kd_distill_params p = kd_distill_defaults(KD_DCD);
+        p.K = 4; p.L = 6; p.M = 10; p.refresh = Rs[x];
+        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 5, 2, &e) == 0);
+        kd_sgd_task tasks[KD_MAX_TASKS];
+        int nt = 0;
+        kd_distill_tasks(&k, tasks, &nt);
+        uint32_t U = tn.d.n_users, M = p.M;
+        uint32_t *prev = malloc((size_t)U * M * 4), *fresh = NULL;
+        float *fs = NULL;
+        int ok = 1, changed = 0;
+        for (unsigned q = 0; q < 8; q++) {
+            uint64_t ep = epochs[x][q];
+            if (q) memcpy(prev, k.s_items, (size_t)U * M * 4);
+            kd_model_init_normal(&tn.m, 40 + q, 0.7f); /* the student moved */
+            for (int t = 1; t < nt; t++) ok &= tasks[t].epoch_begin(tasks[t].ctx, &tn.m, ep, &e) == 0;
+            ok &= kd_rank_topm(&tn.m, &tn.d, M, 1, &fresh, &fs, &e) == 0;
+            if (!q) ok &= !memcmp(k.s_items, fresh, (size_t)U * M * 4); /* epoch 0: every row */
+            else ok &= rows_phase(k.s_items, fresh, prev, U, M, Rs[x], (uint32_t)(ep % Rs[x]));
+            if (q) changed += memcmp(k.s_items, prev, (size_t)U * M * 4) != 0;
+            free(fresh); free(fs);
+            fresh = NULL; fs = NULL;
+        }
+        CHECK(ok);
+        /* R 3: all 7 later epochs changed a row; R 16: all but epochs 14 and 15 (no row) */
+        CHECK(changed == (x == 0 ? 7 : 5));
+        free(prev);
+        kd_distill_free(&k);
+        tiny_free(&tn);
+    }
+}
+
 /* --refresh 3, on 3 threads: epoch 0 ranks every row; epoch 1, after the student moved,
  * re-ranks the rows r % 3 == 1 (dcd2's users and items, rce's users) and leaves the others
  * as epoch 0 ranked them, bit for bit; rce's lists follow the rows as held. */
@@ -611,6 +665,7 @@ int main(void)
     test_margin_unit_gradients();
     test_rce_lists();
     test_refresh();
+    test_refresh_phases();
     test_ensemble();
     test_rrd_gradient();
     test_ce_gradient();

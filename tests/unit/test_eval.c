@@ -188,7 +188,17 @@ static void test_topm_rows(void)
     }
     uint32_t bad = U;
     CHECK(kd_rank_topm_rows(&m, &d, M, &bad, 1, 1, it, sc, &e) == -1 && e.code == KD_EXIT_USAGE);
+    uint32_t twice[3] = { 4, 9, 4 };
+    memset(it, 0xab, (size_t)U * M * 4);
+    CHECK(kd_rank_topm_rows(&m, &d, M, twice, 3, 1, it, sc, &e) == -1 && e.code == KD_EXIT_USAGE);
+    CHECK(kd_rank_topm_rows(&m, &d, M, twice, 2, 1, it, sc, &e) == 0); /* 4 and 9: distinct */
+    CHECK(kd_rank_topm_rows(&m, &d, 0, twice, 2, 1, it, sc, &e) == -1 && e.code == KD_EXIT_USAGE);
+    CHECK(kd_rank_topm_rows(&m, &d, I + 1, rows, 0, 1, it, sc, &e) == -1); /* M checked even with no rows */
+    memset(it, 0xab, (size_t)U * M * 4);
     CHECK(kd_rank_topm_rows(&m, &d, M, rows, 0, 2, it, sc, &e) == 0);
+    int untouched = 1;
+    for (size_t x = 0; x < (size_t)U * M * 4; x++) untouched &= ((const uint8_t *)it)[x] == 0xab;
+    CHECK(untouched);
     free(all); free(alls); free(it); free(sc);
     kd_model_free(&m);
     kd_dataset_free(&d);

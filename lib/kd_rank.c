@@ -243,7 +243,8 @@ static inline void partition_keys(uint64_t *a, int64_t l, int64_t r, int64_t *pi
 }
 
 /* Reorders a[0..n) so that [0, k) hold the k smallest keys and position k-1 the k-th
- * (nth_element, median-of-three pivot; keys are distinct).  The partition is Lomuto's
+ * (nth_element, median-of-three pivot; keys are distinct: rank_key carries the item id, and
+ * on many equal keys this Lomuto scheme would degrade to O(n^2)).  The partition is Lomuto's
  * without a branch (every element is swapped, the boundary moves by the compare): the
  * keys are scores, so a branching partition mispredicts about every other compare, and on
  * a random model the reservoir's cuts were a third of fused scoring at d = 32. */

@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
 
 #include "kd_artifact.h"
 #include "kd_cli.h"
@@ -41,4 +43,27 @@ int kd_prov_id(kd_buf *b, const char *key, uint64_t content_id)
     char hex[17];
     kd_id_hex(content_id, hex);
     return kd_buf_printf(b, "%s=%s\n", key, hex);
+}
+
+/* 1 when line[0..n) is "key=..." for a key that names the weight or a result */
+static int knob_or_result(const char *line, size_t n)
+{
+    static const char *const keys[] = { "lambda=", "alpha=", "auto_grid=", "result." };
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        size_t kl = strlen(keys[k]);
+        if (n >= kl && !memcmp(line, keys[k], kl)) return 1;
+    }
+    return 0;
+}
+
+uint64_t kd_prov_settings_id(const char *text, size_t n)
+{
+    /* chained line by line (each line's hash seeds the next): no copy of the kept lines */
+    uint64_t h = 0;
+    for (const char *p = text, *end = text + n; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *eol = nl ? nl + 1 : end;
+        if (!knob_or_result(p, (size_t)(eol - p))) h = XXH3_64bits_withSeed(p, (size_t)(eol - p), h);
+        p = eol;
+    }
+    return h;
 }

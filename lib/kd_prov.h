@@ -17,4 +17,10 @@ int kd_prov_u64(kd_buf *b, const char *key, uint64_t value);
 int kd_prov_f64(kd_buf *b, const char *key, double value);
 int kd_prov_id(kd_buf *b, const char *key, uint64_t content_id);
 
+/* The settings ID of provenance text[0..n): XXH3-64 over its lines except a method's
+ * weight (lambda=, alpha=, auto_grid=) and the run's results (result.*), in order.  Two
+ * models of one method with the same ID were trained alike but for their weight: what
+ * lets a report choose among them as one method's knob values. */
+uint64_t kd_prov_settings_id(const char *text, size_t n);
+
 #endif

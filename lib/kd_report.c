@@ -186,6 +186,28 @@ static const char *const needed[] = { "model", "recall@10", "id", "role", "metho
                                       "bytes" };
 enum { C_MODEL, C_RECALL, C_ID, C_ROLE, C_METHOD, C_KNOB, C_KNOB_VALUE, C_SEED, C_TEACHER, C_BYTES, C_N };
 
+/* A method's line is chosen on valid among its models, so they must differ only in the
+ * knob: two models of one method trained otherwise differently (--refresh, --topk, another
+ * teacher) would make the choice a search over settings the table never names.  Rows
+ * without a settings ID (an older kd-eval) are not checked. */
+static int same_settings(const kd_rep_seed *s, kd_err *e)
+{
+    for (size_t a = 0; a < s->n; a++) {
+        const kd_rep_model *x = &s->m[a];
+        if (x->role != KD_ROLE_DISTILLED || x->study || !x->settings) continue;
+        for (size_t b = a + 1; b < s->n; b++) {
+            const kd_rep_model *y = &s->m[b];
+            if (y->role != KD_ROLE_DISTILLED || y->study || !y->settings || strcmp(x->method, y->method) ||
+                x->settings == y->settings)
+                continue;
+            return kd_fail(e, "%s: %s models '%s' and '%s' differ in settings other than %s (a method's line "
+                           "chooses among knob values only: evaluate each configuration in a directory of its own)",
+                           s->dir, x->method, x->name, y->name, strcmp(x->knob, "-") ? x->knob : "the knob");
+        }
+    }
+    return 0;
+}
+
 /* the rows of eval-test.tsv, each tied to its artifact */
 static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const artifact *art, size_t nart, int sweep,
                      uint64_t *seed, int *has_seed, kd_err *e)
@@ -197,6 +219,9 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
                            "seed, teacher and bytes (written by kd-eval)", tp);
     /* quant and source: optional (kd-eval before quantised models wrote neither) */
     int cq = kd_tsv_col(t, "quant"), cs = kd_tsv_col(t, "source");
+    /* settings: optional too (kd-eval before it wrote none: then no method's models are
+     * checked for being trained alike) */
+    int cset = kd_tsv_col(t, "settings");
     *has_seed = 0;
     for (uint32_t r = 0; r < t->rows; r++) {
         if (grow(&s->m, &s->cap, s->n, sizeof *s->m)) return kd_fail(e, "out of memory");
@@ -211,6 +236,9 @@ static int read_rows(kd_rep_seed *s, const kd_tsv *t, const char *tp, const arti
         const char *quant = cq >= 0 ? kd_tsv_cell(t, r, cq) : "-", *source = cs >= 0 ? kd_tsv_cell(t, r, cs) : "-";
         if (strcmp(source, "-") && parse_id(source, &m->source))
             return kd_fail(e, "%s:%u: '%s' is not a content ID", tp, r + 2, source);
+        const char *settings = cset >= 0 ? kd_tsv_cell(t, r, cset) : "-";
+        if (strcmp(settings, "-") && parse_id(settings, &m->settings))
+            return kd_fail(e, "%s:%u: '%s' is not a settings ID", tp, r + 2, settings);
         if (strcmp(sd, "-")) {
             char *end;
             uint64_t v = strtoull(sd, &end, 10);
@@ -389,6 +417,7 @@ int kd_report_load_seed(kd_rep_seed *s, int sweep, kd_err *e)
         }
     }
     if (!sweep && kd_report_find_study(s, e)) goto done;
+    if (!sweep && same_settings(s, e)) goto done;
     rc = 0;
 done:
     kd_tsv_free(&t);

@@ -72,6 +72,7 @@ typedef struct kd_rep_model {
     double   temperature; /* margin-mse's T from provenance (NaN otherwise) */
     uint64_t id, teacher; /* content IDs (teacher 0 when none) */
     uint64_t source;      /* a quantised model's source's content ID (0 for a float one) */
+    uint64_t settings;    /* kd-eval's settings column (kd_prov_settings_id); 0 when absent */
     int      role;        /* KD_ROLE_* */
     int      study;       /* 1 for the study's own margin-MSE run */
     double   dim, recall, ndcg, lat_mean, lat_p50, lat_p90, lat_p99, params;

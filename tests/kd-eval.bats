@@ -130,7 +130,7 @@ cols() {
     kd-eval --no-timing -k 10 small.kd student.kd teacher.kd x.kd m.kd >out.tsv
     # the older columns stay first and in place
     head -1 out.tsv | grep -q $'^model\tkind\tdim\tparams\tbytes\tcompression\tcompression_bytes\trecall@10'
-    head -1 out.tsv | grep -q $'\tskipped\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tquant\tsource$'
+    head -1 out.tsv | grep -q $'\tskipped\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tquant\tsource\tsettings$'
     cols out.tsv model role method knob knob_value seed quant source >got
     printf '%s\n' 'student student bpr - - 7 - -' 'teacher distilled rrd lambda 0.3 7 - -' \
         'x distilled margin-mse alpha 0.1 7 - -' 'm teacher bpr - - 1 - -' >want
@@ -144,7 +144,21 @@ cols() {
     kd-eval --no-timing --reference m.kd small.kd m.kd >b.tsv
     [ "$(cols b.tsv role)" = teacher ]
     kd-eval --no-timing --json small.kd m.kd >c.json
-    grep -q '"role":"student","method":"bpr","knob":null,"knob_value":null,"seed":1,"teacher":null,"quant":null,"source":null}$' c.json
+    grep -q '"role":"student","method":"bpr","knob":null,"knob_value":null,"seed":1,"teacher":null,"quant":null,"source":null,"settings":"[0-9a-f]\{16\}"}$' c.json
+}
+
+@test "settings: equal for models of one method that differ only in the knob, else not" {
+    d="--teacher m.kd --method dcd --dim 4 --epochs 2 --seed 3 small.kd"
+    kd-distill -q $d --lambda 0.1 -o a.kd
+    kd-distill -q $d --lambda 1 -o b.kd
+    kd-distill -q $d --lambda 0.1 --refresh 2 -o c.kd
+    kd-distill -q $d --lambda 0.1 --topk 5 -o d.kd
+    kd-distill -q --teacher m.kd --method dcd --dim 4 --epochs 2 --seed 4 --lambda 0.1 small.kd -o e.kd
+    kd-eval --no-timing small.kd a.kd b.kd c.kd d.kd e.kd >out.tsv
+    cols out.tsv settings >s
+    [ "$(sed -n 1p s)" = "$(sed -n 2p s)" ]
+    [ "$(sort -u s | wc -l)" = 4 ] # a = b; c, d (flags) and e (seed) each their own
+    [ "$(grep -cx '[0-9a-f]\{16\}' s)" = 5 ]
 }
 
 @test "bytes are the serving bytes: 4 x params in float, codes + scales + offsets + biases quantised" {
@@ -174,7 +188,7 @@ cols() {
         "m teacher bpr - - 1 - - -" "d distilled rd lambda 0.3 3 $mid - -" >want
     diff want got
     kd-eval --no-timing --json small.kd m8.kd >q.json
-    grep -q "\"role\":\"quantised\",.*\"quant\":\"int8-asym\",\"source\":\"$mid\"}\$" q.json
+    grep -q "\"role\":\"quantised\",.*\"quant\":\"int8-asym\",\"source\":\"$mid\",\"settings\":\"[0-9a-f]\{16\}\"}\$" q.json
 }
 
 @test "--name is not limited in number" {

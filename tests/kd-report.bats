@@ -230,6 +230,37 @@ set_cell() {
     [ ! -e r.md ]
 }
 
+# settings S: kd-eval's settings column of seed S's models appended to its evaluation
+with_settings() {
+    local d=run/s$1
+    kd-eval --no-timing -k 10 --reference $d/teacher.kd $d/data.kd $(for m in $ORDER; do echo $d/$m.kd; done) >real.tsv
+    paste $d/eval-test.tsv <(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i } { print $c["settings"] }' real.tsv) >t
+    mv t $d/eval-test.tsv
+}
+
+@test "models of one method that differ in more than the knob are refused, not chosen among" {
+    with_settings 1
+    with_settings 2
+    # the pipeline's grid: rrd at lambda 0.1 and 1 share their settings; the study's margin-MSE
+    # (another lr and loss than the margin-mse grid) is told apart and never compared
+    [ "$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i } $1 ~ /^rrd_/ { print $c["settings"] }' run/s1/eval-test.tsv | sort -u | wc -l)" = 1 ]
+    run --separate-stderr -0 kd-report -o r.md run
+    # rrd_l1 of seed 1 becomes an rrd trained with another --topk
+    kd-distill -q --teacher run/s1/teacher.kd --method rrd --lambda 1 --topk 3 --dim 4 --epochs 2 --seed 1 run/s1/data.kd -o run/s1/rrd_l1.kd
+    kd-eval --no-timing -k 10 run/s1/data.kd run/s1/rrd_l1.kd >k.tsv
+    id=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i } NR == 2 { print $c["id"] }' k.tsv)
+    st=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i } NR == 2 { print $c["settings"] }' k.tsv)
+    set_cell run/s1/eval-test.tsv rrd_l1 id "$id"
+    set_cell run/s1/eval-test.tsv rrd_l1 settings "$st"
+    cp r.md r.before
+    run --separate-stderr -1 kd-report -o r.md run
+    [ "$stderr" = "kd-report: run/s1: rrd models 'rrd_l0.1' and 'rrd_l1' differ in settings other than lambda (a method's line chooses among knob values only: evaluate each configuration in a directory of its own)" ]
+    cmp r.md r.before
+    # an evaluation without the column (an older kd-eval) is not checked
+    cut -f1-$(( $(head -1 run/s1/eval-test.tsv | tr '\t' '\n' | wc -l) - 1 )) run/s1/eval-test.tsv >t && mv t run/s1/eval-test.tsv
+    run --separate-stderr -0 kd-report -o r.md run
+}
+
 @test "a failed write of stdout is reported with its reason" {
     [ -w /dev/full ] || skip "no /dev/full"
     run --separate-stderr -1 bash -c 'kd-report -o run/report.md run >/dev/full'

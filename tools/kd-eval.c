@@ -16,6 +16,7 @@
 #include "kd_dataset.h"   /* kd_dataset_load */
 #include "kd_eval.h"      /* kd_evaluate, kd_eval_latency */
 #include "kd_model.h"     /* kd_model_from_art */
+#include "kd_prov.h"      /* kd_prov_settings_id */
 #include "kd_quant.h"     /* kd_quant_art_serving_bytes */
 
 static const char *prog = "kd-eval";
@@ -42,6 +43,8 @@ static void usage(FILE *f)
         "  quant       int8-sym, int4-asym, ... for a kd-quant model (its method, knob, seed\n"
         "              and teacher are then those of the model it quantises)\n"
         "  source      the content ID of the model a kd-quant model quantises\n"
+        "  settings    its provenance but for the weight and results, hashed: models of one\n"
+        "              method with the same settings differ only in their knob\n"
         "  -k LIST              cutoffs [10,20]\n"
         "  --split test|valid   held-out split [test]\n"
         "  --name NAME          name of the next model in the output (repeatable)\n"
@@ -101,7 +104,7 @@ static const char *base_name(const char *path, char *buf, size_t n)
 /* What a model is, from its provenance (and the other models' and --reference's content
  * IDs, for the teacher).  Absent facts are "-" (null in JSON). */
 typedef struct ident {
-    char        id[17], knob_value[32], quant[32];
+    char        id[17], knob_value[32], quant[32], settings[17];
     char       *teacher, *method, *seed, *source; /* owned, "-" when absent */
     const char *role, *knob;
 } ident;
@@ -128,7 +131,7 @@ static void put_header(kd_buf *b, const kd_eval_opts *eo, int timing)
         for (int x = 0; x < eo->nk; x++) kd_buf_printf(b, "\t%s@%u", kd_metric_names[mi], eo->ks[x]);
     kd_buf_printf(b, "\tusers\tskipped");
     if (timing) kd_buf_printf(b, "\tlat_mean_us\tlat_p50_us\tlat_p90_us\tlat_p99_us\tusers_per_s");
-    kd_buf_printf(b, "\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tquant\tsource\n");
+    kd_buf_printf(b, "\tid\trole\tmethod\tknob\tknob_value\tseed\tteacher\tquant\tsource\tsettings\n");
 }
 
 /* a JSON string, or null for an absent fact */
@@ -162,6 +165,7 @@ static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing,
         put_json_str(b, "teacher", w->teacher);
         put_json_str(b, "quant", w->quant);
         put_json_str(b, "source", w->source);
+        put_json_str(b, "settings", w->settings);
         kd_buf_printf(b, "}\n");
         return;
     }
@@ -173,8 +177,8 @@ static void put_row(kd_buf *b, const kd_eval_opts *eo, const row *r, int timing,
     if (timing)
         kd_buf_printf(b, "\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f", r->lat_mean, r->p50, r->p90, r->p99, r->ups);
     const ident *w = r->who;
-    kd_buf_printf(b, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w->id, w->role, w->method, w->knob, w->knob_value,
-                  w->seed, w->teacher, w->quant, w->source);
+    kd_buf_printf(b, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w->id, w->role, w->method, w->knob, w->knob_value,
+                  w->seed, w->teacher, w->quant, w->source, w->settings);
 }
 
 /* A provenance value in a fresh allocation, or "-" when absent (or when it holds a tab,
@@ -213,6 +217,9 @@ static int identify(kd_art *const *arts, int n, int k, const kd_art *ref, ident 
     const kd_art *a = arts[k];
     char role[16], t[18], bits[8], scheme[8]; /* t: one more than an ID, so a longer value never equals one */
     kd_id_hex(a->content_id, w->id);
+    const kd_section *ps = kd_art_find(a, "provenance");
+    if (ps && ps->type == KD_TEXT) kd_id_hex(kd_prov_settings_id((const char *)ps->data, (size_t)ps->bytes), w->settings);
+    else snprintf(w->settings, sizeof w->settings, "-");
     char tool[16];
     int quant = kd_art_prov_get(a, "tool", tool, sizeof tool) == 0 && !strcmp(tool, "kd-quant") &&
                 kd_art_prov_get(a, "quant.bits", bits, sizeof bits) == 0 &&

@@ -5,6 +5,9 @@
 #   make report PIPELINE=real DATASET=citeulike     (triples, given splits)
 #   make report PIPELINE=real DATASET=amazon-book   (adjacency, given train/test; validation drawn
 #                                                    from train: 10% of each user's items, per seed)
+#   make report PIPELINE=real DATASET=citeulike-8010 (all of CiteULike's interactions, split per
+#                                                    user 80/10/10 at random, per seed: the RCE-KD
+#                                                    paper's protocol, where citeulike is the given split)
 # Seeds vary the training (and, without TEST, the random split; without VALID, the validation
 # split when VALID_FRACTION is set).  Outputs go under data/real-<name>-t<teacher dim>-s<student dim>/.
 PIPELINE       := real
@@ -25,6 +28,13 @@ DATA   := $(SHARED_DATA)/citeulike/train.txt
 TEST   := $(SHARED_DATA)/citeulike/test.txt
 VALID  := $(SHARED_DATA)/citeulike/valid.txt
 FORMAT := triples
+else ifeq ($(DATASET),citeulike-8010)
+# one file of the three given ones (made below, under data/), split by kd-gen: 10% of each
+# user's interactions to test, then 1/9 of the rest to valid
+CITEULIKE_PARTS := $(SHARED_DATA)/citeulike/train.txt $(SHARED_DATA)/citeulike/valid.txt $(SHARED_DATA)/citeulike/test.txt
+DATA         := data/citeulike-all.txt
+FORMAT       := triples
+IMPORT_FLAGS += --test-ratio 0.1 --valid-ratio 0.1111
 else ifeq ($(DATASET),amazon-book)
 DATA   := $(SHARED_DATA)/amazon-book/train.txt
 TEST   := $(SHARED_DATA)/amazon-book/test.txt
@@ -38,10 +48,11 @@ FORMAT := adj
 EARLY  ?= --valid-every 4 --patience 8 --select-metric recall@10
 endif
 ifeq ($(strip $(DATA)),)
-$(error PIPELINE=real needs DATA=path and FORMAT=tsv|csv|adj|triples, or DATASET=lastfm|citeulike|amazon-book)
+$(error PIPELINE=real needs DATA=path and FORMAT=tsv|csv|adj|triples, or DATASET=lastfm|citeulike|citeulike-8010|amazon-book)
 endif
-ifeq ($(wildcard $(DATA)),)
-$(error DATA=$(DATA): no such file (for DATASET=lastfm|citeulike|amazon-book, ../shared/data must be present))
+real_inputs  := $(or $(CITEULIKE_PARTS),$(DATA))
+ifneq ($(filter-out $(wildcard $(real_inputs)),$(real_inputs)),)
+$(error $(firstword $(filter-out $(wildcard $(real_inputs)),$(real_inputs))): no such file (for DATASET=lastfm|citeulike|citeulike-8010|amazon-book, ../shared/data must be present))
 endif
 FORMAT ?= tsv
 NAME   ?= $(if $(DATASET),$(DATASET),$(basename $(notdir $(DATA))))
@@ -53,3 +64,10 @@ split_flags = $(if $(TEST),--test $(TEST) $(if $(VALID),--valid $(VALID),$(if $(
 
 include $(dir $(lastword $(MAKEFILE_LIST)))study.mk
 $(eval $(call kd_data,data $(NAME),import --format $(FORMAT) $(IMPORT_FLAGS) $(split_flags) $(DATA),$(DATA) $(TEST) $(VALID)))
+
+ifneq ($(CITEULIKE_PARTS),)
+# the three files in their order, one after another (written whole, then renamed)
+$(DATA): $(CITEULIKE_PARTS)
+	@mkdir -p $(@D)
+	cat $^ >$@.tmp && mv $@.tmp $@
+endif

@@ -260,6 +260,20 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     [ ! -e data ]
 }
 
+@test "DATASET=citeulike-8010 splits all of CiteULike per user 80/10/10 with the seed" {
+    [ -f "$SHARED_DATA/citeulike/train.txt" ] || skip "no $SHARED_DATA/citeulike"
+    make -n --no-print-directory -f "$REPO/pipelines/real.mk" pipeline-report BUILD="$BUILD_DIR" SHARED_DATA="$SHARED_DATA" \
+        DATASET=citeulike-8010 TEACHER_DIM=300 STUDENT_DIM=20 SEEDS="1 2" >out.log
+    grep -q -- "kd-gen import --format triples --test-ratio 0.1 --valid-ratio 0.1111 --seed 2 data/citeulike-all.txt .*-o data/real-citeulike-8010-t300-s20/s2/data.kd" out.log
+    [ ! -e data ]
+    # the one file is the three given ones in order, and a seed's split holds 10% of each user's items in test
+    make --no-print-directory -f "$REPO/pipelines/real.mk" data/citeulike-all.txt SHARED_DATA="$SHARED_DATA" DATASET=citeulike-8010 >/dev/null
+    cat "$SHARED_DATA/citeulike/train.txt" "$SHARED_DATA/citeulike/valid.txt" "$SHARED_DATA/citeulike/test.txt" | cmp - data/citeulike-all.txt
+    kd-gen import --format triples --test-ratio 0.1 --valid-ratio 0.1111 --seed 1 data/citeulike-all.txt -o d.kd
+    kd-info d.kd >info.txt
+    grep -q 'train .* nnz=168343' info.txt && grep -q 'valid .* nnz=21082' info.txt && grep -q 'test .* nnz=21079' info.txt
+}
+
 @test "make report's progress line: none when stderr is not a terminal" {
     sh "$REPO/tools/progress.sh" 2 pipeline-report make --no-print-directory -f "$REPO/pipelines/seed.mk" BUILD="$BUILD_DIR" \
         KD_CACHE=cache SEEDS=1 GEN_FLAGS="--users 150 --items 80 --mean 12 --rank 16 --clusters 16" EPOCHS=4 \

@@ -114,8 +114,9 @@ typedef struct kd_distill_params {
                                   * kd_decay=0 when off, nothing when on. */
     uint32_t refresh;            /* dcd, dcd-item, dcd2, rce: re-rank the student's rows r with
                                   * r % refresh == epoch % refresh each epoch (all of them at
-                                  * epoch 0), the others keep their last ranking; 1 (the
-                                  * default): every row every epoch.  Provenance says
+                                  * epoch 0), the others keep their last ranking; 1: every
+                                  * row every epoch (the default, but dcd's is 4, chosen by
+                                  * measurement: kd_distill.c).  Provenance says
                                   * refresh=R when R > 1, nothing at 1. */
     /* --lambda auto (--alpha auto for margin-mse): the knob chosen on the validation split
      * among auto_grid[0..auto_n) by kd_distill_train_auto; 0: the knob as given */

@@ -571,7 +571,7 @@ static void test_refresh(void)
     CHECK(kd_distill_check_refresh(&p, &e) == 0);
     for (int m = 0; m < KD_N_METHODS; m++) {
         p = kd_distill_defaults(m);
-        CHECK(p.refresh == 1 && kd_distill_check_refresh(&p, &e) == 0);
+        CHECK(p.refresh == (m == KD_DCD ? 4u : 1u) && kd_distill_check_refresh(&p, &e) == 0);
         p.refresh = 2;
         CHECK((kd_distill_check_refresh(&p, &e) == 0) == (m == KD_DCD || m == KD_DCD_ITEM || m == KD_DCD2 || m == KD_RCE));
         kd_buf b = { 0 };

@@ -215,11 +215,17 @@ done:
     free(buf_sc);
 }
 
-/* Ranks j's rows with `threads` threads (j->d, M, rows, output set). */
+/* Usage error unless 1 <= M <= the items (each entry point checks before any work) */
+static int topm_check(const kd_dataset *d, uint32_t M, kd_err *e)
+{
+    if (M == 0 || M > d->n_items)
+        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
+    return 0;
+}
+
+/* Ranks j's rows with `threads` threads (j->d, M, rows, output set; M checked). */
 static int topm_run(topm_job *j, const kd_model *m, int threads, kd_err *e)
 {
-    if (j->M == 0 || j->M > j->d->n_items)
-        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", j->M, j->d->n_items);
     if (kd_ranker_init_ex(&j->rk, m, 1, e)) return -1;
     int r = kd_par_run(threads < 1 ? 1 : threads, topm_thread, j, e);
     kd_ranker_free(&j->rk);
@@ -230,6 +236,7 @@ static int topm_run(topm_job *j, const kd_model *m, int threads, kd_err *e)
 int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int threads, uint32_t *items,
                       float *scores, kd_err *e)
 {
+    if (topm_check(d, M, e)) return -1;
     topm_job j = { .d = d, .M = M, .nrows = d->n_users, .items = items, .scores = scores };
     return topm_run(&j, m, threads, e);
 }
@@ -237,19 +244,17 @@ int kd_rank_topm_into(const kd_model *m, const kd_dataset *d, uint32_t M, int th
 int kd_rank_topm_rows(const kd_model *m, const kd_dataset *d, uint32_t M, const uint32_t *rows, uint32_t nrows,
                       int threads, uint32_t *items, float *scores, kd_err *e)
 {
-    if (M == 0 || M > d->n_items)
-        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
+    if (topm_check(d, M, e)) return -1;
     /* a row listed twice would have two threads write it at once (the same bits, but a
      * race): refused, at one bit a user of scratch */
     uint8_t *seen = nrows ? calloc((size_t)d->n_users / 8 + 1, 1) : NULL;
     if (nrows && !seen) return kd_fail(e, "out of memory (a row set of %u users)", d->n_users);
     for (uint32_t x = 0; x < nrows; x++) {
         uint32_t r = rows[x];
-        int bad = r >= d->n_users || (seen[r >> 3] >> (r & 7) & 1);
-        if (bad) {
+        const char *why = r >= d->n_users ? "is not a user" : seen[r >> 3] >> (r & 7) & 1 ? "is listed twice" : NULL;
+        if (why) {
             free(seen);
-            return r >= d->n_users ? kd_fail_usage(e, "row %u is not a user (%u users)", r, d->n_users)
-                                   : kd_fail_usage(e, "row %u is listed twice", r);
+            return kd_fail_usage(e, "row %u %s (%u users)", r, why, d->n_users);
         }
         seen[r >> 3] |= (uint8_t)(1u << (r & 7));
     }
@@ -266,8 +271,7 @@ int kd_rank_topm(const kd_model *m, const kd_dataset *d, uint32_t M, int threads
 {
     *items = NULL;
     *scores = NULL;
-    if (M == 0 || M > d->n_items)
-        return kd_fail_usage(e, "top-M = %u is not in 1..%u (the number of items)", M, d->n_items);
+    if (topm_check(d, M, e)) return -1;
     uint32_t *it = kd_alloc_array((uint64_t)d->n_users * M, 4);
     float *sc = kd_alloc_array((uint64_t)d->n_users * M, 4);
     if (!it || !sc) {

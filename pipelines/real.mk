@@ -34,7 +34,8 @@ else ifeq ($(DATASET),citeulike-8010)
 CITEULIKE_PARTS := $(SHARED_DATA)/citeulike/train.txt $(SHARED_DATA)/citeulike/valid.txt $(SHARED_DATA)/citeulike/test.txt
 DATA         := data/citeulike-all.txt
 FORMAT       := triples
-IMPORT_FLAGS += --test-ratio 0.1 --valid-ratio 0.1111
+# (its own variable: an IMPORT_FLAGS given on the command line would drop a += to it)
+SPLIT_RATIOS := --test-ratio 0.1 --valid-ratio 0.1111
 else ifeq ($(DATASET),amazon-book)
 DATA   := $(SHARED_DATA)/amazon-book/train.txt
 TEST   := $(SHARED_DATA)/amazon-book/test.txt
@@ -63,7 +64,7 @@ PDIR   ?= data/real-$(NAME)-t$(or $(TEACHER_DIM),64)-s$(or $(STUDENT_DIM),32)
 split_flags = $(if $(TEST),--test $(TEST) $(if $(VALID),--valid $(VALID),$(if $(VALID_FRACTION),--valid-fraction $(VALID_FRACTION) --seed $$*)),--seed $$*)
 
 include $(dir $(lastword $(MAKEFILE_LIST)))study.mk
-$(eval $(call kd_data,data $(NAME),import --format $(FORMAT) $(IMPORT_FLAGS) $(split_flags) $(DATA),$(DATA) $(TEST) $(VALID)))
+$(eval $(call kd_data,data $(NAME),import --format $(FORMAT) $(IMPORT_FLAGS) $(SPLIT_RATIOS) $(split_flags) $(DATA),$(DATA) $(TEST) $(VALID)))
 
 ifneq ($(CITEULIKE_PARTS),)
 # the three files in their order, one after another (written whole, then renamed)

@@ -265,6 +265,10 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     make -n --no-print-directory -f "$REPO/pipelines/real.mk" pipeline-report BUILD="$BUILD_DIR" SHARED_DATA="$SHARED_DATA" \
         DATASET=citeulike-8010 TEACHER_DIM=300 STUDENT_DIM=20 SEEDS="1 2" >out.log
     grep -q -- "kd-gen import --format triples --test-ratio 0.1 --valid-ratio 0.1111 --seed 2 data/citeulike-all.txt .*-o data/real-citeulike-8010-t300-s20/s2/data.kd" out.log
+    # the split is kept when IMPORT_FLAGS is given too
+    make -n --no-print-directory -f "$REPO/pipelines/real.mk" pipeline-report BUILD="$BUILD_DIR" SHARED_DATA="$SHARED_DATA" \
+        DATASET=citeulike-8010 IMPORT_FLAGS="--kcore 2" SEEDS=1 >out2.log
+    grep -q -- "kd-gen import --format triples --kcore 2 --test-ratio 0.1 --valid-ratio 0.1111 --seed 1 data/citeulike-all.txt " out2.log
     [ ! -e data ]
     # the one file is the three given ones in order, and a seed's split holds 10% of each user's items in test
     make --no-print-directory -f "$REPO/pipelines/real.mk" data/citeulike-all.txt SHARED_DATA="$SHARED_DATA" DATASET=citeulike-8010 >/dev/null

@@ -269,6 +269,18 @@ static void tiny_free(tiny *x)
     kd_dataset_free(&x->d);
 }
 
+/* tn's data, then k distilled from tn's teacher with p (seed, threads) and its tasks: the
+ * set-up of the task tests below */
+static void tiny_distill(tiny *tn, kd_distill *k, const kd_distill_params *p, uint64_t seed, int threads,
+                         kd_sgd_task *tasks, int *nt)
+{
+    kd_err e = { 0 };
+    tiny_init(tn);
+    CHECK(kd_distill_init(k, p, &tn->d, &tn->t, &tn->b, seed, threads, &e) == 0);
+    *nt = 0;
+    kd_distill_tasks(k, tasks, nt);
+}
+
 /* Parameter-level finite differences of one unit: the gradient its records imply (user
  * unit: dP_u = -sum coef_k q_k, dQ_k = -coef_k p_u, db_k = -coef_k; transposed unit of
  * item i: dQ_i = -sum coef_k p_k, dP_k = -coef_k q_i, dbu_k = -coef_k, nothing on b_i)
@@ -332,15 +344,13 @@ static void test_unit_gradients(void)
     int methods[] = { KD_RCE, KD_DCD_ITEM, KD_DCD2, KD_DCD, KD_RRD };
     for (unsigned x = 0; x < sizeof methods / sizeof *methods; x++) {
         tiny tn;
-        tiny_init(&tn);
         kd_err e = { 0 };
         kd_distill k;
         kd_distill_params p = kd_distill_defaults(methods[x]);
         p.K = 6; p.L = 5; p.M = 12; p.lambda = 0.7; p.item_lambda = 0.4; p.tau = 0.8;
-        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 99, 1, &e) == 0);
         kd_sgd_task tasks[KD_MAX_TASKS];
-        int nt = 0;
-        kd_distill_tasks(&k, tasks, &nt);
+        int nt;
+        tiny_distill(&tn, &k, &p, 99, 1, tasks, &nt);
         double worst = 0, gmax = 0;
         int units = 0, transposed = 0;
         for (int ti = 1; ti < nt; ti++) {
@@ -371,17 +381,14 @@ static void test_margin_unit_gradients(void)
 {
     for (int v = 0; v < 4; v++) {
         tiny tn;
-        tiny_init(&tn);
-        kd_err e = { 0 };
         kd_distill k;
         kd_distill_params p = kd_distill_defaults(KD_MARGIN_MSE);
         p.margin_loss = v & 1 ? KD_MLOSS_MSE : KD_MLOSS_SOFT;
         p.mix_add = v >> 1;
         p.alpha = 0.6; p.lambda = 0.7; p.temperature = 1.5;
-        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 99, 1, &e) == 0);
         kd_sgd_task tasks[KD_MAX_TASKS];
-        int nt = 0;
-        kd_distill_tasks(&k, tasks, &nt);
+        int nt;
+        tiny_distill(&tn, &k, &p, 99, 1, tasks, &nt);
         CHECK(nt == 1);
         double worst = 0, gmax = 0;
         int units = 0;
@@ -441,28 +448,17 @@ static int rce_lists_ok(const kd_distill *k)
 static void test_rce_lists(void)
 {
     tiny tn;
-    tiny_init(&tn);
     kd_err e = { 0 };
     kd_distill k;
     kd_distill_params p = kd_distill_defaults(KD_RCE);
     p.K = 4; p.L = 6; p.M = 10;
-    CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 5, 1, &e) == 0);
     kd_sgd_task tasks[KD_MAX_TASKS];
-    int nt = 0;
-    kd_distill_tasks(&k, tasks, &nt);
+    int nt;
+    tiny_distill(&tn, &k, &p, 5, 1, tasks, &nt);
     CHECK(nt == 2 && tasks[1].epoch_begin(tasks[1].ctx, &tn.m, 3, &e) == 0);
     CHECK(rce_lists_ok(&k));
     kd_distill_free(&k);
     tiny_free(&tn);
-}
-
-/* Row r of an (n, M) list array: the ranking of `fresh` if r % 3 == 1, else of `old`. */
-static int rows_are(const uint32_t *got, const uint32_t *fresh, const uint32_t *old, uint32_t n, uint32_t M)
-{
-    int ok = 1;
-    for (uint32_t r = 0; r < n; r++)
-        ok &= !memcmp(got + (size_t)r * M, (r % 3 == 1 ? fresh : old) + (size_t)r * M, (size_t)M * 4);
-    return ok;
 }
 
 /* Row r of an (n, M) list array: `fresh`'s if r % R == phase, else `old`'s. */
@@ -485,15 +481,13 @@ static void test_refresh_phases(void)
     static const uint64_t epochs[2][8] = { { 0, 1, 2, 3, 4, 5, 6, 7 }, { 0, 1, 13, 14, 15, 16, 17, 32 } };
     for (unsigned x = 0; x < 2; x++) {
         tiny tn;
-        tiny_init(&tn);
         kd_err e = { 0 };
         kd_distill k;
         kd_distill_params p = kd_distill_defaults(KD_DCD);
         p.K = 4; p.L = 6; p.M = 10; p.refresh = Rs[x];
-        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 5, 2, &e) == 0);
         kd_sgd_task tasks[KD_MAX_TASKS];
-        int nt = 0;
-        kd_distill_tasks(&k, tasks, &nt);
+        int nt;
+        tiny_distill(&tn, &k, &p, 5, 2, tasks, &nt);
         uint32_t U = tn.d.n_users, M = p.M;
         uint32_t *prev = malloc((size_t)U * M * 4), *fresh = NULL;
         float *fs = NULL;
@@ -527,15 +521,13 @@ static void test_refresh(void)
     int methods[] = { KD_DCD2, KD_RCE };
     for (unsigned x = 0; x < 2; x++) {
         tiny tn;
-        tiny_init(&tn);
         kd_err e = { 0 };
         kd_distill k;
         kd_distill_params p = kd_distill_defaults(methods[x]);
         p.K = 4; p.L = 6; p.M = 10; p.refresh = 3;
-        CHECK(kd_distill_init(&k, &p, &tn.d, &tn.t, &tn.b, 5, 3, &e) == 0);
         kd_sgd_task tasks[KD_MAX_TASKS];
-        int nt = 0;
-        kd_distill_tasks(&k, tasks, &nt);
+        int nt;
+        tiny_distill(&tn, &k, &p, 5, 3, tasks, &nt);
         for (int t = 1; t < nt; t++) CHECK(tasks[t].epoch_begin(tasks[t].ctx, &tn.m, 0, &e) == 0);
         uint32_t U = tn.d.n_users, I = tn.d.n_items, Mi = k.Mi;
         uint32_t *old_u = malloc((size_t)U * p.M * 4), *old_i = malloc((size_t)I * Mi * 4);
@@ -546,14 +538,14 @@ static void test_refresh(void)
         uint32_t *fresh = NULL, *fresh_i = NULL;
         float *fs = NULL, *fsi = NULL;
         CHECK(kd_rank_topm(&tn.m, &tn.d, p.M, 1, &fresh, &fs, &e) == 0);
-        CHECK(rows_are(k.s_items, fresh, old_u, U, p.M));
+        CHECK(rows_phase(k.s_items, fresh, old_u, U, p.M, 3, 1));
         CHECK(memcmp(fresh, old_u, (size_t)U * p.M * 4) != 0); /* epoch 1's rankings differ */
         if (methods[x] == KD_RCE) CHECK(rce_lists_ok(&k));
         if (k.si_users) { /* the item side: items of the transposed student */
             kd_model mt = { .n_users = I, .n_items = U, .dim = tn.m.dim, .stride = tn.m.stride, .P = tn.m.Q,
                             .Q = tn.m.P, .bu = tn.m.bi, .bi = tn.m.bu };
             CHECK(kd_rank_topm(&mt, &k.dT, Mi, 1, &fresh_i, &fsi, &e) == 0);
-            CHECK(rows_are(k.si_users, fresh_i, old_i, I, Mi));
+            CHECK(rows_phase(k.si_users, fresh_i, old_i, I, Mi, 3, 1));
         }
         CHECK(methods[x] != KD_DCD2 || k.si_users);
         free(old_u); free(old_i); free(fresh); free(fs); free(fresh_i); free(fsi);

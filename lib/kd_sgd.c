@@ -17,6 +17,27 @@
 double kd_softplus_neg(double x) { return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 double kd_sigmoid_neg(double x) { return x > 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x)); }
 
+/* What Adagrad and Adam keep per parameter, laid out like the model it steps (rows of
+ * stride floats for P and Q, a float per bias): Adagrad's sums of squared gradients in s1;
+ * Adam's first moments in s1, second moments in s2 and each row's step count in nP / nQ
+ * (a bias steps with its row and shares its count).  Per-row counts, not one global step,
+ * because a sparse row steps only when a unit touches it: its bias correction follows its
+ * own steps (the "lazy" Adam of sparse embeddings). */
+typedef struct opt_state {
+    kd_model s1, s2;
+    uint32_t *nP, *nQ;
+} opt_state;
+
+/* The same state seen by a transposed task (P <-> Q, bu <-> bi, as tview). */
+static opt_state opt_transposed(const opt_state *a)
+{
+    opt_state t = *a;
+    t.s1.P = a->s1.Q, t.s1.Q = a->s1.P, t.s1.bu = a->s1.bi, t.s1.bi = a->s1.bu;
+    t.s2.P = a->s2.Q, t.s2.Q = a->s2.P, t.s2.bu = a->s2.bi, t.s2.bi = a->s2.bu;
+    t.nP = a->nQ, t.nQ = a->nP;
+    return t;
+}
+
 typedef struct sgd_run {
     kd_model *m;
     const kd_sgd_params *p;
@@ -38,7 +59,9 @@ typedef struct sgd_run {
     float *delta;         /* (NB, stride) */
     uint8_t *scratch;     /* (NB, scratch_stride) */
     size_t scratch_stride;
-    float *G;             /* Adagrad accumulators (P | Q | pad | bi), or NULL */
+    /* optimiser state (Adagrad, Adam), shaped like the model: see opt_state */
+    int stateful;
+    opt_state st, st_t;   /* the state, and the same state transposed (users <-> items) */
     /* the schedule of one epoch: blocks of each task, interleaved */
     const kd_sgd_task *tasks;
     int ntasks;
@@ -112,6 +135,51 @@ static inline __attribute__((always_inline)) void ada_row(float *x, float *G, fl
     }
 }
 
+#define ADAM_B1  0.9
+#define ADAM_B2  0.999
+#define ADAM_EPS 1e-8f
+
+/* b^t by squaring: multiplications only, so the same bits on every machine (libm's pow
+ * may take another path on another CPU).  Past 2^16 steps both powers are below 1e-28. */
+static inline double pow_steps(double b, uint32_t t)
+{
+    if (t >= 65536u) return 0;
+    double r = 1;
+    for (; t; t >>= 1, b *= b)
+        if (t & 1) r *= b;
+    return r;
+}
+
+/* Adam's step size for a row's t-th step, bias corrections folded in:
+ * x += lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) = a * m / (sqrt(v) + e2) */
+typedef struct adam_step { float a, e2; } adam_step;
+static inline adam_step adam_begin(uint32_t *count, float lr)
+{
+    uint32_t t = *count < UINT32_MAX ? ++*count : *count;
+    double c1 = 1 - pow_steps(ADAM_B1, t), c2 = sqrt(1 - pow_steps(ADAM_B2, t));
+    return (adam_step){ (float)(lr * c2 / c1), (float)(ADAM_EPS * c2) };
+}
+
+/* One Adam step of n parameters x (moments m, v), gradient g = s*u - decay*x */
+static inline __attribute__((always_inline)) void adam_row(float *x, float *m, float *v, adam_step st, float s, const float *u,
+                                                            float decay, uint32_t n)
+{
+    const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
+    for (uint32_t k = 0; k < n; k++) {
+        float g = s * u[k] - decay * x[k];
+        m[k] = b1 * m[k] + (1 - b1) * g;
+        v[k] = b2 * v[k] + (1 - b2) * g * g;
+        x[k] += st.a * m[k] / (sqrtf(v[k]) + st.e2);
+    }
+}
+
+/* The state a row update of model m reads: m is the master or its transposed view (the
+ * stateful optimisers run blocks or hogwild only, never replicas' private item rows). */
+static inline const opt_state *state_of(const struct sgd_run *r, const kd_model *m)
+{
+    return m->P == r->m->P ? &r->st : &r->st_t;
+}
+
 /* The user step of a unit: p_u += lr * (sum coef_k q_k - reg p_u); saves p_u first. */
 static inline __attribute__((always_inline)) void apply_user(sgd_run *r, kd_model *m, uint32_t u, const kd_rec *recs, uint32_t R,
                                                               float *delta, float *save)
@@ -122,9 +190,14 @@ static inline __attribute__((always_inline)) void apply_user(sgd_run *r, kd_mode
     for (uint32_t k = 0; k < R; k++)
         if (recs[k].item != KD_NO_ITEM)
             kd_axpy(delta, recs[k].coef, m->Q + (size_t)recs[k].item * m->stride, m->stride);
-    if (r->G)
-        ada_row(pu, r->G + (size_t)u * m->stride, r->lr, 1.0f, delta, (float)r->p->reg, m->dim);
-    else
+    if (r->stateful) {
+        const opt_state *st = state_of(r, m);
+        size_t o = (size_t)u * m->stride;
+        if (r->p->optim == KD_OPT_ADAM)
+            adam_row(pu, st->s1.P + o, st->s2.P + o, adam_begin(st->nP + u, r->lr), 1.0f, delta, (float)r->p->reg, m->dim);
+        else
+            ada_row(pu, st->s1.P + o, r->lr, 1.0f, delta, (float)r->p->reg, m->dim);
+    } else
         kd_scale_axpy(pu, 1.0f - r->lr * (float)r->p->reg, r->lr, delta, m->stride);
 }
 
@@ -132,13 +205,18 @@ static inline __attribute__((always_inline)) void apply_item(sgd_run *r, kd_mode
 {
     float *q = m->Q + (size_t)c->item * m->stride;
     float *bi = m->bi + c->item;
-    if (r->G) {
-        float *Gq = r->G + ((size_t)m->n_users + c->item) * m->stride;
-        float *Gb = r->G + ((size_t)m->n_users + m->n_items + 1) * m->stride + c->item;
-        ada_row(q, Gq, r->lr, c->coef, pu_old, (float)r->p->reg, m->dim);
-        float g = c->coef - (float)r->p->reg_bias * *bi;
-        *Gb += g * g;
-        *bi += r->lr * g / (sqrtf(*Gb) + 1e-7f);
+    if (r->stateful) {
+        const opt_state *st = state_of(r, m);
+        size_t o = (size_t)c->item * m->stride;
+        float reg_b = (float)r->p->reg_bias, one = 1.0f;
+        if (r->p->optim == KD_OPT_ADAM) {
+            adam_step a = adam_begin(st->nQ + c->item, r->lr);
+            adam_row(q, st->s1.Q + o, st->s2.Q + o, a, c->coef, pu_old, (float)r->p->reg, m->dim);
+            adam_row(bi, st->s1.bi + c->item, st->s2.bi + c->item, a, c->coef, &one, reg_b, 1);
+        } else {
+            ada_row(q, st->s1.Q + o, r->lr, c->coef, pu_old, (float)r->p->reg, m->dim);
+            ada_row(bi, st->s1.bi + c->item, r->lr, c->coef, &one, reg_b, 1);
+        }
     } else {
         kd_scale_axpy(q, 1.0f - r->lr * (float)r->p->reg, r->lr * c->coef, pu_old, m->stride);
         *bi = (1.0f - r->lr * (float)r->p->reg_bias) * *bi + r->lr * c->coef;
@@ -171,7 +249,7 @@ static inline __attribute__((always_inline)) void apply_pair(sgd_run *r, kd_mode
 static inline __attribute__((always_inline)) void apply_unit(sgd_run *r, kd_model *m, uint32_t u, const kd_rec *recs, uint32_t R,
                                                               float *delta, float *save)
 {
-    if (R == 2 && !r->G && recs[0].item != KD_NO_ITEM && recs[1].item != KD_NO_ITEM && recs[0].item != recs[1].item) {
+    if (R == 2 && !r->stateful && recs[0].item != KD_NO_ITEM && recs[1].item != KD_NO_ITEM && recs[0].item != recs[1].item) {
         apply_pair(r, m, u, recs);
         return;
     }
@@ -457,9 +535,11 @@ static int plan_buffers(sgd_run *r, uint64_t bytes[B_N])
     bytes[B_PU_OLD] = add_ok(mul_ok(max_units, row, &bad), 64, &bad);
     bytes[B_DELTA] = mul_ok(r->NB, row, &bad);
     bytes[B_SCRATCH] = mul_ok(r->NB, r->scratch_stride, &bad);
-    if (r->p->optim == KD_OPT_ADAGRAD) { /* P | Q | a pad row | bi */
-        uint64_t rows = (uint64_t)m->n_users + m->n_items + 1;
-        bytes[B_G] = mul_ok(add_ok(mul_ok(rows, m->stride, &bad), m->n_items, &bad), 4, &bad);
+    if (r->p->optim != KD_OPT_SGD) { /* per moment: P | Q | bu | bi (floats), then Adam's counts */
+        uint64_t n = (uint64_t)m->n_users + m->n_items;
+        uint64_t floats = add_ok(mul_ok(n, m->stride, &bad), n, &bad);
+        uint64_t moments = r->p->optim == KD_OPT_ADAM ? 2 : 1;
+        bytes[B_G] = add_ok(mul_ok(mul_ok(floats, moments, &bad), 4, &bad), moments == 2 ? mul_ok(n, 4, &bad) : 0, &bad);
     }
     if (W) {
         /* each replica starts on a cache line: Q, then bi, padded to 16 floats */
@@ -489,7 +569,7 @@ static int alloc_buffers(sgd_run *r, kd_err *e)
         return kd_fail(e, "out of memory (%llu bytes of training buffers)", (unsigned long long)total);
     }
     uint8_t *base = r->mem;
-    /* Adagrad's accumulators start at zero; the loss slots are summed before all are written */
+    /* the optimiser's state starts at zero; the loss slots are summed before all are written */
     if (bytes[B_G]) memset(base + off[B_G], 0, (size_t)bytes[B_G]);
     memset(base + off[B_HOG_LOSS], 0, (size_t)bytes[B_HOG_LOSS]);
     memset(base + off[B_REP_LOSS], 0, (size_t)bytes[B_REP_LOSS]);
@@ -500,7 +580,19 @@ static int alloc_buffers(sgd_run *r, kd_err *e)
     r->pu_old = (float *)(base + off[B_PU_OLD]);
     r->delta = (float *)(base + off[B_DELTA]);
     r->scratch = base + off[B_SCRATCH];
-    r->G = bytes[B_G] ? (float *)(base + off[B_G]) : NULL;
+    if (bytes[B_G]) {
+        kd_model *m = r->m;
+        size_t n = (size_t)m->n_users + m->n_items, floats = n * m->stride + n;
+        float *f = (float *)(base + off[B_G]);
+        for (int k = 0; k < (r->p->optim == KD_OPT_ADAM ? 2 : 1); k++, f += floats) {
+            kd_model *s = k ? &r->st.s2 : &r->st.s1;
+            s->P = f, s->Q = f + (size_t)m->n_users * m->stride;
+            s->bu = s->Q + (size_t)m->n_items * m->stride, s->bi = s->bu + m->n_users;
+        }
+        if (r->p->optim == KD_OPT_ADAM) r->st.nP = (uint32_t *)f, r->st.nQ = r->st.nP + m->n_users;
+        r->st_t = opt_transposed(&r->st);
+        r->stateful = 1;
+    }
     r->view = bytes[B_VIEW] ? (kd_model *)(base + off[B_VIEW]) : NULL;
     r->rep = bytes[B_REP] ? (float *)(base + off[B_REP]) : NULL;
     r->ids = bytes[B_IDS] ? (uint32_t *)(base + off[B_IDS]) : NULL;

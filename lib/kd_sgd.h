@@ -1,4 +1,4 @@
-/* kd_sgd: the training engine under kd-train and kd-distill: SGD (or Adagrad) on MF
+/* kd_sgd: the training engine under kd-train and kd-distill: SGD (or Adagrad, Adam) on MF
  * parameters, reproducible for any thread count.  After every epoch it calls an epoch
  * hook, which may stop the run (kd_train's hook validates, keeps the best parameters,
  * stops early and reports progress); the engine itself never prints and knows nothing
@@ -38,7 +38,7 @@
  * and not the blocks below: no thread ever touches a row another thread wrote during a
  * round, so the rows stay in each core's cache; 2 threads ran 1.7-2.1x one (make bench).
  *
- * Blocks (--replicas 0, and Adagrad, whose accumulators replicas would need to merge):
+ * Blocks (--replicas 0, and Adagrad and Adam, whose state replicas would need to merge):
  * an epoch is cut into blocks of about KD_SGD_BLOCK records, a number independent of
  * threads.  For each block
  *   A. every unit's records are produced from the parameters as they stand at the start of
@@ -81,7 +81,7 @@
 #define KD_ROUND_PER_ITEM 16u
 #define KD_NO_ITEM    UINT32_MAX    /* an empty record slot, or a unit with no user */
 
-enum kd_optim { KD_OPT_SGD, KD_OPT_ADAGRAD };
+enum kd_optim { KD_OPT_SGD, KD_OPT_ADAGRAD, KD_OPT_ADAM };
 
 typedef struct kd_rec {
     uint32_t item;

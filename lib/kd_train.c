@@ -80,7 +80,7 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
         o->sgd.epochs = (uint32_t)v;
         o->epochs_given = 1;
         break;
-    case O_LR: r = kd_cli_double("--lr", arg, 1e-12, 1e3, &o->sgd.lr, e); break;
+    case O_LR: r = kd_cli_double("--lr", arg, 1e-12, 1e3, &o->sgd.lr, e); o->lr_given = 1; break;
     case O_LR_DECAY: r = kd_cli_double("--lr-decay", arg, 1e-6, 1, &o->sgd.lr_decay, e); break;
     case O_REG: r = kd_cli_double("--reg", arg, 0, 1e3, &o->sgd.reg, e); break;
     case O_REG_BIAS: r = kd_cli_double("--reg-bias", arg, 0, 1e3, &o->sgd.reg_bias, e); break;
@@ -88,7 +88,8 @@ int kd_train_parse(kd_train_opts *o, int c, const char *arg, kd_err *e)
     case O_OPTIM:
         if (!strcmp(arg, "sgd")) o->sgd.optim = KD_OPT_SGD;
         else if (!strcmp(arg, "adagrad")) o->sgd.optim = KD_OPT_ADAGRAD;
-        else r = kd_fail_usage(e, "--optim: '%s' is not sgd or adagrad", arg);
+        else if (!strcmp(arg, "adam")) o->sgd.optim = KD_OPT_ADAM;
+        else r = kd_fail_usage(e, "--optim: '%s' is not sgd, adagrad or adam", arg);
         break;
     case O_THREADS: r = kd_cli_u64("--threads", arg, 1, 256, &v, e); o->sgd.threads = (int)v; break;
     case O_SEED: r = kd_cli_u64("--seed", arg, 0, UINT64_MAX, &o->seed, e); break;
@@ -146,6 +147,9 @@ int kd_train_finish(kd_train_opts *o, kd_err *e)
     }
     if (o->sgd.hogwild && o->sgd.replicas != KD_REPLICAS_AUTO && o->sgd.replicas)
         return kd_fail_usage(e, "--hogwild and --replicas exclude each other");
+    /* Adam's step is about lr per coordinate whatever the gradient's scale, so SGD's 0.05
+     * would be a step of half the init's spread: its usual rate instead */
+    if (o->sgd.optim == KD_OPT_ADAM && !o->lr_given) o->sgd.lr = KD_ADAM_LR;
     if (o->sgd.replicas == KD_REPLICAS_AUTO)
         o->sgd.replicas = o->sgd.hogwild || o->sgd.optim != KD_OPT_SGD ? 0 : KD_REPLICAS_DEFAULT;
     return 0;
@@ -167,17 +171,19 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --dim D          embedding dimension [%u]\n"
         "  --epochs N       at most N epochs (an epoch = one positive per train interaction)\n"
         "                   [%u with early stopping, else %u]\n"
-        "  --lr X           learning rate [%g]        --lr-decay X  lr *= X each epoch [%g]\n"
+        "  --lr X           learning rate [%g; adam %g]  --lr-decay X  lr *= X each epoch [%g]\n"
         "  --reg X          L2 on embeddings [%g]    --reg-bias X  L2 on item biases [%g]\n"
         "  --neg N          negatives per positive [%u]\n"
-        "  --optim sgd|adagrad [sgd]                --init-std X  N(0, X^2) init [%g]\n"
+        "  --optim sgd|adagrad|adam [sgd]           --init-std X  N(0, X^2) init [%g]\n"
+        "                   adam: beta1 0.9, beta2 0.999, eps 1e-8, bias-corrected per row by\n"
+        "                   the row's own steps (rows step only when a unit touches them)\n"
         "  --seed N         [%llu]\n"
         "  --threads N      never changes the result [auto: one per replica, at most the CPUs;\n"
         "                   block scheme: 1 when the model fits in a core's cache, else all]\n"
         "  --replicas W     W workers own users mod W and keep private item rows, merged in\n"
         "                   worker order every 65,536 units: scales with threads, and the result\n"
         "                   depends on W, never on --threads [2 with sgd; more workers suit more\n"
-        "                   cores].  0: the block scheme (always used by adagrad)\n"
+        "                   cores].  0: the block scheme (always used by adagrad and adam)\n"
         "  --hogwild        lock-free updates: faster, NOT reproducible (recorded in provenance)\n"
         "early stopping (on by default when the dataset has a validation split; without one,\n"
         "a fixed %u epochs and a note on stderr):\n"
@@ -195,7 +201,7 @@ void kd_train_help(FILE *f, const kd_train_opts *d)
         "  --cache DIR      content-hashed stage cache: reuse the model of an identical earlier\n"
         "                   run (same binary, parameters and input content), else publish this one\n"
         "  --label TEXT     the stage's name in the one line printed with --cache [OUT's name]\n",
-        d->dim, d->sgd.epochs, KD_EPOCHS_FIXED, d->sgd.lr, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
+        d->dim, d->sgd.epochs, KD_EPOCHS_FIXED, d->sgd.lr, KD_ADAM_LR, d->sgd.lr_decay, d->sgd.reg, d->sgd.reg_bias, d->neg,
         d->init_std, (unsigned long long)d->seed, KD_EPOCHS_FIXED, d->valid_every, KD_EPOCHS_FIXED, d->patience, d->select, d->valid_users, d->level);
 }
 
@@ -422,7 +428,7 @@ int kd_train_prov(const kd_train_opts *o, kd_buf *b)
     kd_prov_f64(b, "reg", o->sgd.reg);
     kd_prov_f64(b, "reg_bias", o->sgd.reg_bias);
     kd_prov_u64(b, "neg", o->neg);
-    kd_prov_str(b, "optim", o->sgd.optim == KD_OPT_ADAGRAD ? "adagrad" : "sgd");
+    kd_prov_str(b, "optim", o->sgd.optim == KD_OPT_ADAM ? "adam" : o->sgd.optim == KD_OPT_ADAGRAD ? "adagrad" : "sgd");
     kd_prov_f64(b, "init_std", o->init_std);
     kd_prov_u64(b, "seed", o->seed);
     kd_prov_u64(b, "sgd_block", KD_SGD_BLOCK);

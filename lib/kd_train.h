@@ -26,7 +26,7 @@ typedef struct kd_train_opts {
      * (KD_VALID_EVERY_DEFAULT ...); epochs_given, early_given: --epochs, --valid-every on the
      * command line; no_early: --no-early-stop (kd_train_resolve reads the three) */
     uint32_t valid_every, patience;
-    int      epochs_given, early_given, no_early;
+    int      epochs_given, early_given, no_early, lr_given;
     /* validate on a seeded sample of this many users with valid items (0: all of them);
      * valid_users_given: --valid-users was on the command line (then it is a parameter in
      * provenance; the default is recorded only in the result lines) */
@@ -79,6 +79,7 @@ extern const struct option kd_train_options[];
 #define KD_PATIENCE_DEFAULT    15u
 #define KD_SELECT_DEFAULT      "recall@10"
 #define KD_EPOCHS_CAP          300u
+#define KD_ADAM_LR             0.001  /* --lr's default with --optim adam (kd_train_finish) */
 #define KD_EPOCHS_FIXED        50u
 
 void kd_train_defaults(kd_train_opts *o, uint32_t dim);

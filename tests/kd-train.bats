@@ -134,8 +134,8 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     [[ $stderr == "kd-train: --dim: 100000 is out of range"* ]]
     run --separate-stderr -2 train_small --lr -0.1 -o m.kd
     [[ $stderr == "kd-train: --lr: -0.1 is out of range"* ]]
-    run --separate-stderr -2 train_small --optim adam -o m.kd
-    [ "$stderr" = "kd-train: --optim: 'adam' is not sgd or adagrad" ]
+    run --separate-stderr -2 train_small --optim adamw -o m.kd
+    [ "$stderr" = "kd-train: --optim: 'adamw' is not sgd, adagrad or adam" ]
     run --separate-stderr -2 train_small --valid-every 1 --select-metric ndcg -o m.kd
     [[ $stderr == "kd-train: --select-metric: 'ndcg' is not METRIC@K"* ]]
     [ ! -e m.kd ]
@@ -228,6 +228,24 @@ train_small() { kd-train -q --dim 16 --epochs 5 "$@" small.kd; }
     kd-train -q --dim 16 --epochs 8 --optim adagrad --lr 0.1 small.kd -o m.kd
     kd-cat m.kd train.loss >loss
     [ "$(awk 'NR == 1 { a = $1 } END { print ($1 < a) }' loss)" = 1 ]
+}
+
+@test "adam: trains and lowers the loss, the same bytes for any --threads, lr 0.001 unless given" {
+    for t in 1 2 3; do kd-train -q --dim 16 --epochs 8 --optim adam --threads "$t" small.kd -o "a$t.kd"; done
+    cmp a1.kd a2.kd
+    cmp a1.kd a3.kd
+    kd-cat a1.kd train.loss >loss
+    [ "$(awk 'NR == 1 { a = $1 } END { print ($1 < a) }' loss)" = 1 ]
+    kd-cat a1.kd provenance | grep -qx 'optim=adam'
+    kd-cat a1.kd provenance | grep -qx 'lr=0.001'
+    kd-cat a1.kd provenance | grep -qx 'replicas=0'
+    kd-train -q --dim 16 --epochs 8 --optim adam --lr 0.003 small.kd -o b.kd
+    kd-cat b.kd provenance | grep -qx 'lr=0.003'
+    ! cmp -s a1.kd b.kd || false
+    kd-train -q --dim 16 --epochs 8 --optim adagrad small.kd -o g.kd
+    kd-cat g.kd provenance | grep -qx 'lr=0.05'
+    run --separate-stderr -2 train_small --replicas 2 --optim adam -o x.kd
+    [ "$stderr" = "kd-train: --replicas works with --optim sgd only" ]
 }
 
 @test "progress: nothing on stderr when it is not a terminal, a line per epoch with --verbose" {

@@ -173,6 +173,18 @@ static inline __attribute__((always_inline)) void adam_row(float *x, float *m, f
     }
 }
 
+/* 1 when a step would have a zero gradient (every record's coef 0, no decay).  Adam then
+ * takes no step: its moments would still move the row (a zero-weight term is nothing, as
+ * under SGD and Adagrad, so --lambda 0 --kd-decay 0 trains kd-train's model), and the row's
+ * step count is that of the steps it took. */
+static inline int adam_idle(const kd_rec *recs, uint32_t R, float decay)
+{
+    if (decay != 0) return 0;
+    for (uint32_t k = 0; k < R; k++)
+        if (recs[k].item != KD_NO_ITEM && recs[k].coef != 0) return 0;
+    return 1;
+}
+
 /* The state a row update of model m reads: m is the master or its transposed view (the
  * stateful optimisers run blocks or hogwild only, never replicas' private item rows). */
 static inline const opt_state *state_of(const struct sgd_run *r, const kd_model *m)
@@ -193,9 +205,10 @@ static inline __attribute__((always_inline)) void apply_user(sgd_run *r, kd_mode
     if (r->stateful) {
         const opt_state *st = state_of(r, m);
         size_t o = (size_t)u * m->stride;
-        if (r->p->optim == KD_OPT_ADAM)
+        if (r->p->optim == KD_OPT_ADAM) {
+            if (adam_idle(recs, R, (float)r->p->reg)) return;
             adam_row(pu, st->s1.P + o, st->s2.P + o, adam_begin(st->nP + u, r->lr), 1.0f, delta, (float)r->p->reg, m->dim);
-        else
+        } else
             ada_row(pu, st->s1.P + o, r->lr, 1.0f, delta, (float)r->p->reg, m->dim);
     } else
         kd_scale_axpy(pu, 1.0f - r->lr * (float)r->p->reg, r->lr, delta, m->stride);
@@ -210,6 +223,7 @@ static inline __attribute__((always_inline)) void apply_item(sgd_run *r, kd_mode
         size_t o = (size_t)c->item * m->stride;
         float reg_b = (float)r->p->reg_bias, one = 1.0f;
         if (r->p->optim == KD_OPT_ADAM) {
+            if (adam_idle(c, 1, (float)r->p->reg) && reg_b == 0) return;
             adam_step a = adam_begin(st->nQ + c->item, r->lr);
             adam_row(q, st->s1.Q + o, st->s2.Q + o, a, c->coef, pu_old, (float)r->p->reg, m->dim);
             adam_row(bi, st->s1.bi + c->item, st->s2.bi + c->item, a, c->coef, &one, reg_b, 1);

@@ -20,8 +20,8 @@ margs() { if [ "$1" = rce ]; then echo "--method rce --topk 5 --samples 8 --topm
     cmp a b
 }
 
-@test "--lambda 0 with --kd-decay 0 trains exactly the plain BPR student, for every method and scheme" {
-    for rep in "" "--replicas 0" "--replicas 3"; do
+@test "--lambda 0 with --kd-decay 0 trains exactly the plain BPR student, for every method, scheme and optimiser" {
+    for rep in "" "--replicas 0" "--replicas 3" "--optim adagrad" "--optim adam"; do
         kd-train -q --dim 8 --epochs 4 --seed 3 $rep small.kd -o plain.kd
         params plain.kd >a
         for m in rd rrd ce dcd dcd-item dcd2 rce; do

@@ -28,6 +28,11 @@ typedef struct opt_state {
     uint32_t *nP, *nQ;
 } opt_state;
 
+/* The state's size: moments of (users + items) x (stride + 1) floats each (rows, then a bias
+ * per row), and Adam's step count per row. */
+static inline int opt_moments(int optim) { return optim == KD_OPT_ADAM ? 2 : optim == KD_OPT_ADAGRAD ? 1 : 0; }
+static inline uint64_t opt_moment_floats(const kd_model *m) { return ((uint64_t)m->n_users + m->n_items) * (m->stride + 1ull); }
+
 /* The same state seen by a transposed task (P <-> Q, bu <-> bi, as tview). */
 static opt_state opt_transposed(const opt_state *a)
 {
@@ -549,11 +554,9 @@ static int plan_buffers(sgd_run *r, uint64_t bytes[B_N])
     bytes[B_PU_OLD] = add_ok(mul_ok(max_units, row, &bad), 64, &bad);
     bytes[B_DELTA] = mul_ok(r->NB, row, &bad);
     bytes[B_SCRATCH] = mul_ok(r->NB, r->scratch_stride, &bad);
-    if (r->p->optim != KD_OPT_SGD) { /* per moment: P | Q | bu | bi (floats), then Adam's counts */
-        uint64_t n = (uint64_t)m->n_users + m->n_items;
-        uint64_t floats = add_ok(mul_ok(n, m->stride, &bad), n, &bad);
-        uint64_t moments = r->p->optim == KD_OPT_ADAM ? 2 : 1;
-        bytes[B_G] = add_ok(mul_ok(mul_ok(floats, moments, &bad), 4, &bad), moments == 2 ? mul_ok(n, 4, &bad) : 0, &bad);
+    if (opt_moments(r->p->optim)) { /* per moment: P | Q | bu | bi (floats), then Adam's counts */
+        uint64_t rows = (uint64_t)m->n_users + m->n_items, k = (uint64_t)opt_moments(r->p->optim);
+        bytes[B_G] = add_ok(mul_ok(mul_ok(opt_moment_floats(m), k, &bad), 4, &bad), k == 2 ? mul_ok(rows, 4, &bad) : 0, &bad);
     }
     if (W) {
         /* each replica starts on a cache line: Q, then bi, padded to 16 floats */
@@ -596,9 +599,8 @@ static int alloc_buffers(sgd_run *r, kd_err *e)
     r->scratch = base + off[B_SCRATCH];
     if (bytes[B_G]) {
         kd_model *m = r->m;
-        size_t n = (size_t)m->n_users + m->n_items, floats = n * m->stride + n;
         float *f = (float *)(base + off[B_G]);
-        for (int k = 0; k < (r->p->optim == KD_OPT_ADAM ? 2 : 1); k++, f += floats) {
+        for (int k = 0; k < opt_moments(r->p->optim); k++, f += opt_moment_floats(m)) {
             kd_model *s = k ? &r->st.s2 : &r->st.s1;
             s->P = f, s->Q = f + (size_t)m->n_users * m->stride;
             s->bu = s->Q + (size_t)m->n_items * m->stride, s->bi = s->bu + m->n_users;

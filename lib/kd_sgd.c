@@ -140,6 +140,20 @@ static inline __attribute__((always_inline)) void ada_row(float *x, float *G, fl
     }
 }
 
+/* ada_row on a whole padded row (n % 16 == 0, x and v 64-byte aligned; G need not be), 16
+ * lanes at a time: the same operations lane by lane, so the same bytes (as adam_row16) */
+static inline __attribute__((always_inline)) void ada_row16(float *x, float *G, float lr, float s, const float *v, float decay,
+                                                             uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k += 16) {
+        kd_v16 xv = *(kd_v16 *)(x + k), g = s * *(const kd_v16 *)(v + k) - decay * xv;
+        kd_v16 Gv = *(kd_v16u *)(G + k) + g * g, root;
+        for (int l = 0; l < 16; l++) root[l] = __builtin_sqrtf(Gv[l]);
+        *(kd_v16u *)(G + k) = Gv;
+        *(kd_v16 *)(x + k) = xv + lr * g / (root + 1e-7f);
+    }
+}
+
 #define ADAM_B1  0.9
 #define ADAM_B2  0.999
 #define ADAM_EPS 1e-8f
@@ -178,6 +192,26 @@ static inline __attribute__((always_inline)) void adam_row(float *x, float *m, f
     }
 }
 
+/* adam_row on a whole padded row (n % 16 == 0, x and u 64-byte aligned; the moments need
+ * not be), 16 lanes at a time: each lane is adam_row's arithmetic, operation for operation
+ * (IEEE multiply, add, divide and square root round the same in every width), so the bytes
+ * are adam_row's.  Padding stays zero: u and x are 0 there, so g, m and v are, and the step
+ * is 0 / e2.  Needs -fno-math-errno (Makefile) for the square roots to be vector ones. */
+static inline __attribute__((always_inline)) void adam_row16(float *x, float *m, float *v, adam_step st, float s,
+                                                              const float *u, float decay, uint32_t n)
+{
+    const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
+    for (uint32_t k = 0; k < n; k += 16) {
+        kd_v16 xv = *(kd_v16 *)(x + k), g = s * *(const kd_v16 *)(u + k) - decay * xv;
+        kd_v16 mv = b1 * *(kd_v16u *)(m + k) + (1 - b1) * g;
+        kd_v16 vv = b2 * *(kd_v16u *)(v + k) + (1 - b2) * g * g, root;
+        for (int l = 0; l < 16; l++) root[l] = __builtin_sqrtf(vv[l]);
+        *(kd_v16u *)(m + k) = mv;
+        *(kd_v16u *)(v + k) = vv;
+        *(kd_v16 *)(x + k) = xv + st.a * mv / (root + st.e2);
+    }
+}
+
 /* 1 when a step would have a zero gradient (every record's coef 0, no decay).  Adam then
  * takes no step: its moments would still move the row (a zero-weight term is nothing, as
  * under SGD and Adagrad, so --lambda 0 --kd-decay 0 trains kd-train's model), and the row's
@@ -212,9 +246,9 @@ static inline __attribute__((always_inline)) void apply_user(sgd_run *r, kd_mode
         size_t o = (size_t)u * m->stride;
         if (r->p->optim == KD_OPT_ADAM) {
             if (adam_idle(recs, R, (float)r->p->reg)) return;
-            adam_row(pu, st->s1.P + o, st->s2.P + o, adam_begin(st->nP + u, r->lr), 1.0f, delta, (float)r->p->reg, m->dim);
+            adam_row16(pu, st->s1.P + o, st->s2.P + o, adam_begin(st->nP + u, r->lr), 1.0f, delta, (float)r->p->reg, m->stride);
         } else
-            ada_row(pu, st->s1.P + o, r->lr, 1.0f, delta, (float)r->p->reg, m->dim);
+            ada_row16(pu, st->s1.P + o, r->lr, 1.0f, delta, (float)r->p->reg, m->stride);
     } else
         kd_scale_axpy(pu, 1.0f - r->lr * (float)r->p->reg, r->lr, delta, m->stride);
 }
@@ -230,10 +264,10 @@ static inline __attribute__((always_inline)) void apply_item(sgd_run *r, kd_mode
         if (r->p->optim == KD_OPT_ADAM) {
             if (adam_idle(c, 1, (float)r->p->reg) && reg_b == 0) return;
             adam_step a = adam_begin(st->nQ + c->item, r->lr);
-            adam_row(q, st->s1.Q + o, st->s2.Q + o, a, c->coef, pu_old, (float)r->p->reg, m->dim);
+            adam_row16(q, st->s1.Q + o, st->s2.Q + o, a, c->coef, pu_old, (float)r->p->reg, m->stride);
             adam_row(bi, st->s1.bi + c->item, st->s2.bi + c->item, a, c->coef, &one, reg_b, 1);
         } else {
-            ada_row(q, st->s1.Q + o, r->lr, c->coef, pu_old, (float)r->p->reg, m->dim);
+            ada_row16(q, st->s1.Q + o, r->lr, c->coef, pu_old, (float)r->p->reg, m->stride);
             ada_row(bi, st->s1.bi + c->item, r->lr, c->coef, &one, reg_b, 1);
         }
     } else {

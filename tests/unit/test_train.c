@@ -356,6 +356,52 @@ static void test_adam_first_step(void)
     kd_model_free(&m);
 }
 
+/* One step of Adagrad and of Adam is exactly the arithmetic their comments give, lane by
+ * lane in float (the steps run 16 lanes at a time: vector square roots and divides must round
+ * as scalar ones), and the padding of a row (dim 20, stride 32) stays zero: one BPR unit on
+ * user 1, items 2 and 5, every coordinate compared bit for bit. */
+static void test_stateful_step_exact(void)
+{
+    kd_err e;
+    for (int opt = KD_OPT_ADAGRAD; opt <= KD_OPT_ADAM; opt++) {
+        kd_model m;
+        CHECK(kd_model_alloc(&m, 4, 6, 20, &e) == 0 && m.stride == 32);
+        kd_model_init_normal(&m, 5, 0.002f); /* small rows: the step, not x, sets the last bits */
+        const uint32_t S = m.stride;
+        float p0[32], a0[32], b0[32], bi0[6];
+        memcpy(p0, m.P + 1 * S, sizeof p0);
+        memcpy(a0, m.Q + 2 * S, sizeof a0);
+        memcpy(b0, m.Q + 5 * S, sizeof b0);
+        memcpy(bi0, m.bi, sizeof bi0);
+        float c = (float)kd_sigmoid_neg(sym_score(&m, 1, 2) - sym_score(&m, 1, 5));
+        fixed_task ft = { 1, 2, 5, 0 };
+        kd_sgd_task task = fixed_sgd_task(&ft, 1);
+        kd_sgd_params p = { .epochs = 1, .lr = 0.01, .lr_decay = 1, .reg = 0.02, .reg_bias = 0, .optim = opt, .threads = 1 };
+        CHECK(kd_sgd_train(&m, &task, 1, &p, NULL, NULL, &e) == 0);
+        const float lr = (float)p.lr, reg = (float)p.reg, b1 = 0.9f, b2 = 0.999f;
+        const double c2 = sqrt(1 - 0.999);
+        const float a = (float)(lr * c2 / (1 - 0.9)), e2 = (float)(1e-8f * c2);
+        /* x stepped with gradient g: the optimiser's rule at its first step (state 0) */
+#define STEP(x, g) (opt == KD_OPT_ADAM ? (x) + a * ((1 - b1) * (g)) / (sqrtf((1 - b2) * (g) * (g)) + e2) \
+                                       : (x) + lr * (g) / (sqrtf((g) * (g)) + 1e-7f))
+        int bad = 0;
+        for (uint32_t k = 0; k < S; k++) {
+            float delta = c * a0[k] + -c * b0[k];
+            float gu = 1.0f * delta - reg * p0[k], ga = c * p0[k] - reg * a0[k], gb = -c * p0[k] - reg * b0[k];
+            float wu = STEP(p0[k], gu), wa = STEP(a0[k], ga), wb = STEP(b0[k], gb);
+            if (k >= m.dim) wu = wa = wb = 0;
+            bad += memcmp(&wu, m.P + 1 * S + k, 4) != 0;
+            bad += memcmp(&wa, m.Q + 2 * S + k, 4) != 0;
+            bad += memcmp(&wb, m.Q + 5 * S + k, 4) != 0;
+        }
+        float gi = c * 1.0f - 0.0f * bi0[2], gj = -c * 1.0f - 0.0f * bi0[5];
+        float wi = STEP(bi0[2], gi), wj = STEP(bi0[5], gj);
+#undef STEP
+        CHECK(bad == 0 && !memcmp(&wi, m.bi + 2, 4) && !memcmp(&wj, m.bi + 5, 4));
+        kd_model_free(&m);
+    }
+}
+
 /* A transposed task (an item-side loss) under Adagrad and Adam steps the item rows with the
  * items' state and the user rows with the users': training it on a model is bit for bit
  * training the same task, untransposed, on the transposed model.  With more users than
@@ -399,6 +445,7 @@ int main(void)
     test_worker_sampling();
     test_threads_do_not_change_the_model();
     test_adam_first_step();
+    test_stateful_step_exact();
     test_transposed_state();
     return kd_test_done("test_train");
 }

@@ -28,7 +28,8 @@ PLAIN_LRS   ?= 0.025 0.05 0.1
 PLAIN_REGS  ?= 0.003 0.01 0.03
 # Post-training quantisation, the equal-bytes baseline: each of QUANT_BITS (8, 4; asym, per-row
 # scale) of the teacher, of every plain-student run (so the one valid chooses has its own) and
-# of every knob value of QUANT_METHODS; evaluated on test only (nothing is chosen among them).
+# of every knob value of QUANT_METHODS (those of them in METHODS: METHODS=dcd-item has no dcd
+# runs to quantise); evaluated on test only (nothing is chosen among them).
 QUANT_BITS    ?= 8 4
 QUANT_METHODS ?= dcd
 QUANT_FLAGS   ?= --scheme asym
@@ -62,7 +63,7 @@ $(foreach m,$(METHODS),$(foreach v,$(call knob_values,$(m)),$(eval $(call kd_mod
 
 # the quantised models: <model>_q<bits>
 quant_sources = teacher $(foreach lr,$(PLAIN_LRS),$(foreach reg,$(PLAIN_REGS),$(call plain_name,$(lr),$(reg)))) \
-    $(foreach m,$(QUANT_METHODS),$(foreach v,$(call knob_values,$(m)),$(m)_$(call knob_name,$(m))$(v)))
+    $(foreach m,$(filter $(METHODS),$(QUANT_METHODS)),$(foreach v,$(call knob_values,$(m)),$(m)_$(call knob_name,$(m))$(v)))
 $(foreach src,$(quant_sources),$(foreach b,$(QUANT_BITS),$(eval $(call kd_quant,$(src)_q$(b),$(src),--bits $(b) $(QUANT_FLAGS)))))
 
 # evaluation of every model of the seed (a pattern rule, as two files come from one run)

@@ -218,6 +218,15 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     [ "$(ran)" -eq 0 ]
 }
 
+@test "a QUANT_METHODS method left out of METHODS is not quantised (it has no runs), the rest is" {
+    # the default QUANT_METHODS is dcd, which METHODS="margin-mse rrd" leaves out: before, the
+    # pipeline asked for dcd's quantised runs and stopped ("No rule to make target dcd_l0.3.kd")
+    run_pipeline QUANT_BITS=8
+    [ "$(grep -c $'\tquantised\t' data/seed/s1/eval-test.tsv)" -eq 2 ]
+    ! ls data/seed/s1/dcd_* 2>/dev/null || false
+    grep -q '^| teacher, int8-asym | ' data/seed/report.md
+}
+
 @test "make -n report on a fresh tree writes nothing, for every pipeline" {
     mkdir tree && cp -R "$REPO/Makefile" "$REPO/pipelines" "$REPO/lib" "$REPO/tools" tree/
     cd tree

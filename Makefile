@@ -48,8 +48,8 @@ $(LIB_OBJS) $(TOOL_OBJS): $(BUILD)/%.o: %.c $(BUILD)/cflags.stamp | deps
 	@mkdir -p $(@D)
 	$(call QUIET,CC,$<)$(CC) $(ALL_CFLAGS) -Ilib -MMD -MP -c -o $@ $<
 
-# Adam's square roots (kd_sgd.c) vectorise only when sqrtf need not set errno; that changes
-# no value (IEEE sqrt is correctly rounded, and a moment is never negative)
+# Adam's and Adagrad's square roots (kd_sgd.c) vectorise only when sqrtf need not set errno;
+# that changes no value (IEEE sqrt is correctly rounded; a moment is never negative)
 $(BUILD)/lib/kd_sgd.o: ALL_CFLAGS += -fno-math-errno
 
 # the unit objects live in $(BUILD)/unit/, their sources in tests/unit/

@@ -66,9 +66,16 @@ quant_sources = teacher $(foreach lr,$(PLAIN_LRS),$(foreach reg,$(PLAIN_REGS),$(
     $(foreach m,$(filter $(METHODS),$(QUANT_METHODS)),$(foreach v,$(call knob_values,$(m)),$(m)_$(call knob_name,$(m))$(v)))
 $(foreach src,$(quant_sources),$(foreach b,$(QUANT_BITS),$(eval $(call kd_quant,$(src)_q$(b),$(src),--bits $(b) $(QUANT_FLAGS)))))
 
+# Single-user latency is timed on a seeded sample of at most LATENCY_USERS test users (every
+# one below that): timing all of them cost 2.1 s a 20-dim model on amazon-book's 70,000 users,
+# a third of a seed's evaluation, for quantiles that 2,000 draws already pin down
+LATENCY_USERS ?= 2000
+eval_test_args = -k 10,20 --latency-users $(LATENCY_USERS)
+$(eval $(call kd_args_rule,eval-test,$(eval_test_args)))
+
 # evaluation of every model of the seed (a pattern rule, as two files come from one run)
-$(PDIR)/s%/eval-test.tsv $(PDIR)/s%/eval-test-users.tsv: $(PDIR)/s%/data.kd $(seed_models) $(seed_qmodels) $(BIN)/kd-eval
-	$(RUN) $(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval test seed=$*" -k 10,20 --per-user $(PDIR)/s$*/eval-test-users.tsv --reference $(PDIR)/s$*/teacher.kd $(filter %.kd,$^) -o $(PDIR)/s$*/eval-test.tsv
+$(PDIR)/s%/eval-test.tsv $(PDIR)/s%/eval-test-users.tsv: $(PDIR)/s%/data.kd $(seed_models) $(seed_qmodels) $(PDIR)/s%/.args/eval-test $(BIN)/kd-eval
+	$(RUN) $(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval test seed=$*" $(args.eval-test) --per-user $(PDIR)/s$*/eval-test-users.tsv --reference $(PDIR)/s$*/teacher.kd $(filter %.kd,$^) -o $(PDIR)/s$*/eval-test.tsv
 
 $(SEEDS:%=$(PDIR)/s%/eval-valid.tsv): $(PDIR)/s%/eval-valid.tsv: $(PDIR)/s%/data.kd $(seed_models) $(BIN)/kd-eval
 	$(RUN) $(BIN)/kd-eval --threads $(THREADS) $(CACHE) --label "eval valid seed=$*" --no-timing --split valid -k 10 $(filter %.kd,$^) -o $@

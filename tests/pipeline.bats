@@ -64,6 +64,17 @@ ids() { for f in data/seed/s*/*.kd; do echo "$f $(content_id "$f")"; done; }
     cmp before.ids after.ids
 }
 
+@test "LATENCY_USERS reaches kd-eval's test stage, and changing it reruns exactly that stage" {
+    run_pipeline
+    grep -qx -- '-k 10,20 --latency-users 2000' data/seed/s1/.args/eval-test
+    run_pipeline LATENCY_USERS=7
+    [ "$(ran)" -eq 2 ]   # per seed: the test evaluation, nothing else
+    grep -q 'eval test seed=1: ran in' err.log && grep -q 'eval test seed=2: ran in' err.log
+    grep -qx -- '-k 10,20 --latency-users 7' data/seed/s1/.args/eval-test
+    run_pipeline LATENCY_USERS=7
+    [ "$(ran)" -eq 0 ]
+}
+
 @test "removing the outputs restores everything from the cache" {
     run_pipeline
     ids >before.ids

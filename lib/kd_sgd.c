@@ -130,25 +130,32 @@ static inline void prefetch_rows(const kd_model *m, const uint32_t *ids, uint32_
         for (uint32_t c = 0; c < m->stride; c += 16) __builtin_prefetch(m->Q + (size_t)ids[k] * m->stride + c);
 }
 
-/* Adagrad step on one row: x += lr * g / sqrt(G + eps), G += g^2, g = s*v - decay*x */
-static inline __attribute__((always_inline)) void ada_row(float *x, float *G, float lr, float s, const float *v, float decay, uint32_t n)
+/* r = the 16 lanes' square roots of x (vector ones: kd_sgd.o is built with -fno-math-errno,
+ * Makefile).  By pointer, as kd_hsum16: a 64-byte vector has no one calling convention. */
+static inline __attribute__((always_inline)) void sqrt16(kd_v16 *r, const kd_v16 *x)
 {
-    for (uint32_t k = 0; k < n; k++) {
-        float g = s * v[k] - decay * x[k];
-        G[k] += g * g;
-        x[k] += lr * g / (sqrtf(G[k]) + 1e-7f);
-    }
+    for (int l = 0; l < 16; l++) (*r)[l] = __builtin_sqrtf((*x)[l]);
 }
 
-/* ada_row on a whole padded row (n % 16 == 0, x and v 64-byte aligned; G need not be), 16
- * lanes at a time: the same operations lane by lane, so the same bytes (as adam_row16) */
+/* Adagrad's step of one parameter: g = s*v - decay*x, G += g^2, x += lr * g / (sqrt(G) + eps) */
+static inline void ada_one(float *x, float *G, float lr, float s, float v, float decay)
+{
+    float g = s * v - decay * *x;
+    *G += g * g;
+    *x += lr * g / (sqrtf(*G) + 1e-7f);
+}
+
+/* ada_one on a whole padded row (n % 16 == 0, x and v 64-byte aligned; G need not be), 16
+ * lanes at a time: each lane does ada_one's operations in its order (IEEE multiply, add,
+ * divide and square root round the same in every width), so the bytes are ada_one's.
+ * Padding stays zero: v and x are 0 there, so g and G are, and the step is 0 / eps. */
 static inline __attribute__((always_inline)) void ada_row16(float *x, float *G, float lr, float s, const float *v, float decay,
                                                              uint32_t n)
 {
     for (uint32_t k = 0; k < n; k += 16) {
         kd_v16 xv = *(kd_v16 *)(x + k), g = s * *(const kd_v16 *)(v + k) - decay * xv;
         kd_v16 Gv = *(kd_v16u *)(G + k) + g * g, root;
-        for (int l = 0; l < 16; l++) root[l] = __builtin_sqrtf(Gv[l]);
+        sqrt16(&root, &Gv);
         *(kd_v16u *)(G + k) = Gv;
         *(kd_v16 *)(x + k) = xv + lr * g / (root + 1e-7f);
     }
@@ -179,24 +186,19 @@ static inline adam_step adam_begin(uint32_t *count, float lr)
     return (adam_step){ (float)(lr * c2 / c1), (float)(ADAM_EPS * c2) };
 }
 
-/* One Adam step of n parameters x (moments m, v), gradient g = s*u - decay*x */
-static inline __attribute__((always_inline)) void adam_row(float *x, float *m, float *v, adam_step st, float s, const float *u,
-                                                            float decay, uint32_t n)
+/* Adam's step of one parameter x (moments m, v), gradient g = s*u - decay*x */
+static inline void adam_one(float *x, float *m, float *v, adam_step st, float s, float u, float decay)
 {
     const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
-    for (uint32_t k = 0; k < n; k++) {
-        float g = s * u[k] - decay * x[k];
-        m[k] = b1 * m[k] + (1 - b1) * g;
-        v[k] = b2 * v[k] + (1 - b2) * g * g;
-        x[k] += st.a * m[k] / (sqrtf(v[k]) + st.e2);
-    }
+    float g = s * u - decay * *x;
+    *m = b1 * *m + (1 - b1) * g;
+    *v = b2 * *v + (1 - b2) * g * g;
+    *x += st.a * *m / (sqrtf(*v) + st.e2);
 }
 
-/* adam_row on a whole padded row (n % 16 == 0, x and u 64-byte aligned; the moments need
- * not be), 16 lanes at a time: each lane is adam_row's arithmetic, operation for operation
- * (IEEE multiply, add, divide and square root round the same in every width), so the bytes
- * are adam_row's.  Padding stays zero: u and x are 0 there, so g, m and v are, and the step
- * is 0 / e2.  Needs -fno-math-errno (Makefile) for the square roots to be vector ones. */
+/* adam_one on a whole padded row (n % 16 == 0, x and u 64-byte aligned; the moments need
+ * not be), 16 lanes at a time, operation for operation as ada_row16 is ada_one's; padding
+ * stays zero (g, m and v are 0 there, the step 0 / e2). */
 static inline __attribute__((always_inline)) void adam_row16(float *x, float *m, float *v, adam_step st, float s,
                                                               const float *u, float decay, uint32_t n)
 {
@@ -205,7 +207,7 @@ static inline __attribute__((always_inline)) void adam_row16(float *x, float *m,
         kd_v16 xv = *(kd_v16 *)(x + k), g = s * *(const kd_v16 *)(u + k) - decay * xv;
         kd_v16 mv = b1 * *(kd_v16u *)(m + k) + (1 - b1) * g;
         kd_v16 vv = b2 * *(kd_v16u *)(v + k) + (1 - b2) * g * g, root;
-        for (int l = 0; l < 16; l++) root[l] = __builtin_sqrtf(vv[l]);
+        sqrt16(&root, &vv);
         *(kd_v16u *)(m + k) = mv;
         *(kd_v16u *)(v + k) = vv;
         *(kd_v16 *)(x + k) = xv + st.a * mv / (root + st.e2);
@@ -260,15 +262,15 @@ static inline __attribute__((always_inline)) void apply_item(sgd_run *r, kd_mode
     if (r->stateful) {
         const opt_state *st = state_of(r, m);
         size_t o = (size_t)c->item * m->stride;
-        float reg_b = (float)r->p->reg_bias, one = 1.0f;
+        float reg_b = (float)r->p->reg_bias;
         if (r->p->optim == KD_OPT_ADAM) {
             if (adam_idle(c, 1, (float)r->p->reg) && reg_b == 0) return;
             adam_step a = adam_begin(st->nQ + c->item, r->lr);
             adam_row16(q, st->s1.Q + o, st->s2.Q + o, a, c->coef, pu_old, (float)r->p->reg, m->stride);
-            adam_row(bi, st->s1.bi + c->item, st->s2.bi + c->item, a, c->coef, &one, reg_b, 1);
+            adam_one(bi, st->s1.bi + c->item, st->s2.bi + c->item, a, c->coef, 1.0f, reg_b);
         } else {
             ada_row16(q, st->s1.Q + o, r->lr, c->coef, pu_old, (float)r->p->reg, m->stride);
-            ada_row(bi, st->s1.bi + c->item, r->lr, c->coef, &one, reg_b, 1);
+            ada_one(bi, st->s1.bi + c->item, r->lr, c->coef, 1.0f, reg_b);
         }
     } else {
         kd_scale_axpy(q, 1.0f - r->lr * (float)r->p->reg, r->lr * c->coef, pu_old, m->stride);

@@ -81,7 +81,7 @@ int kd_distill_check_refresh(const kd_distill_params *p, kd_err *e)
     /* rd --dynamic estimates the student's ranks from fresh samples in each unit: it keeps
      * no ranking that could be stale */
     if (p->refresh > 1 && !kd_distill_methods[p->method].ranks_student)
-        return kd_fail_usage(e, "--refresh: %s does not rank the student each epoch (only dcd, dcd-item, dcd2 and rce do)",
+        return kd_fail_usage(e, "--refresh: %s does not rank the student each epoch (only dcd, dcd-item, dcd2, rce and rce2 do)",
                              kd_distill_methods[p->method].name);
     return 0;
 }
@@ -357,6 +357,10 @@ KD_CLONES static double margin_records(void *ctx, const kd_model *m, const uint3
 
 #define RD_SAMPLES 32
 #define RCE_LAMBDA 1.0   /* rce's default weight (see rce_defaults) */
+/* rce2's item side: dcd-item's lists at its defaults (dcd_defaults' K and L, the common M) */
+#define RCE2_ITEM_K 20
+#define RCE2_ITEM_L 20
+#define RCE2_ITEM_M 100
 
 KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
                                    kd_rec *recs, void *scratch)
@@ -510,11 +514,11 @@ static uint32_t rank_in(const uint32_t *list, uint32_t M, uint32_t item)
 /* One DCD list: row u of (m, d) -- a user of the model and dataset, or an item of their
  * transposes -- with the teacher's and student's top-M lists tt, st of that row. */
 static double dcd_list(const kd_distill *k, const kd_model *m, const kd_dataset *d, uint32_t u, const uint32_t *tt,
-                       const uint32_t *st, uint32_t M, uint64_t key, double lambda, uint32_t *user, kd_rec *recs,
-                       void *scratch)
+                       const uint32_t *st, uint32_t M, uint32_t K, uint32_t L, uint64_t key, double lambda,
+                       uint32_t *user, kd_rec *recs, void *scratch)
 {
     const kd_distill_params *p = &k->p;
-    uint32_t K = p->K, L = p->L, half = K / 2 ? K / 2 : 1;
+    uint32_t half = K / 2 ? K / 2 : 1;
     list_scratch ls;
     list_layout(K + L, scratch, &ls);
     uint32_t *items = ls.items, pick[1024], nt = 0, ns = 0, ntop = 0;
@@ -552,7 +556,7 @@ KD_CLONES static double dcd_produce(void *ctx, const kd_model *m, uint64_t epoch
 {
     const kd_distill *k = ctx;
     uint32_t u = (uint32_t)unit, M = k->p.M;
-    return dcd_list(k, m, k->d, u, k->t_items + (size_t)u * M, k->s_items + (size_t)u * M, M,
+    return dcd_list(k, m, k->d, u, k->t_items + (size_t)u * M, k->s_items + (size_t)u * M, M, k->p.K, k->p.L,
                     unit_key(k, epoch, KD_UNIT_DCD, u), k->p.lambda, user, recs, scratch);
 }
 
@@ -591,8 +595,8 @@ KD_CLONES static double dcd_item_produce(void *ctx, const kd_model *m, uint64_t 
     const kd_distill *k = ctx;
     uint32_t i = (uint32_t)unit, M = k->Mi;
     kd_model mt = transposed(m);
-    double lambda = k->p.method == KD_DCD2 ? k->p.item_lambda : k->p.lambda;
-    return dcd_list(k, &mt, &k->dT, i, k->ti_users + (size_t)i * M, k->si_users + (size_t)i * M, M,
+    double lambda = k->p.method == KD_DCD_ITEM ? k->p.lambda : k->p.item_lambda; /* dcd2, rce2: its own */
+    return dcd_list(k, &mt, &k->dT, i, k->ti_users + (size_t)i * M, k->si_users + (size_t)i * M, M, k->iK, k->iL,
                     unit_key(k, epoch, KD_UNIT_DCD_ITEM, i), lambda, user, recs, scratch);
 }
 
@@ -919,6 +923,8 @@ static int item_prepare(kd_distill *k, kd_err *e)
 
 static int dcd_item_prepare(kd_distill *k, kd_err *e) { return item_prepare(k, e); }
 static int dcd2_prepare(kd_distill *k, kd_err *e) { return teacher_topm(k, e) || item_prepare(k, e) ? -1 : 0; }
+static int rce_prepare(kd_distill *k, kd_err *e);
+static int rce2_prepare(kd_distill *k, kd_err *e) { return rce_prepare(k, e) || item_prepare(k, e) ? -1 : 0; }
 
 static int rce_prepare(kd_distill *k, kd_err *e)
 {
@@ -978,7 +984,7 @@ static int dcd_tasks(kd_distill *k, kd_sgd_task *tasks)
 /* The item side as a transposed task: one unit per item an epoch. */
 static kd_sgd_task item_task(kd_distill *k)
 {
-    uint32_t KL = k->p.K + k->p.L;
+    uint32_t KL = k->iK + k->iL;
     return (kd_sgd_task){ .units = k->d->n_items, .recs_per_unit = KL, .samples_per_unit = KL,
                           .scratch_bytes = list_layout(KL, NULL, NULL) + set_bytes(k->Mi), .produce = dcd_item_produce,
                           .epoch_begin = dcd_item_epoch, .transposed = 1, .ctx = k };
@@ -1008,6 +1014,13 @@ static int rce_tasks(kd_distill *k, kd_sgd_task *tasks)
     return 2;
 }
 
+static int rce2_tasks(kd_distill *k, kd_sgd_task *tasks)
+{
+    rce_tasks(k, tasks);
+    tasks[2] = item_task(k);
+    return 3;
+}
+
 static int ce_tasks(kd_distill *k, kd_sgd_task *tasks)
 {
     uint32_t I = k->p.ce_sample ? k->p.M + k->p.ce_sample : k->d->n_items;
@@ -1030,6 +1043,10 @@ static void dcd_item_defaults(kd_distill_params *p) { dcd_defaults(p); p->kd_dec
  * the lists; lambda for SGD with per-interaction units (their 500 is for Adam) */
 static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 200; p->beta = 3; p->lambda = RCE_LAMBDA;
                                              p->kd_decay = 0; }
+
+/* rce on the user side plus dcd-item on the item side: rce's lists and weight, the item
+ * side's at item_lambda (dcd2's default) with dcd's lists (RCE2_ITEM_*) */
+static void rce2_defaults(kd_distill_params *p) { rce_defaults(p); }
 
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
 {
@@ -1092,6 +1109,15 @@ static int rce_prov(const kd_distill_params *p, kd_buf *b)
            kd_prov_f64(b, "tau", p->tau);
 }
 
+/* rce2's item side is dcd-item at dcd's list sizes and eps (fixed, named so the stage key
+ * and a reader see them) */
+static int rce2_prov(const kd_distill_params *p, kd_buf *b)
+{
+    return rce_prov(p, b) || kd_prov_f64(b, "item_lambda", p->item_lambda) ||
+           kd_prov_u64(b, "item_topk", RCE2_ITEM_K) || kd_prov_u64(b, "item_uninteresting", RCE2_ITEM_L) ||
+           kd_prov_u64(b, "item_topm", RCE2_ITEM_M) || kd_prov_f64(b, "eps", p->eps);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
@@ -1103,6 +1129,7 @@ const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
     [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks, 1 },
     [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks, 1 },
     [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks, 1 },
+    [KD_RCE2]       = { "rce2",       "lambda", rce2_defaults, rce2_prov,  rce2_prepare, rce2_tasks, 1 },
 };
 
 /* ---------------------------------------------------------------- setup */
@@ -1127,10 +1154,14 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
         return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
                              d->n_items);
     /* the item side's top-M users of an item: at most all users */
-    k->Mi = p->M < d->n_users ? p->M : d->n_users;
-    if ((p->method == KD_DCD_ITEM || p->method == KD_DCD2) && p->K > k->Mi)
+    uint32_t iM = p->method == KD_RCE2 ? RCE2_ITEM_M : p->M;
+    k->Mi = iM < d->n_users ? iM : d->n_users;
+    /* rce2's item-side K is no flag of the user's: capped like M, not refused */
+    k->iK = p->method == KD_RCE2 ? (RCE2_ITEM_K < k->Mi ? RCE2_ITEM_K : k->Mi) : p->K;
+    k->iL = p->method == KD_RCE2 ? RCE2_ITEM_L : p->L;
+    if ((p->method == KD_DCD_ITEM || p->method == KD_DCD2 || p->method == KD_RCE2) && k->iK > k->Mi)
         return kd_fail_usage(e, "need --topk <= users (%u) for the item side", d->n_users);
-    if (p->method == KD_RCE && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))
+    if ((p->method == KD_RCE || p->method == KD_RCE2) && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))
         return kd_fail_usage(e, "rce needs 1 <= --samples <= --topm <= %u", KD_PICK_MAX);
     if (kd_distill_check_refresh(p, e)) return -1;
     const kd_distill_method *row = &kd_distill_methods[p->method];

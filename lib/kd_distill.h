@@ -56,12 +56,16 @@
  *               Train items are excluded from every list (the authors' code keeps them).
  *               One unit per train interaction, on BPR's own draws (the authors add the
  *               term per batch entry: user u n_u times an epoch).
+ *   rce2        both sides: rce (its lists, weight λ) + λ_I·dcd-item (--item-lambda) at
+ *               dcd's default lists (K 20, L 20, M 100, ε): rce corrects each user's
+ *               ranking of items, dcd-item each item's ranking of users, a signal no user
+ *               side sees (kdrec's combination, not a published method).
  *
  * Every per-user term (rce: per-interaction) is a separate unit (one per user per epoch,
  * dcd-item's one per item) interleaved with the BPR units, with random numbers from (seed, epoch, user): bit-identical for any threads.
  * The stream tags are kd_rng.h's (enum kd_unit_stream, kd_draw).
  *
- * --refresh R (dcd, dcd-item, dcd2, rce; kd_distill_params.refresh): ranking the student
+ * --refresh R (dcd, dcd-item, dcd2, rce, rce2; kd_distill_params.refresh): ranking the student
  * is most of an epoch of these methods at benchmark scale (amazon-book: 70-80% of a dcd
  * epoch), so with R > 1 an epoch re-ranks only the rows r (users; items on the item side)
  * with r % R == epoch % R, and epoch 0 ranks them all.  A row's ranking is then up to R-1
@@ -85,7 +89,7 @@
 #include "kd_model.h"
 #include "kd_sgd.h"
 
-enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_DCD_ITEM, KD_DCD2, KD_RCE, KD_N_METHODS }; /* rows */
+enum kd_method { KD_MARGIN_MSE, KD_RD, KD_RRD, KD_CE, KD_DCD, KD_DCD_ITEM, KD_DCD2, KD_RCE, KD_RCE2, KD_N_METHODS }; /* rows */
 int kd_method_parse(const char *name); /* enum kd_method or -1 */
 
 /* margin-mse's term (--margin-loss; kd_distill_params.margin_loss) */
@@ -105,14 +109,14 @@ typedef struct kd_distill_params {
     double   eps;                /* dcd: discrepancy sensitivity */
     uint32_t ce_sample;          /* ce: 0 = exact over all items; S > 0 = the teacher's top-M
                                   * plus S uniform samples (a sampled softmax) */
-    double   item_lambda;        /* dcd2: weight of the item side */
+    double   item_lambda;        /* dcd2, rce2: weight of the item side */
     double   beta;               /* rce: sharpness of the mixing weight w = exp(-β·overlap) */
     int      kd_decay;           /* 1: weight decay on the distillation records' rows, as BPR's
                                   * (the older methods' default, kept so their models do not
-                                  * change); 0: none (rce, dcd-item, dcd2: at zero weight they
+                                  * change); 0: none (rce, rce2, dcd-item, dcd2: at zero weight they
                                   * train plain BPR's model bit for bit).  Provenance says
                                   * kd_decay=0 when off, nothing when on. */
-    uint32_t refresh;            /* dcd, dcd-item, dcd2, rce: re-rank the student's rows r with
+    uint32_t refresh;            /* dcd, dcd-item, dcd2, rce, rce2: re-rank the student's rows r with
                                   * r % refresh == epoch % refresh each epoch (all of them at
                                   * epoch 0), the others keep their last ranking; 1: every
                                   * row every epoch (the default, but dcd's is 4, chosen by
@@ -198,10 +202,12 @@ struct kd_distill {
     uint32_t *s_items;   /* dcd, rce: (n_users, M) the student's, re-ranked each epoch (--refresh R:
                           * a row every R epochs) */
     float    *s_scores;
-    /* item side (dcd-item, dcd2): the transposed train split (items x users, valid and test
-     * empty) and the teacher's and student's top-M users of each item, (n_items, Mi) */
+    /* item side (dcd-item, dcd2, rce2): the transposed train split (items x users, valid
+     * and test empty) and the teacher's and student's top-Mi users of each item, (n_items,
+     * Mi); its lists' K and L are iK, iL (dcd's own p.K, p.L; under rce2, whose p.K, p.L,
+     * p.M are rce's, dcd's defaults) */
     kd_dataset dT;
-    uint32_t  Mi;
+    uint32_t  Mi, iK, iL;
     uint32_t *ti_users, *si_users; /* si_users re-ranked as s_items */
     float    *ti_scores, *si_scores;
     /* rce: each user's lists of the epoch, (n_users, 2K+L) entries: item and membership

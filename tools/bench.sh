@@ -140,9 +140,11 @@ if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
     # (the student's or the teacher's rankings, the KD term), the fixed cost cancels; medians
     # of 3, wall clock in ns (time's 10 ms would be a third of a BPR epoch here).  An explicit
     # knob: the default (auto) would train one run per grid value.
-    # The floor of a method that ranks the student every epoch (dcd, dcd-item and rce once,
-    # dcd2 twice): those rankings' FLOPs (2 x users x items x 32 each) at numpy + OpenBLAS's
-    # 2-core sgemm rate measured above, plus one plain BPR epoch; of the others, BPR's epoch.
+    # The floor of a method that ranks the student (dcd-item and rce once an epoch, dcd2 and
+    # rce2 twice: users and items; dcd a quarter of the users, its --refresh 4 over epochs
+    # 1-8, which is what T9 - T1 measures): those rankings' FLOPs (2 x users x items x 32
+    # each) at numpy + OpenBLAS's 2-core sgemm rate measured above, plus one plain BPR epoch;
+    # of the others, BPR's epoch.
     "$BIN/kd-train" --no-early-stop -q --dim 64 --epochs 5 "$W/ab.kd" -o "$W/ab-t64.kd"
     cells=$("$BIN/kd-info" --json "$W/ab.kd" | sed 's/.*"name":"train","type":"csr","rows":\([0-9]*\),"cols":\([0-9]*\).*/\1 \2/')
     epoch_cost() { # LABEL RANKINGS TOOL ARGS...
@@ -156,16 +158,16 @@ if [ -s "$AB/train.txt" ] && [ -s "$AB/test.txt" ]; then
     {
         epoch_cost bpr 0 "$BIN/kd-train"
         epoch_cost margin-mse 0 "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method margin-mse --alpha 0.3
-        for m in rd rrd ce dcd rce dcd-item dcd2; do
-            case $m in dcd | rce | dcd-item) n=1 ;; dcd2) n=2 ;; *) n=0 ;; esac
+        for m in rd rrd ce dcd rce dcd-item dcd2 rce2; do
+            case $m in dcd) n=0.25 ;; rce | dcd-item) n=1 ;; dcd2 | rce2) n=2 ;; *) n=0 ;; esac
             epoch_cost $m $n "$BIN/kd-distill" --teacher "$W/ab-t64.kd" --method $m --lambda 0.3
         done
     } | awk -v sg="$SG2" -v cells="$cells" 'BEGIN { split(cells, c, " "); flop = 2 * c[1] * c[2] * 32 }
         NR == 1 { b = $3 }
         { f = $2 * flop / (sg > 0 ? sg : 1) / 1e9 + b
           printf "  %-10s %.3f s an epoch = %5.2fx plain BPR", $1, $3, (b > 0 ? $3 / b : 0)
-          if ($2) printf "; floor %.3f s (%d ranking%s of %.0f GFLOP at %s GFLOP/s + BPR), %.2fx it", f, $2,
-                         ($2 > 1 ? "s" : ""), flop / 1e9, sg, $3 / f
+          if ($2) printf "; floor %.3f s (%g ranking%s of %.0f GFLOP at %s GFLOP/s + BPR), %.2fx it", f, $2,
+                         ($2 != 1 ? "s" : ""), flop / 1e9, sg, $3 / f
           printf "\n" }'
 fi
 echo "== dataset generation and import"

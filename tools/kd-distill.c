@@ -1,5 +1,5 @@
 /* kd-distill: train a student MF model from a teacher: BPR on the dataset plus a
- * distillation term (margin-mse, rd, rrd, ce, dcd, dcd-item, dcd2, rce).  Reads the
+ * distillation term (margin-mse, rd, rrd, ce, dcd, dcd-item, dcd2, rce, rce2).  Reads the
  * dataset and the teacher (a model trained on it; several --teacher: their mean score, as
  * one concatenated model), writes the student; with --cache DIR a stage.
  *     kd-distill --teacher teacher.kd --method rrd --dim 16 data.kd -o student.kd */
@@ -59,6 +59,8 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              positions drawn by rank weight, plus the teacher's top-K items left);\n"
         "              one unit per train interaction: --topk K [%u], --samples L [%u],\n"
         "              --topm M [%u] (<= %u), --rank-temp T [%g], --beta B [%g], --tau T [%g]\n"
+        "  rce2        both sides: rce (its flags) + --item-lambda X [%g] x dcd-item at dcd's\n"
+        "              default lists (K %u, L %u, M 100) and --eps\n"
         "  --lambda X|auto  weight of the distillation term [auto]: auto trains one early-stopped\n"
         "              student per value of the grid (--auto-grid V,V,... [0,0.1,0.3,1]; margin-mse's\n"
         "              --alpha auto [0,0.25,0.5,1; mse 0,0.03,0.1,0.3]) and keeps the best on valid (a\n"
@@ -67,10 +69,10 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              literal loss at that weight.  Without a validation split: [1; rd 0.5; rce %g;\n"
         "              margin-mse alpha %g; mse %g]\n"
         "  --kd-decay 0|1  weight decay (--reg, --reg-bias) also on the rows the distillation\n"
-        "              records touch [1; rce, dcd-item, dcd2 0].  With 1, longer lists or more\n"
+        "              records touch [1; rce, rce2, dcd-item, dcd2 0].  With 1, longer lists or more\n"
         "              units regularise more, even at --lambda 0; with 0, --lambda 0 trains\n"
         "              kd-train's model bit for bit\n"
-        "  --refresh R  dcd, dcd-item, dcd2, rce: each epoch re-rank only the student's rows\n"
+        "  --refresh R  dcd, dcd-item, dcd2, rce, rce2: each epoch re-rank only the student's rows\n"
         "              (users; items on the item side) r with r %% R == epoch %% R (epochs from\n"
         "              0), all of them at epoch 0 [dcd 4, measured better at its defaults on\n"
         "              Last.fm and CiteULike, equal on synthetic data; others 1: every row every\n"
@@ -82,7 +84,7 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              ranking (rd --dynamic samples its ranks in each unit); provenance says\n"
         "              refresh=R when R > 1\n\n",
         prog, KD_MAX_TEACHERS, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L,
-        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, rce.lambda,
+        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, dcd.item_lambda, dcd.K, dcd.L, rce.lambda,
         KD_NO_VALID_ALPHA_SOFT, KD_NO_VALID_ALPHA, KD_REFRESH_MAX);
     kd_train_help(f, d);
     fprintf(f, "  -h, --help, --version\n");
@@ -213,7 +215,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         exit(KD_EXIT_USAGE);
     }
     if ((o->mi = kd_method_parse(o->method)) < 0) {
-        fprintf(stderr, "%s: --method: unknown method '%s' (margin-mse, rd, rrd, ce, dcd, dcd-item, dcd2, rce)\n", prog, o->method);
+        fprintf(stderr, "%s: --method: unknown method '%s' (margin-mse, rd, rrd, ce, dcd, dcd-item, dcd2, rce, rce2)\n", prog, o->method);
         exit(KD_EXIT_USAGE);
     }
     o->dp = kd_distill_defaults(o->mi);

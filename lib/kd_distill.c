@@ -357,10 +357,6 @@ KD_CLONES static double margin_records(void *ctx, const kd_model *m, const uint3
 
 #define RD_SAMPLES 32
 #define RCE_LAMBDA 1.0   /* rce's default weight (see rce_defaults) */
-/* rce2's item side: dcd-item's lists at its defaults (dcd_defaults' K and L, the common M) */
-#define RCE2_ITEM_K 20
-#define RCE2_ITEM_L 20
-#define RCE2_ITEM_M 100
 
 KD_CLONES static double rd_produce(void *ctx, const kd_model *m, uint64_t epoch, uint64_t unit, uint32_t *user,
                                    kd_rec *recs, void *scratch)
@@ -1045,7 +1041,7 @@ static void rce_defaults(kd_distill_params *p) { p->K = 50; p->L = 50; p->M = 20
                                              p->kd_decay = 0; }
 
 /* rce on the user side plus dcd-item on the item side: rce's lists and weight, the item
- * side's at item_lambda (dcd2's default) with dcd's lists (RCE2_ITEM_*) */
+ * side's at item_lambda (dcd2's default) with dcd-item's default lists (kd_distill_init) */
 static void rce2_defaults(kd_distill_params *p) { rce_defaults(p); }
 
 static int margin_prov(const kd_distill_params *p, kd_buf *b)
@@ -1113,9 +1109,10 @@ static int rce_prov(const kd_distill_params *p, kd_buf *b)
  * and a reader see them) */
 static int rce2_prov(const kd_distill_params *p, kd_buf *b)
 {
+    kd_distill_params item = kd_distill_defaults(KD_DCD_ITEM);
     return rce_prov(p, b) || kd_prov_f64(b, "item_lambda", p->item_lambda) ||
-           kd_prov_u64(b, "item_topk", RCE2_ITEM_K) || kd_prov_u64(b, "item_uninteresting", RCE2_ITEM_L) ||
-           kd_prov_u64(b, "item_topm", RCE2_ITEM_M) || kd_prov_f64(b, "eps", p->eps);
+           kd_prov_u64(b, "item_topk", item.K) || kd_prov_u64(b, "item_uninteresting", item.L) ||
+           kd_prov_u64(b, "item_topm", item.M) || kd_prov_f64(b, "eps", p->eps);
 }
 
 /* ---------------------------------------------------------------- the table */
@@ -1154,11 +1151,12 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
         return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
                              d->n_items);
     /* the item side's top-M users of an item: at most all users */
-    uint32_t iM = p->method == KD_RCE2 ? RCE2_ITEM_M : p->M;
-    k->Mi = iM < d->n_users ? iM : d->n_users;
-    /* rce2's item-side K is no flag of the user's: capped like M, not refused */
-    k->iK = p->method == KD_RCE2 ? (RCE2_ITEM_K < k->Mi ? RCE2_ITEM_K : k->Mi) : p->K;
-    k->iL = p->method == KD_RCE2 ? RCE2_ITEM_L : p->L;
+    /* rce2's item side: dcd-item's default lists (its p.K, p.L, p.M are rce's), whose K is
+     * no flag of the user's, so capped like M rather than refused */
+    kd_distill_params item = p->method == KD_RCE2 ? kd_distill_defaults(KD_DCD_ITEM) : *p;
+    k->Mi = item.M < d->n_users ? item.M : d->n_users;
+    k->iK = p->method == KD_RCE2 && item.K > k->Mi ? k->Mi : item.K;
+    k->iL = item.L;
     if ((p->method == KD_DCD_ITEM || p->method == KD_DCD2 || p->method == KD_RCE2) && k->iK > k->Mi)
         return kd_fail_usage(e, "need --topk <= users (%u) for the item side", d->n_users);
     if ((p->method == KD_RCE || p->method == KD_RCE2) && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))

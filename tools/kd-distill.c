@@ -60,7 +60,7 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              one unit per train interaction: --topk K [%u], --samples L [%u],\n"
         "              --topm M [%u] (<= %u), --rank-temp T [%g], --beta B [%g], --tau T [%g]\n"
         "  rce2        both sides: rce (its flags) + --item-lambda X [%g] x dcd-item at dcd's\n"
-        "              default lists (K %u, L %u, M 100) and --eps\n"
+        "              default lists (K %u, L %u, M %u) and --eps\n"
         "  --lambda X|auto  weight of the distillation term [auto]: auto trains one early-stopped\n"
         "              student per value of the grid (--auto-grid V,V,... [0,0.1,0.3,1]; margin-mse's\n"
         "              --alpha auto [0,0.25,0.5,1; mse 0,0.03,0.1,0.3]) and keeps the best on valid (a\n"
@@ -84,7 +84,7 @@ static void usage(FILE *f, const kd_train_opts *d)
         "              ranking (rd --dynamic samples its ranks in each unit); provenance says\n"
         "              refresh=R when R > 1\n\n",
         prog, KD_MAX_TEACHERS, m.temperature, rd.K, rd.rank_temp, rd.mu, r.K, r.L, r.M, m.tau, dcd.K, dcd.L,
-        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, dcd.item_lambda, dcd.K, dcd.L, rce.lambda,
+        dcd.M, dcd.eps, dcd.item_lambda, rce.K, rce.L, rce.M, KD_PICK_MAX, rce.rank_temp, rce.beta, rce.tau, dcd.item_lambda, dcd.K, dcd.L, dcd.M, rce.lambda,
         KD_NO_VALID_ALPHA_SOFT, KD_NO_VALID_ALPHA, KD_REFRESH_MAX);
     kd_train_help(f, d);
     fprintf(f, "  -h, --help, --version\n");

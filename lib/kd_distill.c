@@ -591,7 +591,8 @@ KD_CLONES static double dcd_item_produce(void *ctx, const kd_model *m, uint64_t 
     const kd_distill *k = ctx;
     uint32_t i = (uint32_t)unit, M = k->Mi;
     kd_model mt = transposed(m);
-    double lambda = k->p.method == KD_DCD_ITEM ? k->p.lambda : k->p.item_lambda; /* dcd2, rce2: its own */
+    /* read here, not at init: --lambda auto sets dcd-item's knob per trial */
+    double lambda = kd_distill_methods[k->p.method].item_side == KD_ITEM_MAIN ? k->p.lambda : k->p.item_lambda;
     return dcd_list(k, &mt, &k->dT, i, k->ti_users + (size_t)i * M, k->si_users + (size_t)i * M, M, k->iK, k->iL,
                     unit_key(k, epoch, KD_UNIT_DCD_ITEM, i), lambda, user, recs, scratch);
 }
@@ -1118,15 +1119,18 @@ static int rce2_prov(const kd_distill_params *p, kd_buf *b)
 /* ---------------------------------------------------------------- the table */
 
 const kd_distill_method kd_distill_methods[KD_N_METHODS] = {
-    [KD_MARGIN_MSE] = { "margin-mse", "alpha",  NULL,         margin_prov, NULL,         margin_tasks, 0 },
-    [KD_RD]         = { "rd",         "lambda", rd_defaults,  rd_prov,     teacher_topm, rd_tasks, 0 },
-    [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks, 0 },
-    [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks, 0 },
-    [KD_DCD]        = { "dcd",        "lambda", dcd_user_defaults, dcd_prov, teacher_topm, dcd_tasks, 1 },
-    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks, 1 },
-    [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks, 1 },
-    [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks, 1 },
-    [KD_RCE2]       = { "rce2",       "lambda", rce2_defaults, rce2_prov,  rce2_prepare, rce2_tasks, 1 },
+    [KD_MARGIN_MSE] = { "margin-mse", "alpha",  NULL,         margin_prov, NULL,         margin_tasks, 0, KD_ITEM_NONE, 0 },
+    [KD_RD]         = { "rd",         "lambda", rd_defaults,  rd_prov,     teacher_topm, rd_tasks, 0, KD_ITEM_NONE, 0 },
+    [KD_RRD]        = { "rrd",        "lambda", NULL,         rrd_prov,    teacher_topm, rrd_tasks, 0, KD_ITEM_NONE, 0 },
+    [KD_CE]         = { "ce",         "lambda", NULL,         ce_prov,     ce_prepare,   ce_tasks, 0, KD_ITEM_NONE, 0 },
+    [KD_DCD]        = { "dcd",        "lambda", dcd_user_defaults, dcd_prov, teacher_topm, dcd_tasks, 1, KD_ITEM_NONE, 0 },
+    [KD_DCD_ITEM]   = { "dcd-item",   "lambda", dcd_item_defaults, dcd_prov,  dcd_item_prepare, dcd_item_tasks, 1,
+                        KD_ITEM_MAIN, 0 },
+    [KD_DCD2]       = { "dcd2",       "lambda", dcd_item_defaults, dcd2_prov, dcd2_prepare, dcd2_tasks, 1,
+                        KD_ITEM_ADDED, 0 },
+    [KD_RCE]        = { "rce",        "lambda", rce_defaults, rce_prov,    rce_prepare,  rce_tasks, 1, KD_ITEM_NONE, 1 },
+    [KD_RCE2]       = { "rce2",       "lambda", rce2_defaults, rce2_prov,  rce2_prepare, rce2_tasks, 1,
+                        KD_ITEM_DEFAULTS, 1 },
 };
 
 /* ---------------------------------------------------------------- setup */
@@ -1150,19 +1154,18 @@ int kd_distill_init(kd_distill *k, const kd_distill_params *p, const kd_dataset 
     if (p->K == 0 || p->K > 1000 || p->L > 1000 || p->K > p->M)
         return kd_fail_usage(e, "need 1 <= --topk <= --topm <= items (%u), --topk and --uninteresting <= 1000",
                              d->n_items);
-    /* the item side's top-M users of an item: at most all users */
-    /* rce2's item side: dcd-item's default lists (its p.K, p.L, p.M are rce's), whose K is
-     * no flag of the user's, so capped like M rather than refused */
-    kd_distill_params item = p->method == KD_RCE2 ? kd_distill_defaults(KD_DCD_ITEM) : *p;
+    const kd_distill_method *row = &kd_distill_methods[p->method];
+    /* the item side's lists: KD_ITEM_DEFAULTS's are dcd-item's defaults, whose K is no flag
+     * of the user's, so capped like M (at most all users) rather than refused */
+    kd_distill_params item = row->item_side == KD_ITEM_DEFAULTS ? kd_distill_defaults(KD_DCD_ITEM) : *p;
     k->Mi = item.M < d->n_users ? item.M : d->n_users;
-    k->iK = p->method == KD_RCE2 && item.K > k->Mi ? k->Mi : item.K;
+    k->iK = row->item_side == KD_ITEM_DEFAULTS && item.K > k->Mi ? k->Mi : item.K;
     k->iL = item.L;
-    if ((p->method == KD_DCD_ITEM || p->method == KD_DCD2 || p->method == KD_RCE2) && k->iK > k->Mi)
+    if (row->item_side != KD_ITEM_NONE && k->iK > k->Mi)
         return kd_fail_usage(e, "need --topk <= users (%u) for the item side", d->n_users);
-    if ((p->method == KD_RCE || p->method == KD_RCE2) && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))
+    if (row->rce_lists && (p->M > KD_PICK_MAX || p->L == 0 || p->L > p->M))
         return kd_fail_usage(e, "rce needs 1 <= --samples <= --topm <= %u", KD_PICK_MAX);
     if (kd_distill_check_refresh(p, e)) return -1;
-    const kd_distill_method *row = &kd_distill_methods[p->method];
     return row->prepare ? row->prepare(k, e) : 0;
 }
 

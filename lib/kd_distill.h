@@ -177,6 +177,17 @@ typedef struct kd_distill_method {
     int  (*tasks)(kd_distill *k, kd_sgd_task *tasks);
     /* it ranks the student each epoch (dcd, dcd-item, dcd2, rce), so --refresh applies */
     int  ranks_student;
+    /* its item side, the lists of users per item (kd_distill_init sizes them and checks
+     * them against the users) */
+    enum kd_item_side {
+        KD_ITEM_NONE,     /* none */
+        KD_ITEM_MAIN,     /* dcd-item: its own --topk/--uninteresting/--topm, at --lambda */
+        KD_ITEM_ADDED,    /* dcd2: the same lists as its user side's, at --item-lambda */
+        KD_ITEM_DEFAULTS  /* rce2: dcd-item's default lists (its --topk etc. are its user
+                           * side's), at --item-lambda */
+    } item_side;
+    /* its user side is rce's sampled lists (rce, rce2): --samples and --topm checked */
+    int  rce_lists;
 } kd_distill_method;
 
 extern const kd_distill_method kd_distill_methods[KD_N_METHODS];
@@ -204,8 +215,7 @@ struct kd_distill {
     float    *s_scores;
     /* item side (dcd-item, dcd2, rce2): the transposed train split (items x users, valid
      * and test empty) and the teacher's and student's top-Mi users of each item, (n_items,
-     * Mi); its lists' K and L are iK, iL (dcd's own p.K, p.L; under rce2, whose p.K, p.L,
-     * p.M are rce's, dcd's defaults) */
+     * Mi); its lists' K and L are iK, iL (the method row's item_side says whose) */
     kd_dataset dT;
     uint32_t  Mi, iK, iL;
     uint32_t *ti_users, *si_users; /* si_users re-ranked as s_items */
